@@ -1,0 +1,202 @@
+"""Find the <Autotask> token in decoded mail text and read it into an AtesToken. Pure.
+
+The token is read with xmltodict (entities disabled). Real alert templates produce tokens that
+are not quite XML (typographic quotes, a bare "&" in a value, element names in another case),
+so those are repaired first; a token that still does not parse is read element by element
+with a small attribute scanner. DTDs and entity declarations are refused outright.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass, field
+from xml.parsers.expat import ExpatError
+
+import xmltodict
+
+from poller.errors import TokenInvalid, TokenMissing
+
+MAX_TOKEN_CHARS = 64 * 1024
+
+# canonical spelling → how the value is carried
+TEXT_ELEMENTS = ("TicketNumber",)
+NAME_ELEMENTS = ("ID", "PW", "Customer", "Email", "Contact", "SubIssue")
+SOURCED_ELEMENTS = ("CustomerID", "DeviceID", "DeviceGUID", "AlertID", "TicketID")
+CANONICAL = {name.lower(): name for name in (*TEXT_ELEMENTS, *NAME_ELEMENTS, *SOURCED_ELEMENTS)}
+
+_TOKEN_RE = re.compile(r"<\s*autotask\b[^>]*>.*?<\s*/\s*autotask\s*>", re.IGNORECASE | re.DOTALL)
+_OPEN_RE = re.compile(r"<\s*autotask\b", re.IGNORECASE)
+_DTD_RE = re.compile(r"<!\s*(DOCTYPE|ENTITY|ELEMENT|ATTLIST)", re.IGNORECASE)
+_BARE_AMP_RE = re.compile(r"&(?!(?:amp|lt|gt|quot|apos|#\d{1,7}|#x[0-9a-fA-F]{1,6});)")
+_QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"', "″": '"', "‘": "'", "’": "'", "‚": "'"})
+_BR_RE = re.compile(r"<\s*br\s*/?\s*>|<\s*/\s*(p|div|tr|li)\s*>", re.IGNORECASE)
+_TAG_RE = re.compile(r"<[^<>]*>")
+_ELEMENT_RE = re.compile(r"<\s*([A-Za-z][\w.-]*)((?:\s+[^<>]*?)?)\s*(/?)\s*>")
+_ATTR_RE = re.compile(r"([A-Za-z_][\w.-]*)\s*=\s*(?:\"([^\"]*)\"|'([^']*)')")
+
+
+@dataclass(frozen=True)
+class Sourced:
+    """A managed-services element: the partner application (source) and its value."""
+
+    source: str
+    value: str
+
+
+@dataclass(frozen=True)
+class AtesToken:
+    """The fields of one ATES token; absent elements are None. The PW never appears in repr."""
+
+    pw: str = field(repr=False)
+    id: str | None = None
+    customer: str | None = None
+    email: str | None = None
+    contact: str | None = None
+    sub_issue: str | None = None
+    ticket_number: str | None = None
+    customer_id: Sourced | None = None
+    device_id: Sourced | None = None
+    device_guid: Sourced | None = None
+    alert_id: Sourced | None = None
+    ticket_id: Sourced | None = None
+    non_canonical: tuple[str, ...] = ()
+
+    def public(self) -> dict[str, object]:
+        """Return the token as a JSON-ready dict without the PW."""
+        out: dict[str, object] = {}
+        for name in ("id", "customer", "email", "contact", "sub_issue", "ticket_number"):
+            out[name] = getattr(self, name)
+        for name in ("customer_id", "device_id", "device_guid", "alert_id", "ticket_id"):
+            value = getattr(self, name)
+            out[name] = None if value is None else {"source": value.source, "value": value.value}
+        return out
+
+
+@dataclass(frozen=True)
+class Located:
+    """Where the token sits: its XML text and the body text above it."""
+
+    xml: str
+    above: str
+
+
+def locate(text: str, html_body: str) -> Located:
+    """Return the last token in the text part, else in the HTML part; raise TokenMissing."""
+    for candidate in (text, html_body, _html_to_text(html_body) if html_body else ""):
+        if candidate and _OPEN_RE.search(candidate):
+            matches = list(_TOKEN_RE.finditer(candidate))
+            if not matches:
+                raise TokenInvalid("the <Autotask> token is not closed by </Autotask>")
+            match = matches[-1]  # ATES reads the token at the end of the body: the last one wins
+            above = candidate[: match.start()]
+            if candidate is html_body:
+                above = _html_to_text(above)
+            return Located(xml=match.group(0), above=above)
+    raise TokenMissing("no <Autotask> token in the mail")
+
+
+def _html_to_text(markup: str) -> str:
+    """Render HTML to plain text well enough to find an escaped token and the text above it."""
+    text = _BR_RE.sub("\n", markup)
+    text = _TAG_RE.sub("", text)
+    return html.unescape(text).replace("\xa0", " ")
+
+
+def parse_token(xml: str) -> AtesToken:
+    """Read one <Autotask>…</Autotask> fragment; raise TokenInvalid with a readable reason."""
+    if len(xml) > MAX_TOKEN_CHARS:
+        raise TokenInvalid(f"the token is {len(xml)} characters long (limit {MAX_TOKEN_CHARS})")
+    if _DTD_RE.search(xml):
+        raise TokenInvalid("the token contains a DTD or entity declaration, which is not allowed")
+    repaired = _BARE_AMP_RE.sub("&amp;", xml.translate(_QUOTES))
+    try:
+        elements = _elements_from_xml(repaired)
+    except (ExpatError, ValueError):
+        elements = _elements_from_scan(repaired)
+    return _build(elements)
+
+
+def _elements_from_xml(xml: str) -> list[tuple[str, dict[str, str]]]:
+    tree = xmltodict.parse(xml, disable_entities=True)
+    (root,) = tree.values()
+    if root is None:
+        return []
+    if not isinstance(root, dict):
+        raise ValueError("token root holds text, not elements")
+    elements: list[tuple[str, dict[str, str]]] = []
+    for name, value in root.items():
+        if name.startswith("@"):
+            continue
+        for item in value if isinstance(value, list) else [value]:
+            if item is None:
+                attrs = {}
+            elif isinstance(item, str):
+                attrs = {"#text": item}
+            else:
+                attrs = {k: v or "" for k, v in item.items() if isinstance(v, str | None)}
+            elements.append((name, attrs))
+    return elements
+
+
+def _elements_from_scan(xml: str) -> list[tuple[str, dict[str, str]]]:
+    """Read elements one by one when the token is not well-formed XML."""
+    elements: list[tuple[str, dict[str, str]]] = []
+    for match in _ELEMENT_RE.finditer(xml):
+        name, attr_text, self_closing = match.groups()
+        if name.lower() == "autotask":
+            continue
+        attrs = {f"@{m.group(1)}": html.unescape(m.group(2) if m.group(2) is not None
+                                                  else m.group(3))
+                 for m in _ATTR_RE.finditer(attr_text)}
+        if not self_closing:
+            close = re.compile(rf"<\s*/\s*{re.escape(name)}\s*>", re.IGNORECASE)
+            end = close.search(xml, match.end())
+            if end:
+                attrs["#text"] = html.unescape(xml[match.end():end.start()])
+        elements.append((name, attrs))
+    return elements
+
+
+def _build(elements: list[tuple[str, dict[str, str]]]) -> AtesToken:
+    values: dict[str, object] = {}
+    non_canonical: list[str] = []
+    for raw_name, raw_attrs in elements:
+        canonical = CANONICAL.get(raw_name.lower())
+        if canonical is None or canonical in values:
+            continue  # unknown elements are extensions; a repeated element keeps its first value
+        if raw_name != canonical:
+            non_canonical.append(raw_name)
+        attrs = {k.lower(): v.strip() for k, v in raw_attrs.items()}
+        if canonical in TEXT_ELEMENTS:
+            value = attrs.get("#text") or attrs.get("@name")
+            if value:
+                values[canonical] = value
+        elif canonical in NAME_ELEMENTS:
+            if attrs.get("@name"):
+                values[canonical] = attrs["@name"]
+        else:
+            value, source = attrs.get("@name"), attrs.get("@source")
+            if not value:
+                continue
+            if not source:
+                raise TokenInvalid(f"<{canonical}> has no source attribute")
+            values[canonical] = Sourced(source=source, value=value)
+    pw = values.get("PW")
+    if not pw:
+        raise TokenInvalid("the token has no <PW name=…/>")
+    return AtesToken(
+        pw=pw,
+        id=values.get("ID"),
+        customer=values.get("Customer"),
+        email=values.get("Email"),
+        contact=values.get("Contact"),
+        sub_issue=values.get("SubIssue"),
+        ticket_number=values.get("TicketNumber"),
+        customer_id=values.get("CustomerID"),
+        device_id=values.get("DeviceID"),
+        device_guid=values.get("DeviceGUID"),
+        alert_id=values.get("AlertID"),
+        ticket_id=values.get("TicketID"),
+        non_canonical=tuple(non_canonical),
+    )

@@ -1,0 +1,131 @@
+"""Command line: `poller [--config PATH] COMMAND`. The only place that decides exit codes.
+
+Exit codes: 0 done; 1 done, but some mail's mailbox step is left for the next pass;
+2 bad settings, arguments or import file; 3 mailbox or database unavailable, or login refused;
+4 unexpected error (a bug: please report it with the log).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from poller import __version__
+from poller.errors import ConfigError, ImportFileError, MailboxError, StoreError
+
+logger = logging.getLogger("poller")
+
+EXIT_OK, EXIT_PENDING, EXIT_CONFIG, EXIT_UNAVAILABLE, EXIT_BUG = 0, 1, 2, 3, 4
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per log line, for log shippers."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def setup_logging(verbosity: int, log_format: str) -> None:
+    level = {-1: logging.WARNING, 0: logging.INFO}.get(verbosity, logging.DEBUG)
+    handler = logging.StreamHandler(sys.stderr)
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    if verbosity < 2:
+        logging.getLogger("imapclient").setLevel(logging.WARNING)
+        logging.getLogger("peewee").setLevel(logging.WARNING)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="poller",
+        description="Turn ATES-token alert mail in an IMAP mailbox into tickets.",
+        epilog="Exit codes: 0 done, 1 mail left for next pass, 2 bad settings or input, "
+               "3 mailbox/database unavailable, 4 unexpected error.",
+    )
+    parser.add_argument("--config", default=os.environ.get("POLLER_CONFIG", "settings.ini"),
+                        help="settings file (default: $POLLER_CONFIG or ./settings.ini)")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="more logging (-vv also traces IMAP, without passwords)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    parser.add_argument("--log-format", choices=("text", "json"), default="text")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    commands.add_parser("once", help="one pass over the mailbox (for cron)",
+                        description="Fetch new mail once, make or update tickets, then flag or "
+                                    "move each mail. Example: poller --config /etc/poller.ini once")
+
+    imp = commands.add_parser("import", help="import organizations, devices or contacts from CSV",
+                              description="Import the directory from CSV. Importing the same file "
+                                          "twice changes nothing. Example: poller import "
+                                          "organizations orgs.csv")
+    imp.add_argument("kind", choices=("organizations", "devices", "contacts"))
+    imp.add_argument("file", type=Path)
+
+    lst = commands.add_parser("tickets", help="list tickets",
+                              description="List tickets. Example: poller tickets --status New")
+    lst.add_argument("--status", choices=("New", "Complete"))
+    lst.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    one = commands.add_parser("ticket", help="show one ticket with its notes",
+                              description="Show one ticket. Example: poller ticket T20261127.0001")
+    one.add_argument("number")
+    one.add_argument("--json", action="store_true")
+
+    msgs = commands.add_parser("messages", help="show the processed-mail log",
+                               description="Show what happened to each mail. Example: "
+                                           "poller messages --outcome quarantined")
+    msgs.add_argument("--outcome", choices=("created", "appended", "completed", "skipped",
+                                            "quarantined", "duplicate"))
+    msgs.add_argument("--json", action="store_true")
+
+    prs = commands.add_parser("parse", help="show what the worker would do with a mail file",
+                              description="Extract the token and show the decision for one .eml "
+                                          "file, without changing the store or any mailbox. "
+                                          "Example: poller parse alert.eml")
+    prs.add_argument("file", type=Path)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit code."""
+    args = build_parser().parse_args(argv)
+    setup_logging(-1 if args.quiet else args.verbose, args.log_format)
+    from poller import commands  # imported late so --help and --version stay fast
+
+    try:
+        return commands.run(args)
+    except ConfigError as exc:
+        print(f"poller: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except ImportFileError as exc:
+        print(f"poller: import error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except (MailboxError, StoreError) as exc:
+        print(f"poller: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except KeyboardInterrupt:
+        print("poller: interrupted", file=sys.stderr)
+        return EXIT_OK
+    except Exception:  # noqa: BLE001 - the last line of defence: log it, exit 4
+        logger.exception("unexpected error in poller %s; please report this with the log",
+                         __version__)
+        return EXIT_BUG

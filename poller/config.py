@@ -1,0 +1,292 @@
+"""settings.ini (plus POLLER_<SECTION>_<KEY> environment overrides) → frozen, validated Settings."""
+
+from __future__ import annotations
+
+import configparser
+import os
+import re
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+from poller.errors import ConfigError
+
+DEFAULT_CONFIG = "settings.ini"
+MASK = "********"
+CRITERIA = ("alert_id", "external_ticket_id", "ticket_number")
+
+
+@dataclass(frozen=True)
+class ImapSettings:
+    host: str
+    username: str
+    password: str = field(repr=False)
+    port: int = 993
+    security: str = "ssl"
+    folder: str = "INBOX"
+    cafile: str | None = None
+    verify: bool = True
+    timeout: float = 30.0
+    search: str = "UNSEEN"
+    fetch_chunk: int = 200
+
+
+@dataclass(frozen=True)
+class MailboxSettings:
+    on_success: str = "flag"
+    processed_folder: str = "Processed"
+    quarantine_folder: str = "Quarantine"
+    on_no_token: str = "leave"
+    no_token_folder: str = "No token"
+    keyword: str = "$AtesProcessed"
+
+
+@dataclass(frozen=True)
+class AtesSettings:
+    passwords: tuple[str, ...] = field(repr=False)
+    id: str | None = None
+    local_organization: str = "Local organization"
+
+
+@dataclass(frozen=True)
+class DuplicateSettings:
+    criteria: tuple[str, ...] = ("alert_id", "external_ticket_id", "ticket_number")
+    action: str = "note"
+    clear_pattern: str = r"(?i)\b(clear(ed)?|resolved|recovery|ok)\b"
+
+
+@dataclass(frozen=True)
+class LimitSettings:
+    max_message_bytes: int = 30 * 1024 * 1024
+    max_attachment_bytes: int = 10 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    url: str = "sqlite:///tickets.db"
+    attachments_dir: str | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    imap: ImapSettings
+    mailbox: MailboxSettings
+    ates: AtesSettings
+    duplicates: DuplicateSettings
+    limits: LimitSettings
+    database: DatabaseSettings
+    source: str = ""
+
+    def redacted(self) -> dict[str, dict[str, object]]:
+        """Return the effective settings as nested dicts, secrets replaced by a mask."""
+        out: dict[str, dict[str, object]] = {}
+        for section in fields(self):
+            value = getattr(self, section.name)
+            if not hasattr(value, "__dataclass_fields__"):
+                continue
+            out[section.name] = {
+                f.name: (MASK if f.name in ("password", "passwords") else getattr(value, f.name))
+                for f in fields(value)
+            }
+        return out
+
+
+class _Section:
+    """Typed access to one INI section, with environment overrides and precise errors."""
+
+    def __init__(self, parser: configparser.ConfigParser, name: str, environ: dict[str, str]):
+        self.name = name
+        self._values = dict(parser[name]) if parser.has_section(name) else {}
+        prefix = f"POLLER_{name.upper()}_"
+        for key, value in environ.items():
+            if key.startswith(prefix):
+                self._values[key[len(prefix):].lower()] = value
+
+    def _fail(self, key: str, problem: str) -> ConfigError:
+        return ConfigError(f"[{self.name}] {key}: {problem}")
+
+    def str(self, key: str, default: str | None = None, *, required: bool = False) -> str | None:
+        value = self._values.get(key, "").strip()
+        if value:
+            return value
+        if required:
+            raise self._fail(key, "is required")
+        return default
+
+    def choice(self, key: str, choices: tuple[str, ...], default: str) -> str:
+        value = (self.str(key) or default).lower()
+        if value not in choices:
+            raise self._fail(key, f"must be one of {', '.join(choices)}, not {value!r}")
+        return value
+
+    def int(self, key: str, default: int, minimum: int = 0) -> int:
+        raw = self.str(key)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise self._fail(key, f"expected a whole number, got {raw!r}") from None
+        if value < minimum:
+            raise self._fail(key, f"must be at least {minimum}, got {value}")
+        return value
+
+    def float(self, key: str, default: float) -> float:
+        raw = self.str(key)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise self._fail(key, f"expected a number, got {raw!r}") from None
+        if value <= 0:
+            raise self._fail(key, f"must be positive, got {raw}")
+        return value
+
+    def bool(self, key: str, default: bool) -> bool:
+        raw = self.str(key)
+        if raw is None:
+            return default
+        lowered = raw.lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise self._fail(key, f"expected true or false, got {raw!r}")
+
+    def secret(self, key: str, *, base: Path) -> str:
+        """Return KEY, or the first line of the file named by KEY_file; one of them is required."""
+        value = self.str(key)
+        if value:
+            return value
+        path_value = self.str(f"{key}_file")
+        if not path_value:
+            raise self._fail(key, f"is required (or set {key}_file)")
+        path = Path(os.path.expandvars(path_value))
+        if not path.is_absolute():
+            path = base / path
+        try:
+            text = path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise self._fail(f"{key}_file", f"cannot read {path}: {exc.strerror}") from None
+        if not text:
+            raise self._fail(f"{key}_file", f"{path} is empty")
+        return text
+
+
+def _split(value: str | None) -> tuple[str, ...]:
+    return tuple(part.strip() for part in (value or "").split(",") if part.strip())
+
+
+def load_settings(path: str | os.PathLike[str], environ: dict[str, str] | None = None) -> Settings:
+    """Read and validate settings.ini; raise ConfigError naming the first bad section and key."""
+    environ = dict(os.environ if environ is None else environ)
+    path = Path(path)
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        with path.open(encoding="utf-8") as handle:
+            parser.read_file(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: settings file not found (use --config PATH)") from None
+    except (OSError, UnicodeDecodeError, configparser.Error) as exc:
+        raise ConfigError(f"{path}: cannot read settings: {exc}") from None
+
+    def section(name: str) -> _Section:
+        return _Section(parser, name, environ)
+
+    base = path.resolve().parent
+    imap = section("imap")
+    security = imap.choice("security", ("ssl", "starttls", "none"), "ssl")
+    imap_settings = ImapSettings(
+        host=imap.str("host", required=True),
+        port=imap.int("port", 993 if security == "ssl" else 143, minimum=1),
+        security=security,
+        username=imap.str("username", required=True),
+        password=imap.secret("password", base=base),
+        folder=imap.str("folder", "INBOX"),
+        cafile=imap.str("cafile"),
+        verify=imap.bool("verify", True),
+        timeout=imap.float("timeout", 30.0),
+        search=imap.str("search", "UNSEEN"),
+        fetch_chunk=imap.int("fetch_chunk", 200, minimum=1),
+    )
+    if imap_settings.cafile and not Path(imap_settings.cafile).is_file():
+        raise ConfigError(f"[imap] cafile: {imap_settings.cafile} does not exist")
+
+    mbox = section("mailbox")
+    mailbox = MailboxSettings(
+        on_success=mbox.choice("on_success", ("flag", "move"), "flag"),
+        processed_folder=mbox.str("processed_folder", "Processed"),
+        quarantine_folder=mbox.str("quarantine_folder", "Quarantine"),
+        on_no_token=mbox.choice("on_no_token", ("leave", "move"), "leave"),
+        no_token_folder=mbox.str("no_token_folder", "No token"),
+        keyword=mbox.str("keyword", "$AtesProcessed"),
+    )
+    if not re.fullmatch(r"[!#$%&'*+\-.0-9A-Z^_`a-z|~]+", mailbox.keyword):
+        raise ConfigError(f"[mailbox] keyword: {mailbox.keyword!r} is not a valid IMAP keyword")
+    if mailbox.quarantine_folder == imap_settings.folder:
+        raise ConfigError("[mailbox] quarantine_folder: must differ from [imap] folder")
+
+    ates = section("ates")
+    passwords = _split(ates.secret("password", base=base))
+    ates_settings = AtesSettings(
+        passwords=passwords,
+        id=ates.str("id"),
+        local_organization=ates.str("local_organization", "Local organization"),
+    )
+
+    dup = section("duplicates")
+    criteria = _split(dup.str("criteria", ",".join(CRITERIA)).lower())
+    unknown = [c for c in criteria if c not in CRITERIA]
+    if unknown:
+        raise ConfigError(
+            f"[duplicates] criteria: unknown {', '.join(unknown)} (use any of {', '.join(CRITERIA)})"
+        )
+    clear_pattern = dup.str("clear_pattern", DuplicateSettings.clear_pattern)
+    try:
+        re.compile(clear_pattern)
+    except re.error as exc:
+        raise ConfigError(f"[duplicates] clear_pattern: not a valid regex: {exc}") from None
+    duplicates = DuplicateSettings(
+        criteria=criteria,
+        action=dup.choice("action", ("note", "new"), "note"),
+        clear_pattern=clear_pattern,
+    )
+
+    lim = section("limits")
+    limits = LimitSettings(
+        max_message_bytes=lim.int("max_message_bytes", LimitSettings.max_message_bytes, 1024),
+        max_attachment_bytes=lim.int("max_attachment_bytes", LimitSettings.max_attachment_bytes),
+    )
+
+    db = section("database")
+    url = db.str("url", "sqlite:///tickets.db")
+    database = DatabaseSettings(url=_resolve_sqlite_url(url, base), attachments_dir=db.str(
+        "attachments_dir"))
+    if not re.match(r"^[a-z][a-z0-9+]*://", url):
+        raise ConfigError(
+            f"[database] url: {url!r} is not a database URL "
+            "(e.g. sqlite:///relative/path.db or sqlite:////absolute/path.db)"
+        )
+
+    return Settings(
+        imap=imap_settings,
+        mailbox=mailbox,
+        ates=ates_settings,
+        duplicates=duplicates,
+        limits=limits,
+        database=database,
+        source=str(path),
+    )
+
+
+def _resolve_sqlite_url(url: str, base: Path) -> str:
+    """Anchor a relative SQLite path at the settings file's folder, not the current directory."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix + ":memory:":
+        return prefix + str(base / url[len(prefix):])
+    return url
+
+
+def with_overrides(settings: Settings, **sections: object) -> Settings:
+    """Return a copy of settings with whole sections replaced (used by tests and tools)."""
+    return replace(settings, **sections)

@@ -1,0 +1,53 @@
+"""The exception hierarchy. Each error is raised by one layer and handled by the next one up.
+
+PollerError
+├── ConfigError          config: names section and key; raised before any I/O (exit 2)
+├── MessageError         message/token: expected, per mail; the mail is quarantined
+│   ├── TokenMissing
+│   └── TokenInvalid     bad XML, DTD/entity declarations, missing field
+├── MailboxError         mailbox: imapclient/socket/ssl errors translated once
+│   ├── MailboxUnavailable  transient: retried, then the pass aborts (exit 3)
+│   └── MailboxAuthError    permanent: wrong password, untrusted certificate (exit 3)
+├── StoreError           store: database unusable (exit 3)
+└── ImportFileError      importer: a bad CSV row, with its line number (exit 2)
+"""
+
+
+class PollerError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class ConfigError(PollerError):
+    """A setting is missing or invalid; the message names the section and key."""
+
+
+class MessageError(PollerError):
+    """A mail cannot be turned into a ticket; the message is the quarantine reason."""
+
+
+class TokenMissing(MessageError):
+    """The mail carries no <Autotask> token."""
+
+
+class TokenInvalid(MessageError):
+    """The mail carries a token that cannot be read safely or completely."""
+
+
+class MailboxError(PollerError):
+    """An IMAP operation failed."""
+
+
+class MailboxUnavailable(MailboxError):
+    """The server could not be reached or dropped the connection; worth retrying."""
+
+
+class MailboxAuthError(MailboxError):
+    """Login or certificate verification failed; retrying will not help."""
+
+
+class StoreError(PollerError):
+    """The ticket database cannot be opened or written."""
+
+
+class ImportFileError(PollerError):
+    """A directory CSV file has a bad header or row."""

@@ -1,0 +1,174 @@
+"""The IMAP side: connect, search, fetch with PEEK, flag and move, by UID only.
+
+Every imapclient, socket and ssl error is translated here, once, into a MailboxError subclass.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
+
+from poller.config import ImapSettings
+from poller.errors import MailboxAuthError, MailboxError, MailboxUnavailable
+
+logger = logging.getLogger(__name__)
+
+SEEN = b"\\Seen"
+DELETED = b"\\Deleted"
+
+
+def ssl_context(settings: ImapSettings) -> ssl.SSLContext:
+    """Return the TLS context: system trust store or [imap] cafile; no verification if asked."""
+    context = ssl.create_default_context(cafile=settings.cafile)
+    if not settings.verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+@contextmanager
+def translated(what: str) -> Iterator[None]:
+    """Run an IMAP step, re-raising lower-layer errors as MailboxError subclasses."""
+    try:
+        yield
+    except MailboxError:
+        raise
+    except LoginError:
+        raise MailboxAuthError(f"{what}: the server refused the login; check [imap] username "
+                               "and password") from None
+    except ssl.SSLCertVerificationError as exc:
+        raise MailboxAuthError(
+            f"{what}: the server's certificate is not trusted ({exc.verify_message}); "
+            "set [imap] cafile to the CA that signed it"
+        ) from None
+    except IMAPClientAbortError as exc:
+        raise MailboxUnavailable(f"{what}: the server closed the connection: {exc}") from None
+    except TimeoutError:
+        raise MailboxUnavailable(f"{what}: timed out") from None
+    except (ssl.SSLError, ConnectionError, EOFError, OSError) as exc:
+        raise MailboxUnavailable(f"{what}: {type(exc).__name__}: {exc}") from None
+    except IMAPClientError as exc:
+        raise MailboxError(f"{what}: {exc}") from None
+
+
+class Mailbox:
+    """One logged-in IMAP connection. Use as a context manager; logs out on exit."""
+
+    def __init__(self, settings: ImapSettings):
+        self.settings = settings
+        self.client: IMAPClient | None = None
+        self._folders: set[str] = set()
+
+    def __enter__(self) -> Mailbox:
+        self.connect()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def connect(self) -> None:
+        """Open the connection (TLS as configured) and log in."""
+        s = self.settings
+        where = f"IMAP {s.host}:{s.port}"
+        with translated(f"connecting to {where}"):
+            context = ssl_context(s) if s.security != "none" else None
+            client = IMAPClient(s.host, port=s.port, ssl=s.security == "ssl",
+                                ssl_context=context, timeout=s.timeout)
+            try:
+                if s.security == "starttls":
+                    # Never fall back to plaintext: a failed STARTTLS ends the connection.
+                    if b"STARTTLS" not in client.capabilities():
+                        raise MailboxAuthError(f"{where} does not offer STARTTLS; "
+                                               "use security = ssl, or none on a trusted network")
+                    client.starttls(context)
+                client.login(s.username, s.password)
+            except BaseException:
+                client.shutdown()
+                raise
+        self.client = client
+        logger.debug("logged in to %s as %s", where, s.username)
+
+    def close(self) -> None:
+        """Log out; a connection that is already broken is just dropped."""
+        client, self.client = self.client, None
+        if client is None:
+            return
+        try:
+            client.logout()
+        except (IMAPClientError, OSError):
+            client.shutdown()
+
+    def _client(self) -> IMAPClient:
+        if self.client is None:
+            raise MailboxUnavailable("not connected")
+        return self.client
+
+    def select(self, folder: str) -> int:
+        """Select folder read-write; return its UIDVALIDITY."""
+        with translated(f"selecting {folder!r}"):
+            info = self._client().select_folder(folder)
+        return int(info[b"UIDVALIDITY"])
+
+    def ensure_folder(self, folder: str) -> None:
+        """Create folder unless it exists."""
+        if folder in self._folders:
+            return
+        with translated(f"creating folder {folder!r}"):
+            client = self._client()
+            if not client.folder_exists(folder):
+                client.create_folder(folder)
+                logger.info("created IMAP folder %r", folder)
+        self._folders.add(folder)
+
+    def search(self, criteria: str) -> list[int]:
+        """Return the UIDs matching an IMAP search (e.g. 'UNSEEN'), lowest first, skipping \\Deleted."""
+        with translated(f"searching {criteria!r}"):
+            uids = self._client().search(f"{criteria} NOT DELETED")
+        return sorted(uids)
+
+    def sizes(self, uids: list[int]) -> dict[int, int]:
+        """Return RFC822.SIZE for each UID that still exists."""
+        out: dict[int, int] = {}
+        for chunk in _chunks(uids, 1000):
+            with translated("fetching sizes"):
+                data = self._client().fetch(chunk, [b"RFC822.SIZE"])
+            out.update({uid: int(item[b"RFC822.SIZE"]) for uid, item in data.items()
+                        if b"RFC822.SIZE" in item})
+        return out
+
+    def fetch(self, uids: list[int]) -> dict[int, bytes]:
+        """Return the raw bytes of each UID, fetched with BODY.PEEK[] so no flag changes."""
+        with translated("fetching mail"):
+            data = self._client().fetch(uids, [b"BODY.PEEK[]"])
+        return {uid: item[b"BODY[]"] for uid, item in data.items() if b"BODY[]" in item}
+
+    def flag(self, uids: list[int], keyword: str) -> None:
+        """Mark the UIDs \\Seen and tag them with keyword."""
+        with translated("flagging mail"):
+            self._client().add_flags(uids, [SEEN, keyword.encode("ascii")], silent=True)
+
+    def move(self, uids: list[int], folder: str) -> None:
+        """Move UIDs to folder: MOVE, else COPY + \\Deleted + UID EXPUNGE of just those UIDs."""
+        self.ensure_folder(folder)
+        with translated(f"moving mail to {folder!r}"):
+            client = self._client()
+            capabilities = client.capabilities()
+            if b"MOVE" in capabilities:
+                client.move(uids, folder)
+                return
+            client.copy(uids, folder)
+            client.add_flags(uids, [DELETED], silent=True)
+            # Without UIDPLUS an EXPUNGE would also remove mail others marked \Deleted,
+            # so the originals are left flagged instead.
+            if b"UIDPLUS" in capabilities:
+                client.uid_expunge(uids)
+
+
+def _chunks(items: list[int], size: int) -> Iterator[list[int]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]

@@ -1,0 +1,258 @@
+"""The ticket store: opening the database, the look-ups the rules make, and the processed-mail log.
+
+Ticket writes live in poller.tickets; both work on the same peewee database bound here.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import peewee
+from playhouse import db_url
+
+from poller.errors import StoreError
+from poller.models import (
+    MODELS,
+    STATUS_COMPLETE,
+    Contact,
+    Device,
+    Organization,
+    ProcessedMessage,
+    Ticket,
+    UdfDefinition,
+    UdfValue,
+    database,
+)
+from poller.rules import ContactMatch, DeviceMatch, TicketRef
+
+logger = logging.getLogger(__name__)
+
+SQLITE_PRAGMAS = {
+    "journal_mode": "wal",
+    "foreign_keys": 1,
+    # WAL + NORMAL survives a killed process; only a power loss may lose the last commit.
+    "synchronous": "normal",
+    "busy_timeout": 10000,
+    "cache_size": -16000,
+}
+UDF_KINDS = {
+    "Customer ID": "organization",
+    "Device ID": "device",
+    "Agent GUID": "device",
+    "Alert ID": "ticket",
+    "Ticket ID": "ticket",
+}
+
+
+def iso(moment: datetime) -> str:
+    """Return an aware datetime as ISO-8601 UTC text, the one timestamp format of the schema."""
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def open_database(url: str) -> peewee.Database:
+    """Connect to the database named by a peewee URL, create missing tables, return it."""
+    parsed = urlparse(url)
+    kwargs: dict[str, object] = {}
+    if parsed.scheme == "sqlite":
+        path = unquote(parsed.path[1:]) if parsed.path.startswith("/") else parsed.path
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        kwargs["pragmas"] = SQLITE_PRAGMAS
+    try:
+        db = db_url.connect(url, **kwargs)
+        database.initialize(db)
+        db.connect(reuse_if_open=True)
+        db.create_tables(MODELS, safe=True)
+    except (peewee.PeeweeException, OSError, RuntimeError) as exc:
+        raise StoreError(f"cannot open database {_safe_url(url)}: {exc}") from None
+    return db
+
+
+def _safe_url(url: str) -> str:
+    parsed = urlparse(url)
+    if parsed.password:
+        return url.replace(f":{parsed.password}@", ":********@")
+    return url
+
+
+@dataclass(frozen=True)
+class Known:
+    """What the log says about a mail already decided on."""
+
+    id: int
+    outcome: str
+    action: str
+    mailbox_done: bool
+
+
+class Store:
+    """Reads for the rules (the Directory protocol) and the processed-mail log."""
+
+    def __init__(self, db: peewee.Database, local_organization: str, now: datetime):
+        self.db = db
+        self._udf_ids: dict[tuple[str, str], int] = {
+            (d.entity, d.label): d.id for d in UdfDefinition.select()
+        }
+        self._local_id = self._ensure_local_organization(local_organization, now)
+        self._org_names: dict[int, str] = {}
+
+    def close(self) -> None:
+        if not self.db.is_closed():
+            self.db.close()
+
+    # -- Directory -------------------------------------------------------------------------
+
+    def local_organization_id(self) -> int:
+        return self._local_id
+
+    def organization_name(self, organization_id: int) -> str:
+        if organization_id not in self._org_names:
+            org = Organization.get_or_none(Organization.id == organization_id)
+            self._org_names[organization_id] = org.name if org else f"organization {organization_id}"
+        return self._org_names[organization_id]
+
+    def organizations_by_udf(self, label: str, value: str) -> list[int]:
+        return self._entities_by_udf("organization", label, value)
+
+    def organizations_by_name(self, name: str) -> list[int]:
+        query = Organization.select(Organization.id).where(Organization.name == name)
+        return [row[0] for row in query.tuples()]
+
+    def contacts_by_email(self, email: str) -> list[ContactMatch]:
+        address = email.strip().lower()
+        query = Contact.select(
+            Contact.id, Contact.organization, Contact.email, Contact.email2, Contact.email3
+        ).where(
+            (Contact.email == address) | (Contact.email2 == address) | (Contact.email3 == address)
+        )
+        matches = []
+        for contact_id, org_id, *emails in query.tuples():
+            matches.append(ContactMatch(contact_id, org_id, emails.index(address) + 1))
+        return matches
+
+    def devices_by_udf(self, label: str, value: str) -> list[DeviceMatch]:
+        ids = self._entities_by_udf("device", label, value)
+        if not ids:
+            return []
+        query = Device.select(Device.id, Device.organization).where(Device.id.in_(ids))
+        return [DeviceMatch(*row) for row in query.tuples()]
+
+    def open_tickets_by_udf(self, organization_id: int, label: str, value: str) -> list[int]:
+        udf_id = self._udf_ids.get(("ticket", label))
+        if udf_id is None:
+            return []
+        query = (
+            Ticket.select(Ticket.id)
+            .join(UdfValue, on=(UdfValue.entity_id == Ticket.id))
+            .where(
+                (UdfValue.udf == udf_id)
+                & (UdfValue.value == value)
+                & (Ticket.organization == organization_id)
+                & (Ticket.status != STATUS_COMPLETE)
+            )
+            .order_by(Ticket.id.desc())
+        )
+        return [row[0] for row in query.tuples()]
+
+    def ticket_by_number(self, number: str) -> TicketRef | None:
+        row = (
+            Ticket.select(Ticket.id, Ticket.number, Ticket.organization, Ticket.status)
+            .where(Ticket.number == number.strip())
+            .tuples()
+            .first()
+        )
+        return TicketRef(*row) if row else None
+
+    def _entities_by_udf(self, entity: str, label: str, value: str) -> list[int]:
+        udf_id = self._udf_ids.get((entity, label))
+        if udf_id is None:
+            return []
+        query = UdfValue.select(UdfValue.entity_id).where(
+            (UdfValue.udf == udf_id) & (UdfValue.value == value)
+        )
+        return [row[0] for row in query.tuples()]
+
+    # -- UDF definitions ---------------------------------------------------------------------
+
+    def udf_id(self, entity: str, label: str, source: str, kind: str, now: datetime) -> int:
+        """Return the id of a UDF definition, creating it the first time it is needed."""
+        key = (entity, label)
+        if key not in self._udf_ids:
+            UdfDefinition.insert(
+                entity=entity, label=label, source=source, kind=kind, created=iso(now)
+            ).on_conflict_ignore().execute()
+            self._udf_ids[key] = UdfDefinition.get(
+                (UdfDefinition.entity == entity) & (UdfDefinition.label == label)
+            ).id
+        return self._udf_ids[key]
+
+    def ensure_source(self, source: str, now: datetime) -> None:
+        """Create the five UDFs of a partner application the first time its name is seen."""
+        for kind, entity in UDF_KINDS.items():
+            self.udf_id(entity, f"{source} {kind}", source, kind, now)
+
+    def forget_cached_udfs(self) -> None:
+        """Drop the UDF id cache, e.g. after a transaction that created some was rolled back."""
+        self._udf_ids = {(d.entity, d.label): d.id for d in UdfDefinition.select()}
+
+    # -- processed-mail log ------------------------------------------------------------------
+
+    def known(self, folder: str, uidvalidity: int, uids: list[int]) -> dict[int, Known]:
+        """Return the log rows of the given UIDs that have one, keyed by UID."""
+        found: dict[int, Known] = {}
+        for start in range(0, len(uids), 500):
+            query = ProcessedMessage.select(
+                ProcessedMessage.uid,
+                ProcessedMessage.id,
+                ProcessedMessage.outcome,
+                ProcessedMessage.action,
+                ProcessedMessage.mailbox_done,
+            ).where(
+                (ProcessedMessage.folder == folder)
+                & (ProcessedMessage.uidvalidity == uidvalidity)
+                & (ProcessedMessage.uid.in_(uids[start:start + 500]))
+            )
+            for uid, *rest in query.tuples():
+                found[uid] = Known(*rest)
+        return found
+
+    def pending(self, folder: str) -> list[tuple[int, int, int, str]]:
+        """Return (row id, uidvalidity, uid, action) of decisions whose mailbox step is not done."""
+        query = ProcessedMessage.select(
+            ProcessedMessage.id, ProcessedMessage.uidvalidity, ProcessedMessage.uid,
+            ProcessedMessage.action,
+        ).where((ProcessedMessage.mailbox_done == False) & (ProcessedMessage.folder == folder))  # noqa: E712
+        return list(query.tuples())
+
+    def delivered_before(self, fingerprint: str) -> ProcessedMessage | None:
+        """Return the earlier log row of the same mail if it had an effect, else None."""
+        return (
+            ProcessedMessage.select(ProcessedMessage.id, ProcessedMessage.ticket,
+                                    ProcessedMessage.outcome)
+            .where(
+                (ProcessedMessage.fingerprint == fingerprint)
+                & (ProcessedMessage.outcome != "quarantined")
+            )
+            .first()
+        )
+
+    def mark_done(self, row_ids: list[int], now: datetime) -> None:
+        """Record that the mailbox step of these log rows has happened."""
+        for start in range(0, len(row_ids), 500):
+            ProcessedMessage.update(mailbox_done=True, updated=iso(now)).where(
+                ProcessedMessage.id.in_(row_ids[start:start + 500])
+            ).execute()
+
+    def _ensure_local_organization(self, name: str, now: datetime) -> int:
+        """Return the id of the MSP's own organization ("org 0"), creating it as id 0."""
+        local = Organization.get_or_none(Organization.is_local == True)  # noqa: E712
+        if local is None:
+            Organization.insert(id=0, name=name, is_local=True, created=iso(now)).execute()
+            return 0
+        if local.name != name:
+            Organization.update(name=name).where(Organization.id == local.id).execute()
+        return local.id

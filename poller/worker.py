@@ -1,0 +1,243 @@
+"""One pass over the mailbox: fetch new mail, decide, commit, then flag or move.
+
+Order of effects, per chunk of mail: (1) the decisions and the log rows are committed in one
+transaction, (2) the mailbox step (flag or move) runs, (3) the log rows are marked done. A
+crash between any two steps is repaired by the next pass: a mail with a log row is never
+decided again, and a row whose mailbox step is not done has that step repeated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import peewee
+
+from poller.alert import Alert, read_alert
+from poller.config import Settings
+from poller.errors import MailboxError, MailboxUnavailable, MessageError, TokenMissing
+from poller.mailbox import Mailbox
+from poller.message import ParsedMessage, parse_message
+from poller.rules import Decision, Outcome, Policy, decide
+from poller.store import Store
+from poller.tickets import AttachmentPolicy, MessageKey, record
+
+logger = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class PassResult:
+    """What one pass did: counts by outcome, mailbox steps left for the next pass, timing."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    pending: int = 0
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        parts = [f"{name}={self.counts[name]}" for name in Outcome if self.counts[name]]
+        return " ".join(parts) or "nothing new"
+
+
+@dataclass(frozen=True)
+class Handled:
+    row_id: int
+    key: MessageKey
+    decision: Decision
+    action: str
+    ticket: str | None
+    subject: str
+
+
+def fingerprint(message: ParsedMessage | None, raw: bytes) -> str:
+    """Return a hash naming the same mail however often it is delivered (trace headers aside)."""
+    split = raw.find(b"\r\n\r\n")
+    if split < 0:
+        split = raw.find(b"\n\n")
+    body = raw[split:] if split >= 0 else raw
+    digest = hashlib.sha256()
+    if message is not None:
+        digest.update((message.message_id or "").encode("utf-8", "surrogateescape"))
+        digest.update(b"\0" + message.subject.encode("utf-8", "surrogateescape") + b"\0")
+    else:
+        digest.update(raw[:split] if split >= 0 else b"")
+    digest.update(body)
+    return digest.hexdigest()
+
+
+class Worker:
+    """Runs passes with one settings object against one mailbox connection and one store."""
+
+    def __init__(self, settings: Settings, mailbox: Mailbox, store: Store,
+                 clock: Clock = utc_now):
+        self.settings = settings
+        self.mailbox = mailbox
+        self.store = store
+        self.clock = clock
+        self.policy = Policy(settings.ates, settings.duplicates)
+        directory = settings.database.attachments_dir
+        self.attachments = AttachmentPolicy(
+            max_bytes=settings.limits.max_attachment_bytes,
+            directory=Path(directory) if directory else None,
+        )
+
+    def run_pass(self) -> PassResult:
+        """Handle every new mail in the folder; raise MailboxError if the server goes away."""
+        started = time.monotonic()
+        result = PassResult()
+        folder = self.settings.imap.folder
+        uidvalidity = self.mailbox.select(folder)
+        uids = self.mailbox.search(self.settings.imap.search)
+        self._finish_pending(folder, uidvalidity, set(uids), result)
+        known = self.store.known(folder, uidvalidity, uids)
+        new = [uid for uid in uids if uid not in known]
+        if new:
+            sizes = self.mailbox.sizes(new)
+            limit = self.settings.limits.max_message_bytes
+            too_large = [uid for uid in new if sizes.get(uid, 0) > limit]
+            fitting = [uid for uid in new if uid in sizes and sizes[uid] <= limit]
+            if too_large:
+                self._handle_chunk(folder, uidvalidity, too_large, {}, sizes, result)
+            for chunk in _chunks(fitting, self.settings.imap.fetch_chunk):
+                raws = self.mailbox.fetch(chunk)
+                self._handle_chunk(folder, uidvalidity, chunk, raws, sizes, result)
+        result.seconds = time.monotonic() - started
+        return result
+
+    def _handle_chunk(self, folder: str, uidvalidity: int, uids: list[int],
+                      raws: dict[int, bytes], sizes: dict[int, int], result: PassResult) -> None:
+        handled: list[tuple[int, Handled]] = []
+        with self.store.db.atomic():
+            for uid in uids:
+                raw = raws.get(uid)
+                if raw is None and sizes.get(uid, 0) <= self.settings.limits.max_message_bytes:
+                    continue  # expunged by someone else between SEARCH and FETCH
+                item = self._handle_one(folder, uidvalidity, uid, raw, sizes.get(uid, 0))
+                handled.append((uid, item))
+        for uid, item in handled:
+            result.counts[item.decision.outcome.value] += 1
+            logger.info(
+                "uid=%s message_id=%s outcome=%s ticket=%s reason=%s",
+                uid, item.key.message_id, item.decision.outcome.value, item.ticket or "-",
+                item.decision.reason,
+            )
+        self._apply_actions(
+            [(item.row_id, uid, item.action) for uid, item in handled if item.action != "none"],
+            result,
+        )
+
+    def _handle_one(self, folder: str, uidvalidity: int, uid: int, raw: bytes | None,
+                    size: int) -> Handled:
+        """Decide on one mail and record it in a savepoint; a failure quarantines just this mail."""
+        now = self.clock()
+        message: ParsedMessage | None = None
+        alert: Alert | None = None
+        if raw is None:
+            decision = Decision(Outcome.QUARANTINED, reason=(
+                f"mail is {size} bytes, over the limit of "
+                f"{self.settings.limits.max_message_bytes} bytes"))
+            key = MessageKey(folder, uidvalidity, uid, None, f"size:{folder}:{uidvalidity}:{uid}")
+            return self._record(key, decision, None, self._action(decision, False), now, "")
+        decision: Decision | None = None
+        no_token = False
+        try:
+            message = parse_message(raw)
+            alert = read_alert(message, now)
+        except TokenMissing as exc:
+            decision, no_token = Decision(Outcome.SKIPPED, reason=str(exc)), True
+        except MessageError as exc:
+            decision = Decision(Outcome.QUARANTINED, reason=str(exc))
+        except Exception as exc:  # noqa: BLE001 - one mail must never stop the pass
+            logger.exception("uid=%s could not be parsed", uid)
+            decision = Decision(Outcome.QUARANTINED,
+                                reason=f"internal error while parsing: {type(exc).__name__}")
+        key = MessageKey(folder, uidvalidity, uid, message.message_id if message else None,
+                         fingerprint(message, raw))
+        subject = message.subject if message else ""
+        try:
+            with self.store.db.atomic():
+                if decision is None:
+                    decision = self._decide(alert, key)
+                return self._record(key, decision, alert, self._action(decision, no_token), now,
+                                    subject)
+        except peewee.OperationalError:
+            raise  # the database itself is failing (locked, disk full): no point going on
+        except Exception as exc:  # noqa: BLE001 - one mail must never stop the pass
+            self.store.forget_cached_udfs()
+            logger.exception("uid=%s could not be recorded", uid)
+            decision = Decision(Outcome.QUARANTINED,
+                                reason=f"internal error: {type(exc).__name__}: {exc}")
+            return self._record(key, decision, None, self._action(decision, False), now, subject)
+
+    def _decide(self, alert: Alert, key: MessageKey) -> Decision:
+        earlier = self.store.delivered_before(key.fingerprint)
+        if earlier is not None:
+            return Decision(Outcome.DUPLICATE, reason="the same mail was already processed",
+                            ticket_id=earlier.ticket_id)
+        return decide(alert, self.store, self.policy)
+
+    def _record(self, key: MessageKey, decision: Decision, alert: Alert | None, action: str,
+                now: datetime, subject: str) -> Handled:
+        row_id, ticket = record(self.store, key, decision, alert, action, now, self.attachments,
+                                subject=subject)
+        return Handled(row_id, key, decision, action, ticket, subject)
+
+    def _action(self, decision: Decision, no_token: bool) -> str:
+        mbox = self.settings.mailbox
+        if decision.outcome is Outcome.QUARANTINED:
+            return f"move:{mbox.quarantine_folder}"
+        if no_token:
+            return "none" if mbox.on_no_token == "leave" else f"move:{mbox.no_token_folder}"
+        return "flag" if mbox.on_success == "flag" else f"move:{mbox.processed_folder}"
+
+    def _finish_pending(self, folder: str, uidvalidity: int, waiting: set[int],
+                        result: PassResult) -> None:
+        """Repeat mailbox steps an earlier pass committed but did not get to do."""
+        todo, gone = [], []
+        for row_id, row_uidvalidity, uid, action in self.store.pending(folder):
+            if row_uidvalidity == uidvalidity and uid in waiting:
+                todo.append((row_id, uid, action))
+            else:
+                gone.append(row_id)  # already moved or flagged, or the folder was recreated
+        if gone:
+            self.store.mark_done(gone, self.clock())
+        if todo:
+            logger.info("finishing the mailbox step of %d mail from an earlier pass", len(todo))
+            self._apply_actions(todo, result)
+
+    def _apply_actions(self, items: list[tuple[int, int, str]], result: PassResult) -> None:
+        """Flag or move UIDs grouped by action, then mark their log rows done."""
+        groups: dict[str, list[tuple[int, int]]] = defaultdict(list)
+        for row_id, uid, action in items:
+            groups[action].append((row_id, uid))
+        for action, rows in groups.items():
+            uids = [uid for _, uid in rows]
+            try:
+                if action == "flag":
+                    self.mailbox.flag(uids, self.settings.mailbox.keyword)
+                elif action.startswith("move:"):
+                    self.mailbox.move(uids, action[len("move:"):])
+            except MailboxUnavailable:
+                raise
+            except MailboxError as exc:
+                result.pending += len(uids)
+                logger.error("mailbox step %r failed for %d mail, retried next pass: %s",
+                             action, len(uids), exc)
+                continue
+            self.store.mark_done([row_id for row_id, _ in rows], self.clock())
+
+
+def _chunks(items: list[int], size: int) -> Iterator[list[int]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
