@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from peewee import JOIN
+
 from poller.models import (
     Attachment,
     Contact,
@@ -20,13 +22,15 @@ from poller.models import (
 def tickets(status: str | None = None, number: str | None = None) -> list[dict[str, object]]:
     """Return tickets (oldest first) as JSON-ready dicts with their UDFs, notes and attachments."""
     query = (
-        Ticket.select(Ticket, Organization.name, Device.name, Contact.email)
+        Ticket.select(Ticket, Organization.name.alias("organization_name"),
+                      Device.name.alias("device_name"), Contact.email.alias("contact_email"))
         .join(Organization)
         .switch(Ticket)
-        .join(Device, join_type="LEFT OUTER")
+        .join(Device, join_type=JOIN.LEFT_OUTER)
         .switch(Ticket)
-        .join(Contact, join_type="LEFT OUTER")
+        .join(Contact, join_type=JOIN.LEFT_OUTER)
         .order_by(Ticket.id)
+        .objects()
     )
     if status:
         query = query.where(Ticket.status == status)
@@ -41,9 +45,9 @@ def tickets(status: str | None = None, number: str | None = None) -> list[dict[s
             "title": t.title,
             "description": t.description,
             "status": t.status,
-            "organization": t.organization.name,
-            "device": t.device.name if t.device_id else None,
-            "contact": t.contact.email if t.contact_id else None,
+            "organization": t.organization_name,
+            "device": t.device_name,
+            "contact": t.contact_email,
             "udfs": udfs.get(t.id, {}),
             "occurrences": t.occurrences,
             "created": t.created,
@@ -59,9 +63,10 @@ def tickets(status: str | None = None, number: str | None = None) -> list[dict[s
 def messages(outcome: str | None = None) -> list[dict[str, object]]:
     """Return the processed-mail log, oldest first."""
     query = (
-        ProcessedMessage.select(ProcessedMessage, Ticket.number)
-        .join(Ticket, join_type="LEFT OUTER")
+        ProcessedMessage.select(ProcessedMessage, Ticket.number.alias("ticket_number"))
+        .join(Ticket, join_type=JOIN.LEFT_OUTER)
         .order_by(ProcessedMessage.id)
+        .objects()
     )
     if outcome:
         query = query.where(ProcessedMessage.outcome == outcome)
@@ -71,7 +76,7 @@ def messages(outcome: str | None = None) -> list[dict[str, object]]:
             "subject": m.subject,
             "outcome": m.outcome,
             "reason": m.reason,
-            "ticket": m.ticket.number if m.ticket_id else None,
+            "ticket": m.ticket_number,
             "folder": m.folder,
             "uidvalidity": m.uidvalidity,
             "uid": m.uid,

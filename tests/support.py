@@ -1,0 +1,93 @@
+"""Helpers shared by the integration tests: alert mails, settings files, running the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from pathlib import Path
+
+from poller.cli import main
+
+PW = "zzZ3zZ/2Z1ZzzZZZ0zoZ9z=="
+REPO = Path(__file__).resolve().parent.parent
+
+
+def token(pw: str = PW, **elements: str) -> str:
+    """Return an ATES token; keyword names are element names, values 'source:value' for sourced."""
+    lines = ["<Autotask>", '<ID name="acmemsp.com"/>', f'<PW name="{pw}"/>']
+    for name, value in elements.items():
+        if name == "TicketNumber":
+            lines.append(f"<TicketNumber>{value}</TicketNumber>")
+        elif ":" in value and name in ("CustomerID", "DeviceID", "DeviceGUID", "AlertID",
+                                       "TicketID"):
+            source, _, val = value.partition(":")
+            lines.append(f'<{name} source="{source}" name="{val}"/>')
+        else:
+            lines.append(f'<{name} name="{value}"/>')
+    lines.append("</Autotask>")
+    return "\n".join(lines)
+
+
+def alert_mail(subject: str = "Disk full on SRV1", body: str = "Disk C: is 99% full.",
+               tok: str | None = None, message_id: str | None = None,
+               attachments: tuple[tuple[str, bytes, str], ...] = ()) -> bytes:
+    """Return the bytes of an alert mail with the token at the end of its text body."""
+    msg = EmailMessage()
+    msg["From"] = "Kaseya VSA <vsa@client.example>"
+    msg["To"] = "alerts@msp.example"
+    msg["Subject"] = subject
+    msg["Date"] = format_datetime(datetime(2026, 11, 26, 10, 0, 0).astimezone())
+    msg["Message-ID"] = message_id or make_msgid(domain="client.example")
+    msg.set_content(f"{body}\n\n{tok if tok is not None else token(AlertID='Kaseya:1')}\n")
+    for filename, content, content_type in attachments:
+        maintype, _, subtype = content_type.partition("/")
+        msg.add_attachment(content, maintype=maintype, subtype=subtype, filename=filename)
+    return bytes(msg)
+
+
+def write_settings(tmp_path: Path, account, **sections: dict[str, str]) -> Path:
+    """Write a settings.ini for a test account; sections override or add keys."""
+    values: dict[str, dict[str, str]] = {
+        "imap": {"host": account.host, "port": str(account.port), "security": "none",
+                 "username": account.username, "password": account.password,
+                 "cafile": str(account.cafile), "timeout": "10"},
+        "ates": {"password": PW, "local_organization": "Acme MSP"},
+        "database": {"url": f"sqlite:///{tmp_path}/tickets.db"},
+    }
+    for name, keys in sections.items():
+        values.setdefault(name, {}).update(keys)
+    lines = []
+    for name, keys in values.items():
+        lines.append(f"[{name}]")
+        lines.extend(f"{k} = {v}" for k, v in keys.items())
+    path = tmp_path / "settings.ini"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def poller(config: Path, *args: str) -> int:
+    """Run the CLI in this process; return its exit code."""
+    return main(["--config", str(config), *args])
+
+
+def poller_json(config: Path, capsys, *args: str):
+    """Run a CLI command with --json and return the parsed output."""
+    capsys.readouterr()
+    code = main(["--config", str(config), *args, "--json"])
+    assert code == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def run_subprocess(config: Path, *args: str, prelude: str = "", timeout: float = 60
+                   ) -> subprocess.CompletedProcess[str]:
+    """Run `poller` in a child Python, after executing prelude (e.g. installing a crash hook)."""
+    argv = ["--config", str(config), *args]
+    code = f"{prelude}\nfrom poller.cli import main\nraise SystemExit(main({argv!r}))"
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=timeout, env=env, check=False)

@@ -1,0 +1,90 @@
+"""settings.ini loading: defaults, environment overrides, secrets from files, precise errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from poller.config import MASK, load_settings
+from poller.errors import ConfigError
+
+MINIMAL = """
+[imap]
+host = 127.0.0.1
+username = alerts
+password = imap-secret
+[ates]
+password = ates-secret
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "settings.ini"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_minimal_settings_get_documented_defaults(tmp_path):
+    settings = load_settings(write(tmp_path, MINIMAL), environ={})
+    assert settings.imap.port == 993 and settings.imap.security == "ssl"
+    assert settings.imap.folder == "INBOX" and settings.imap.verify is True
+    assert settings.mailbox.on_success == "flag" and settings.mailbox.on_no_token == "leave"
+    assert settings.duplicates.action == "note"
+    assert settings.database.url == f"sqlite:///{tmp_path}/tickets.db"
+
+
+def test_sample_settings_file_in_repo_is_valid(tmp_path):
+    sample = Path(__file__).resolve().parent.parent / "settings.ini"
+    env = {"POLLER_IMAP_PASSWORD": "x", "POLLER_ATES_PASSWORD": "y"}
+    settings = load_settings(sample, environ=env)
+    assert settings.imap.password == "x"
+
+
+def test_environment_overrides_any_key(tmp_path):
+    env = {"POLLER_IMAP_PASSWORD": "from-env", "POLLER_IMAP_PORT": "1143",
+           "POLLER_ATES_PASSWORD": "a, b"}
+    settings = load_settings(write(tmp_path, MINIMAL), environ=env)
+    assert settings.imap.password == "from-env"
+    assert settings.imap.port == 1143
+    assert settings.ates.passwords == ("a", "b")
+
+
+def test_password_file_relative_to_settings(tmp_path):
+    (tmp_path / "imap.pw").write_text("file-secret\n")
+    text = MINIMAL.replace("password = imap-secret", "password_file = imap.pw")
+    assert load_settings(write(tmp_path, text), environ={}).imap.password == "file-secret"
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (("host = 127.0.0.1", ""), "[imap] host: is required"),
+        (("password = imap-secret", ""), "[imap] password: is required"),
+        (("host = 127.0.0.1", "host = h\nport = abc"), "[imap] port: expected a whole number"),
+        (("host = 127.0.0.1", "host = h\nsecurity = tls"), "[imap] security: must be one of"),
+        (("[ates]", "[mailbox]\non_success = delete\n[ates]"), "[mailbox] on_success"),
+        (("[ates]", "[duplicates]\ncriteria = alert_id, host\n[ates]"),
+         "[duplicates] criteria: unknown host"),
+        (("[ates]", "[duplicates]\nclear_pattern = (\n[ates]"), "[duplicates] clear_pattern"),
+        (("[ates]", "[database]\nurl = tickets.db\n[ates]"), "[database] url"),
+        (("password = imap-secret", "password_file = /nonexistent/pw"),
+         "[imap] password_file: cannot read"),
+    ],
+)
+def test_bad_settings_name_section_and_key(tmp_path, change, expected):
+    with pytest.raises(ConfigError) as info:
+        load_settings(write(tmp_path, MINIMAL.replace(*change, 1)), environ={})
+    assert expected in str(info.value)
+
+
+def test_missing_file_says_how_to_point_at_one(tmp_path):
+    with pytest.raises(ConfigError, match="--config"):
+        load_settings(tmp_path / "nope.ini", environ={})
+
+
+def test_redacted_masks_every_secret(tmp_path):
+    settings = load_settings(write(tmp_path, MINIMAL), environ={})
+    shown = repr(settings.redacted()) + repr(settings)
+    assert "imap-secret" not in shown and "ates-secret" not in shown
+    assert settings.redacted()["imap"]["password"] == MASK
