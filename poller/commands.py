@@ -11,7 +11,7 @@ from urllib.parse import urlparse
 from poller import report
 from poller.alert import read_alert
 from poller.config import Settings, load_settings
-from poller.errors import MessageError
+from poller.errors import MailboxError, MessageError
 from poller.importer import import_file
 from poller.mailbox import Mailbox
 from poller.message import parse_message
@@ -36,9 +36,15 @@ def open_store(settings: Settings) -> Store:
 
 def once(settings: Settings, args: argparse.Namespace) -> int:
     store = open_store(settings)
+    started = utc_now()
     try:
         with Mailbox(settings.imap) as mailbox:
             result = Worker(settings, mailbox, store).run_pass()
+    except MailboxError as exc:
+        store.log_pass(started, utc_now(), False, "", str(exc))
+        raise
+    else:
+        store.log_pass(started, utc_now(), True, result.summary())
     finally:
         store.close()
     logger.info("pass done in %.2fs: %s%s", result.seconds, result.summary(),

@@ -21,6 +21,7 @@ from poller.models import (
     Contact,
     Device,
     Organization,
+    PassLog,
     ProcessedMessage,
     Ticket,
     UdfDefinition,
@@ -246,6 +247,13 @@ class Store:
             ProcessedMessage.update(mailbox_done=True, updated=iso(now)).where(
                 ProcessedMessage.id.in_(row_ids[start:start + 500])
             ).execute()
+
+    def log_pass(self, started: datetime, finished: datetime, ok: bool, counts: str,
+                 error: str = "") -> None:
+        """Record one pass (for `poller status` and people reading the database)."""
+        PassLog.insert(started=iso(started), finished=iso(finished),
+                       seconds=f"{(finished - started).total_seconds():.3f}", ok=ok,
+                       counts=counts, error=error).execute()
 
     def _ensure_local_organization(self, name: str, now: datetime) -> int:
         """Return the id of the MSP's own organization ("org 0"), creating it as id 0."""
