@@ -1,0 +1,126 @@
+"""The command line without a mailbox: help, import, parse, and what it says about bad input."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+
+from poller.cli import build_parser, main
+from tests.support import PW, alert_mail, token
+
+SETTINGS = f"""
+[imap]
+host = 127.0.0.1
+username = alerts
+password = imap-secret
+[ates]
+password = {PW}
+local_organization = Acme MSP
+"""
+
+
+@pytest.fixture
+def config(tmp_path):
+    path = tmp_path / "settings.ini"
+    path.write_text(SETTINGS, encoding="utf-8")
+    return path
+
+
+def run(config, capsys, *args):
+    capsys.readouterr()
+    code = main(["--config", str(config), *args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def subcommands():
+    parser = build_parser()
+    action = next(a for a in parser._actions if a.dest == "command")  # noqa: SLF001
+    return sorted(action.choices)
+
+
+@pytest.mark.parametrize("command", subcommands())
+def test_every_command_has_help_with_an_example(command, capsys):
+    with pytest.raises(SystemExit) as info:
+        main([command, "--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert "Example" in out or "example" in out
+
+
+def test_import_is_idempotent_and_reports_counts(tmp_path, config, capsys):
+    orgs = tmp_path / "orgs.csv"
+    orgs.write_text("name,Kaseya Customer ID\nClient One,100\nClient Two,200\n")
+    assert run(config, capsys, "import", "organizations", str(orgs))[1].strip() == \
+        "organizations: 2 created, 0 updated, 0 unchanged"
+    before = sqlite3.connect(tmp_path / "tickets.db").execute(
+        "SELECT count(*) FROM udf_value").fetchone()
+    assert run(config, capsys, "import", "organizations", str(orgs))[1].strip() == \
+        "organizations: 0 created, 0 updated, 2 unchanged"
+    after = sqlite3.connect(tmp_path / "tickets.db").execute(
+        "SELECT count(*) FROM udf_value").fetchone()
+    assert before == after == (2,)
+    orgs.write_text("name,Kaseya Customer ID\nClient One,101\n")
+    assert "1 updated" in run(config, capsys, "import", "organizations", str(orgs))[1]
+
+
+@pytest.mark.parametrize(
+    ("kind", "text", "message"),
+    [
+        ("organizations", "name,Kaseya Customer ID\nA,1\n,2\n", ":3: column 'name' is empty"),
+        ("organizations", "name,Colour\nA,red\n", ":2: unknown column 'Colour'"),
+        ("devices", "name,organization,Kaseya Device ID\nPC,Nobody Inc,1\n",
+         ":2: organization 'Nobody Inc' does not exist"),
+        ("contacts", "organization,first_name,last_name,email,email2,email3\n"
+                     "Acme MSP,A,B,not-an-address,,\n", ":2: email 'not-an-address'"),
+    ],
+)
+def test_bad_import_row_names_its_line_and_keeps_nothing(tmp_path, config, capsys, kind, text,
+                                                         message):
+    path = tmp_path / "in.csv"
+    path.write_text(text)
+    code, _, err = run(config, capsys, "import", kind, str(path))
+    assert code == 2
+    assert message in err
+    rows = sqlite3.connect(tmp_path / "tickets.db").execute(
+        "SELECT count(*) FROM organization WHERE is_local = 0").fetchone()
+    assert rows == (0,)
+
+
+def test_parse_shows_extraction_and_decision_without_writing(tmp_path, config, capsys):
+    mail = tmp_path / "alert.eml"
+    mail.write_bytes(alert_mail(tok=token(CustomerID="Kaseya:100", AlertID="Kaseya:8932")))
+    code, out, _ = run(config, capsys, "parse", str(mail))
+    assert code == 0
+    shown = json.loads(out)
+    assert shown["token"]["alert_id"] == {"source": "Kaseya", "value": "8932"}
+    assert shown["decision"]["outcome"] == "created"
+    assert PW not in out
+    assert not (tmp_path / "tickets.db").exists()
+
+
+def test_parse_reports_why_a_mail_is_not_an_alert(tmp_path, config, capsys):
+    mail = tmp_path / "note.eml"
+    mail.write_bytes(b"Subject: hello\r\n\r\nno token here\r\n")
+    shown = json.loads(run(config, capsys, "parse", str(mail))[1])
+    assert shown["error"] == "TokenMissing"
+
+
+def test_bad_settings_exit_2_before_any_io(tmp_path, capsys):
+    path = tmp_path / "settings.ini"
+    path.write_text("[imap]\nhost = h\n")
+    code = main(["--config", str(path), "once"])
+    assert code == 2
+    assert "[imap] username: is required" in capsys.readouterr().err
+    assert not (tmp_path / "tickets.db").exists()
+
+
+def test_unreachable_server_exits_3(tmp_path, capsys):
+    path = tmp_path / "settings.ini"
+    # port 1 on loopback: nothing listens there, the connection is refused at once
+    path.write_text(SETTINGS.replace("host = 127.0.0.1", "host = 127.0.0.1\nport = 1\n"
+                                     "security = none"))
+    assert main(["--config", str(path), "once"]) == 3
+    assert "imap-secret" not in capsys.readouterr().err
