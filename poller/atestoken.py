@@ -30,7 +30,12 @@ _OPEN_RE = re.compile(r"<\s*autotask\b", re.IGNORECASE)
 _DTD_RE = re.compile(r"<!\s*(DOCTYPE|ENTITY|ELEMENT|ATTLIST)", re.IGNORECASE)
 _BARE_AMP_RE = re.compile(r"&(?!(?:amp|lt|gt|quot|apos|#\d{1,7}|#x[0-9a-fA-F]{1,6});)")
 _QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"', "″": '"', "‘": "'", "’": "'", "‚": "'"})
-_BR_RE = re.compile(r"<\s*br\s*/?\s*>|<\s*/\s*(p|div|tr|li)\s*>", re.IGNORECASE)
+_BR_RE = re.compile(r"<\s*br\s*/?\s*>|<\s*/\s*(p|div|tr|li|h[1-6])\s*>", re.IGNORECASE)
+_INVISIBLE_RE = re.compile(r"<\s*(head|style|script|title)\b.*?<\s*/\s*\1\s*>",
+                           re.IGNORECASE | re.DOTALL)
+_SPACE_RE = re.compile(r"\s+")
+_NAMED_ENTITY_RE = re.compile(r"&([A-Za-z_][\w.-]*);")
+_PREDEFINED = frozenset({"amp", "lt", "gt", "quot", "apos"})
 _TAG_RE = re.compile(r"<[^<>]*>")
 _ELEMENT_RE = re.compile(r"<\s*([A-Za-z][\w.-]*)((?:\s+[^<>]*?)?)\s*(/?)\s*>")
 _ATTR_RE = re.compile(r"([A-Za-z_][\w.-]*)\s*=\s*(?:\"([^\"]*)\"|'([^']*)')")
@@ -98,9 +103,12 @@ def locate(text: str, html_body: str) -> Located:
 
 def _html_to_text(markup: str) -> str:
     """Render HTML to plain text well enough to find an escaped token and the text above it."""
-    text = _BR_RE.sub("\n", markup)
+    text = _INVISIBLE_RE.sub("", markup)
+    text = _SPACE_RE.sub(" ", text)  # source line breaks are spaces in HTML; <br> is the break
+    text = _BR_RE.sub("\n", text)
     text = _TAG_RE.sub("", text)
-    return html.unescape(text).replace("\xa0", " ")
+    lines = (line.strip() for line in html.unescape(text).replace("\xa0", " ").split("\n"))
+    return "\n".join(lines)
 
 
 def parse_token(xml: str) -> AtesToken:
@@ -109,6 +117,9 @@ def parse_token(xml: str) -> AtesToken:
         raise TokenInvalid(f"the token is {len(xml)} characters long (limit {MAX_TOKEN_CHARS})")
     if _DTD_RE.search(xml):
         raise TokenInvalid("the token contains a DTD or entity declaration, which is not allowed")
+    for entity in _NAMED_ENTITY_RE.findall(xml):
+        if entity not in _PREDEFINED:
+            raise TokenInvalid(f"the token uses the undeclared entity &{entity[:40]};")
     repaired = _BARE_AMP_RE.sub("&amp;", xml.translate(_QUOTES))
     try:
         elements = _elements_from_xml(repaired)

@@ -53,16 +53,23 @@ def parse_message(raw: bytes) -> ParsedMessage:
     except (RecursionError, LookupError, ValueError, TypeError, AttributeError) as exc:
         raise MessageError(f"unparseable MIME: {type(exc).__name__}: {exc}") from None
     message = parsed.message
+    if not message.keys():
+        raise MessageError("unparseable MIME: the data has no mail headers")
     return ParsedMessage(
         message_id=_message_id(message.get("Message-ID")),
         subject=" ".join(_header_text(parsed.subject).split()),
         sender=_header_text(message.get("From")),
         date=_date(message.get("Date")),
-        text="\n".join(parsed.text_plain),
-        html="\n".join(parsed.text_html),
+        text=_lines("\n".join(parsed.text_plain)),
+        html=_lines("\n".join(parsed.text_html)),
         attachments=tuple(_attachment(a) for a in parsed.attachments),
         defects=tuple(str(d) for d in parsed.defects_categories),
     )
+
+
+def _lines(text: str) -> str:
+    """Return text with CRLF and CR line ends made LF, so the encoding does not show."""
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
 
 
 def _header_text(value: object) -> str:
