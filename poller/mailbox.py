@@ -96,7 +96,10 @@ class Mailbox:
                     client.starttls(context)
                 client.login(s.username, s.password)
             except BaseException:
-                client.shutdown()
+                try:
+                    client.shutdown()
+                except OSError:
+                    pass  # after a failed TLS handshake the socket is gone; keep the real error
                 raise
         self.client = client
         logger.debug("logged in to %s as %s", where, s.username)

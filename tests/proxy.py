@@ -124,14 +124,14 @@ class _Connection:
             if p.refuse and p.refuse in seen and p._take_fault("refuse"):
                 self.cut()
                 return
-            swallow = bool(p.swallow and p.swallow in seen and p._take_fault("swallow"))
+            if p.swallow and p.swallow in seen and p._take_fault("swallow"):
+                self.swallowing = True  # before sending: the answer may come at once
             try:
                 self.server.sendall(data)
             except OSError:
                 self.cut()
                 return
-            if swallow:
-                self.swallowing = True
+            if self.swallowing:
                 time.sleep(0.5)  # the server runs the command; its answer is dropped
                 self.cut()
                 return
