@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from datetime import datetime
 
 import peewee
 from tenacity import RetryCallState, Retrying, retry_if_exception_type
@@ -101,21 +102,21 @@ def recorded_pass(settings: Settings, stop: threading.Event, *, sleep: Sleep | N
             run_pass(settings, store, stop, sleep=sleep, track=track, result=result)
         except MailboxError as exc:
             if not stop.is_set():
-                store.log_pass(started, utc_now(), False,
-                               result.summary() if result.decided() else "", str(exc))
+                _record_failure(store, started, result, str(exc))
                 raise
             result.interrupted = True  # the shutdown cut the connection
-        except peewee.PeeweeException as exc:
-            raise StoreError(f"database error: {exc}") from None
+        except peewee.PeeweeException:
+            raise  # the database is failing: recording the failure in it would fail too
         except Exception as exc:
-            store.log_pass(started, utc_now(), False, result.summary() if result.decided() else "",
-                           f"unexpected error: {type(exc).__name__}: {exc}")
+            _record_failure(store, started, result, f"unexpected error: {type(exc).__name__}: {exc}")
             raise
         finished = utc_now()
         result.seconds = (finished - started).total_seconds()
         # An interrupted pass still shows a working mailbox, so it counts as a good one.
         store.log_pass(started, finished, True, result.summary(),
                        "stopped before the end (shutdown)" if result.interrupted else "")
+    except peewee.PeeweeException as exc:
+        raise StoreError(f"database error: {exc}") from None
     finally:
         _write_metrics(settings)
         store.close()
@@ -129,6 +130,15 @@ def recorded_pass(settings: Settings, stop: threading.Event, *, sleep: Sleep | N
                 extra={"pass": {"seconds": round(result.seconds, 3), "counts": dict(result.counts),
                                 "pending": result.pending, "interrupted": result.interrupted}})
     return result
+
+
+def _record_failure(store: Store, started: datetime, result: PassResult, error: str) -> None:
+    """Log a failed pass in pass_log, as far as the database lets us (the error comes first)."""
+    try:
+        store.log_pass(started, utc_now(), False, result.summary() if result.decided() else "",
+                       error)
+    except peewee.PeeweeException as exc:
+        logger.warning("could not record the failed pass in the database: %s", exc)
 
 
 def _write_metrics(settings: Settings) -> None:

@@ -11,6 +11,7 @@ Faults, each applied to one connection at most:
 * ``swallow``: once the client sends these bytes, forward them, then drop what the server
   answers and cut the connection (the command ran, the client never hears of it);
 * ``refuse``: once the client sends these bytes, cut the connection without forwarding them;
+* ``bye``: once the client sends these bytes, answer ``* BYE`` in the server's place and cut;
 * ``rewrite``: replace bytes in what the server sends (same length, e.g. to hide STARTTLS).
 
 ``sent`` keeps what each client sent, to check what went over the wire.
@@ -29,13 +30,14 @@ HOST = "127.0.0.1"
 class TcpProxy:
     def __init__(self, target_port: int, cuts: list[int | None] | None = None,
                  swallow: bytes | None = None, refuse: bytes | None = None,
-                 rewrite: tuple[bytes, bytes] | None = None) -> None:
+                 bye: bytes | None = None, rewrite: tuple[bytes, bytes] | None = None) -> None:
         if rewrite is not None and len(rewrite[0]) != len(rewrite[1]):
             raise ValueError("rewrite must keep the length")
         self.target_port = target_port
         self.cuts = list(cuts or [])
         self.swallow = swallow
         self.refuse = refuse
+        self.bye = bye
         self.rewrite = rewrite
         self.sent: list[bytearray] = []
         self.connections = 0
@@ -123,6 +125,12 @@ class _Connection:
             p.sent[self.index] += data
             if p.refuse and p.refuse in seen and p._take_fault("refuse"):
                 self.cut()
+                return
+            if p.bye and p.bye in seen and p._take_fault("bye"):
+                try:
+                    self.client.sendall(b"* BYE Server shutting down.\r\n")
+                finally:
+                    self.cut()
                 return
             if p.swallow and p.swallow in seen and p._take_fault("swallow"):
                 self.swallowing = True  # before sending: the answer may come at once

@@ -57,6 +57,18 @@ def test_connection_cut_in_the_middle_of_a_fetch_is_resumed_without_doubles(
     assert all(SEEN in flags for _, flags, _ in imap_account.messages("INBOX"))
 
 
+def test_server_bye_in_the_middle_of_a_pass_is_retried(tmp_path, imap_account, capsys):
+    append_many(imap_account, alerts(3))
+    with TcpProxy(imap_account.port, bye=b"FETCH") as proxy:
+        config = write_settings(tmp_path, imap_account, imap={"port": str(proxy.port)},
+                                retry=FAST_RETRY)
+        assert poller(config, "once") == 0
+        assert proxy.faults == 1
+    err = capsys.readouterr().err
+    assert err.count("reconnecting in") == 1 and "Server shutting down" in err
+    assert count_tickets(tmp_path / "tickets.db") == 3
+
+
 @pytest.mark.parametrize("fault", ["swallow", "refuse"])
 def test_connection_lost_in_the_middle_of_a_move_moves_each_mail_once(
         tmp_path, imap_account, capsys, fault):

@@ -8,6 +8,7 @@ import sqlite3
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.serving import query
 from tests.support import PW, alert_mail, poller, token, write_settings
 
 
@@ -31,6 +32,7 @@ def test_check_prints_masked_settings_creates_folders_and_exits_0(tmp_path, imap
     assert f"lock_file = {tmp_path}/tickets.db.lock" in out
     assert "offers IDLE" in out and "FAILED" not in out
     assert {"Quarantine", "Done"} <= set(imap_account.folders())
+    assert query(tmp_path / "tickets.db", "SELECT count(*) FROM pass_log") == [(0,)]
 
 
 @pytest.mark.parametrize(("overrides", "code", "expected"), [

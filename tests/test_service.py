@@ -5,6 +5,8 @@ from __future__ import annotations
 import signal
 import time
 
+import pytest
+
 from tests.proxy import TcpProxy
 from tests.serving import SLOW, Child, append_many, count_tickets, query, wait_until
 from tests.support import alert_mail, token, write_settings
@@ -63,13 +65,14 @@ def test_idle_is_renewed_and_comes_back_after_its_connection_is_cut(tmp_path, im
         assert proxy.faults == 1
 
 
+@pytest.mark.parametrize("command", ["serve", "once"])
 def test_sigterm_in_the_middle_of_a_pass_finishes_the_mail_in_hand_and_exits_0(
-        tmp_path, imap_account, dovecot):
+        tmp_path, imap_account, dovecot, command):
     config = write_settings(tmp_path, imap_account, imap={"fetch_chunk": "5"},
                             schedule={"interval": "3600"})
     db = tmp_path / "tickets.db"
     append_many(imap_account, alerts(20))
-    with Child(config, "serve", prelude=SLOW.format(delay=0.2)) as serve:
+    with Child(config, command, prelude=SLOW.format(delay=0.2)) as serve:
         serve.wait_for("outcome=created", times=7)
         started = time.monotonic()
         assert serve.stop() == 0
