@@ -101,7 +101,7 @@ def recorded_pass(settings: Settings, stop: threading.Event, *, sleep: Sleep | N
         try:
             run_pass(settings, store, stop, sleep=sleep, track=track, result=result)
         except MailboxError as exc:
-            if not stop.is_set():
+            if not (stop.is_set() and isinstance(exc, MailboxUnavailable)):
                 _record_failure(store, started, result, str(exc))
                 raise
             result.interrupted = True  # the shutdown cut the connection

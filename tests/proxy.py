@@ -12,6 +12,8 @@ Faults, each applied to one connection at most:
   answers and cut the connection (the command ran, the client never hears of it);
 * ``refuse``: once the client sends these bytes, cut the connection without forwarding them;
 * ``bye``: once the client sends these bytes, answer ``* BYE`` in the server's place and cut;
+* ``stall``: once the client sends these bytes, forward them and drop every answer, leaving
+  the connection open (a server that hangs);
 * ``rewrite``: replace bytes in what the server sends (same length, e.g. to hide STARTTLS).
 
 ``sent`` keeps what each client sent, to check what went over the wire.
@@ -30,7 +32,8 @@ HOST = "127.0.0.1"
 class TcpProxy:
     def __init__(self, target_port: int, cuts: list[int | None] | None = None,
                  swallow: bytes | None = None, refuse: bytes | None = None,
-                 bye: bytes | None = None, rewrite: tuple[bytes, bytes] | None = None) -> None:
+                 bye: bytes | None = None, stall: bytes | None = None,
+                 rewrite: tuple[bytes, bytes] | None = None) -> None:
         if rewrite is not None and len(rewrite[0]) != len(rewrite[1]):
             raise ValueError("rewrite must keep the length")
         self.target_port = target_port
@@ -38,6 +41,7 @@ class TcpProxy:
         self.swallow = swallow
         self.refuse = refuse
         self.bye = bye
+        self.stall = stall
         self.rewrite = rewrite
         self.sent: list[bytearray] = []
         self.connections = 0
@@ -132,14 +136,16 @@ class _Connection:
                 finally:
                     self.cut()
                 return
-            if p.swallow and p.swallow in seen and p._take_fault("swallow"):
-                self.swallowing = True  # before sending: the answer may come at once
+            # Set before sending: the answer may come at once.
+            cut_later = bool(p.swallow and p.swallow in seen and p._take_fault("swallow"))
+            if cut_later or (p.stall and p.stall in seen and p._take_fault("stall")):
+                self.swallowing = True
             try:
                 self.server.sendall(data)
             except OSError:
                 self.cut()
                 return
-            if self.swallowing:
+            if cut_later:
                 time.sleep(0.5)  # the server runs the command; its answer is dropped
                 self.cut()
                 return

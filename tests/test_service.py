@@ -72,12 +72,12 @@ def test_sigterm_in_the_middle_of_a_pass_finishes_the_mail_in_hand_and_exits_0(
                             schedule={"interval": "3600"})
     db = tmp_path / "tickets.db"
     append_many(imap_account, alerts(20))
-    with Child(config, command, prelude=SLOW.format(delay=0.2)) as serve:
-        serve.wait_for("outcome=created", times=7)
+    with Child(config, command, prelude=SLOW.format(delay=0.2)) as child:
+        child.wait_for("outcome=created", times=7)
         started = time.monotonic()
-        assert serve.stop() == 0
+        assert child.stop() == 0
         assert time.monotonic() - started < 5
-        assert "stopped before the end" in serve.log
+        assert "stopped before the end" in child.log
     rows = query(db, "SELECT uid, mailbox_done FROM processed_message")
     decided = {uid for uid, _ in rows}
     assert 7 <= len(decided) < 20 and all(done for _, done in rows)
@@ -95,6 +95,23 @@ def test_sigterm_in_the_middle_of_a_pass_finishes_the_mail_in_hand_and_exits_0(
     with Child(config, "once") as once:
         assert once.wait() == 0
     assert_each_alert_once(db, 20)
+
+
+def test_sigterm_while_the_server_hangs_cuts_the_connection_after_stop_grace(
+        tmp_path, imap_account):
+    append_many(imap_account, alerts(3))
+    with TcpProxy(imap_account.port, stall=b"BODY.PEEK[]") as proxy:
+        config = write_settings(tmp_path, imap_account,
+                                imap={"port": str(proxy.port), "timeout": "120"},
+                                schedule={"interval": "3600", "stop_grace": "1"})
+        with Child(config, "serve") as serve:
+            wait_until(lambda: proxy.faults == 1, 15, lambda: serve.log)
+            started = time.monotonic()
+            assert serve.stop() == 0
+            assert time.monotonic() - started < 10  # not the 120 s socket timeout
+        assert "cutting the IMAP connection" in serve.log
+    assert count_tickets(tmp_path / "tickets.db") == 0
+    assert query(tmp_path / "tickets.db", "SELECT count(*) FROM processed_message") == [(0,)]
 
 
 def test_dovecot_stopped_and_restarted_while_serving_loses_and_doubles_nothing(
