@@ -55,8 +55,13 @@ def check_command(settings: Settings, args: argparse.Namespace) -> int:
     for section, values in settings.redacted().items():
         print(f"[{section}]")
         for key, value in values.items():
-            shown = ", ".join(value) if isinstance(value, tuple) else value
-            print(f"{key} = {'' if shown is None else shown}")
+            if isinstance(value, bool):
+                shown = "true" if value else "false"
+            elif isinstance(value, tuple):
+                shown = ", ".join(value)
+            else:
+                shown = "" if value is None else value
+            print(f"{key} = {shown}")
         print()
     checks = [health.check_database(settings), *health.check_files(settings),
               *health.check_mailbox(settings)]
