@@ -1,8 +1,13 @@
 """Command line: `poller [--config PATH] COMMAND`. The only place that decides exit codes.
 
-Exit codes: 0 done; 1 done, but some mail's mailbox step is left for the next pass;
-2 bad settings, arguments or import file; 3 mailbox or database unavailable, or login refused;
-4 unexpected error (a bug: please report it with the log).
+Exit codes: 0 done (also: `once` found another pass running and left it alone; `serve`
+stopped by SIGTERM or SIGINT); 1 done, but some mail's mailbox step is left for the next pass;
+2 bad settings, arguments or import file (`requeue`: a Message-ID is not in the quarantine);
+3 mailbox or database unavailable, or login/certificate refused (`check`: connecting or
+logging in failed; `status`: the mailbox could not be looked at); 4 unexpected error (a bug:
+please report it with the log); 5 `status`: no good pass for longer than max_age;
+6 `check`: a folder cannot be selected or created; 7 `check`: the database, lock file or
+metrics folder is not writable.
 """
 
 from __future__ import annotations
@@ -21,6 +26,9 @@ from poller.errors import ConfigError, ImportFileError, MailboxError, StoreError
 logger = logging.getLogger("poller")
 
 EXIT_OK, EXIT_PENDING, EXIT_CONFIG, EXIT_UNAVAILABLE, EXIT_BUG = 0, 1, 2, 3, 4
+EXIT_STALE, EXIT_FOLDERS, EXIT_LOCAL = 5, 6, 7
+CHECK_EXIT = {"imap": EXIT_UNAVAILABLE, "folders": EXIT_FOLDERS, "database": EXIT_LOCAL,
+              "files": EXIT_LOCAL}
 
 
 class JsonFormatter(logging.Formatter):
@@ -33,9 +41,12 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        for extra in ("mail", "pass"):  # structured fields of the per-mail and per-pass lines
+            if hasattr(record, extra):
+                entry[extra] = getattr(record, extra)
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False)
+        return json.dumps(entry, ensure_ascii=False, default=str)
 
 
 def setup_logging(verbosity: int, log_format: str) -> None:
@@ -58,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="poller",
         description="Turn ATES-token alert mail in an IMAP mailbox into tickets.",
         epilog="Exit codes: 0 done, 1 mail left for next pass, 2 bad settings or input, "
-               "3 mailbox/database unavailable, 4 unexpected error.",
+               "3 mailbox/database unavailable, 4 unexpected error, 5 status: last good pass "
+               "too old, 6 check: folders, 7 check: database or local files.",
     )
     parser.add_argument("--config", default=os.environ.get("POLLER_CONFIG", "settings.ini"),
                         help="settings file (default: $POLLER_CONFIG or ./settings.ini)")
@@ -71,7 +83,43 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("once", help="one pass over the mailbox (for cron)",
                         description="Fetch new mail once, make or update tickets, then flag or "
-                                    "move each mail. Example: poller --config /etc/poller.ini once")
+                                    "move each mail. When another pass runs on the same mailbox, "
+                                    "wait up to [schedule] lock_wait seconds, then exit 0. "
+                                    "Example: poller --config /etc/poller.ini once")
+
+    commands.add_parser("serve", help="run as a service: a pass every interval, and on new mail",
+                        description="Run passes every [schedule] interval seconds and, with "
+                                    "[schedule] idle = true, at once when IMAP IDLE announces new "
+                                    "mail. SIGTERM/SIGINT: finish the mail in hand and exit 0; "
+                                    "SIGHUP: reload the settings file. Example: poller --config "
+                                    "/etc/ates-poller/settings.ini serve")
+
+    commands.add_parser("check", help="check settings, mailbox, folders and database",
+                        description="Print the effective settings (secrets masked), then connect, "
+                                    "log in, check (and create) the folders and check that the "
+                                    "database takes a write. The exit code names the first part "
+                                    "that failed (3 IMAP, 6 folders, 7 database or local files). "
+                                    "Example: poller check")
+
+    sts = commands.add_parser("status", help="health: last pass, mail waiting, quarantine",
+                              description="Show the last pass, mail waiting, the quarantine size "
+                                          "and open tickets. Exits 5 when the last good pass is "
+                                          "older than --max-age (for monitoring). Example: "
+                                          "poller status --max-age 900")
+    sts.add_argument("--max-age", type=int, metavar="SECONDS",
+                     help="alert when the last good pass is older (default: [status] max_age)")
+    sts.add_argument("--no-mailbox", dest="mailbox", action="store_false",
+                     help="do not connect to the mailbox (database only)")
+    sts.add_argument("--json", action="store_true", help="print JSON")
+
+    rq = commands.add_parser("requeue", help="move quarantined mail back to be processed again",
+                             description="Move quarantined mail back to the watched folder, unread, "
+                                         "so the next pass processes it again (after its cause is "
+                                         "fixed). Example: poller requeue '<abc@mon.example>'")
+    which = rq.add_mutually_exclusive_group(required=True)
+    which.add_argument("--all", action="store_true", help="every mail in the quarantine")
+    which.add_argument("message_ids", nargs="*", default=[], metavar="MESSAGE-ID",
+                       help="Message-ID of a quarantined mail (with or without <>)")
 
     imp = commands.add_parser("import", help="import organizations, devices or contacts from CSV",
                               description="Import the directory from CSV. Importing the same file "

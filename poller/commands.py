@@ -8,16 +8,21 @@ import logging
 from pathlib import Path
 from urllib.parse import urlparse
 
-from poller import report
+from poller import health, report
 from poller.alert import read_alert
+from poller.cli import CHECK_EXIT, EXIT_CONFIG, EXIT_OK, EXIT_PENDING, EXIT_STALE, EXIT_UNAVAILABLE
 from poller.config import Settings, load_settings
-from poller.errors import MailboxError, MessageError
+from poller.errors import MessageError
 from poller.importer import import_file
+from poller.lock import pass_lock
 from poller.mailbox import Mailbox
 from poller.message import parse_message
+from poller.passes import open_store, recorded_pass
+from poller.requeue import requeue
 from poller.rules import Policy, decide
+from poller.signals import Shutdown, SignalThread
 from poller.store import Store, open_database
-from poller.worker import Worker, utc_now
+from poller.worker import utc_now
 
 logger = logging.getLogger("poller")
 
@@ -28,28 +33,104 @@ def run(args: argparse.Namespace) -> int:
     return _COMMANDS[args.command](settings, args)
 
 
-def open_store(settings: Settings) -> Store:
-    """Open (and create if needed) the configured database."""
-    db = open_database(settings.database.url)
-    return Store(db, settings.ates.local_organization, utc_now())
-
-
 def once(settings: Settings, args: argparse.Namespace) -> int:
+    shutdown = Shutdown(settings.schedule.stop_grace)
+    with SignalThread(lambda why: shutdown.request(f"received {why}")):
+        with pass_lock(settings.schedule.lock_file, settings.schedule.lock_wait,
+                       shutdown.event) as lock:
+            if lock is None:
+                return EXIT_OK
+            result = recorded_pass(settings, shutdown.event, track=shutdown.track)
+    return EXIT_PENDING if result.pending else EXIT_OK
+
+
+def serve_command(settings: Settings, args: argparse.Namespace) -> int:
+    from poller.scheduler import serve  # APScheduler is only needed here
+
+    return serve(settings, args.config, verbosity=-1 if args.quiet else args.verbose)
+
+
+def check_command(settings: Settings, args: argparse.Namespace) -> int:
+    print(f"# effective settings from {settings.source} (secrets masked)")
+    for section, values in settings.redacted().items():
+        print(f"[{section}]")
+        for key, value in values.items():
+            if isinstance(value, bool):
+                shown = "true" if value else "false"
+            elif isinstance(value, tuple):
+                shown = ", ".join(value)
+            else:
+                shown = "" if value is None else value
+            print(f"{key} = {shown}")
+        print()
+    checks = [health.check_database(settings), *health.check_files(settings),
+              *health.check_mailbox(settings)]
+    for item in checks:
+        print(f"{item.part:<9} {'ok' if item.ok else 'FAILED':<6} {item.detail}")
+    failed = [item for item in checks if not item.ok]
+    return CHECK_EXIT[failed[0].part] if failed else EXIT_OK
+
+
+def status_command(settings: Settings, args: argparse.Namespace) -> int:
+    max_age = args.max_age if args.max_age is not None else settings.status.max_age
     store = open_store(settings)
-    started = utc_now()
     try:
-        with Mailbox(settings.imap) as mailbox:
-            result = Worker(settings, mailbox, store).run_pass()
-    except MailboxError as exc:
-        store.log_pass(started, utc_now(), False, "", str(exc))
-        raise
-    else:
-        store.log_pass(started, utc_now(), True, result.summary())
+        totals = health.totals()
+        box = health.mailbox_state(settings, store) if args.mailbox else None
     finally:
         store.close()
-    logger.info("pass done in %.2fs: %s%s", result.seconds, result.summary(),
-                f"; {result.pending} mail left for the next pass" if result.pending else "")
-    return 1 if result.pending else 0
+    now = utc_now()
+    good = totals.last_good_pass
+    age = (now - good.finished).total_seconds() if good else None
+    stale = age is None or age > max_age
+    last = totals.last_pass
+    if args.json:
+        print(json.dumps({
+            "last_pass": _pass_json(last), "last_good_pass": _pass_json(good),
+            "last_good_pass_age_seconds": None if age is None else round(age),
+            "max_age_seconds": max_age, "stale": stale,
+            "waiting": box.waiting if box else None, "quarantine": box.quarantine if box else None,
+            "mailbox_error": box.error if box else None, "open_tickets": totals.open_tickets,
+            "pending_mailbox_steps": totals.pending_steps, "passes_ok": totals.passes_ok,
+            "passes_failed": totals.passes_failed, "mails": totals.mails,
+        }, indent=2))
+    else:
+        if last is None:
+            print("last pass:        none yet")
+        else:
+            result = "ok" if last.ok else "FAILED"
+            print(f"last pass:        {last.finished.isoformat()} {result} ({last.seconds:.2f}s)"
+                  f" {last.counts}{f' - {last.error}' if last.error else ''}")
+        print("last good pass:   " + ("none" if good is None else
+                                      f"{good.finished.isoformat()}, {age:.0f}s ago") +
+              f" ({'STALE: ' if stale else ''}limit {max_age}s)")
+        if box is not None:
+            unknown = f"unknown ({box.error})"
+            print(f"mail waiting:     {unknown if box.waiting is None else box.waiting}")
+            print(f"quarantine:       {unknown if box.quarantine is None else box.quarantine}")
+        print(f"open tickets:     {totals.open_tickets}")
+        print(f"pending steps:    {totals.pending_steps}")
+    if stale:
+        return EXIT_STALE
+    return EXIT_UNAVAILABLE if box is not None and box.error else EXIT_OK
+
+
+def requeue_command(settings: Settings, args: argparse.Namespace) -> int:
+    with Mailbox(settings.imap) as mailbox:
+        done = requeue(mailbox, settings, None if args.all else args.message_ids)
+    print(f"requeued {len(done.moved)} mail from {settings.mailbox.quarantine_folder!r} to "
+          f"{settings.imap.folder!r}; the next pass processes them")
+    for message_id in done.missing:
+        print(f"not in the quarantine: {message_id}")
+    return EXIT_CONFIG if done.missing else EXIT_OK
+
+
+def _pass_json(record: health.PassRecord | None) -> dict[str, object] | None:
+    if record is None:
+        return None
+    return {"started": record.started.isoformat(), "finished": record.finished.isoformat(),
+            "seconds": record.seconds, "ok": record.ok, "counts": record.counts,
+            "error": record.error}
 
 
 def import_command(settings: Settings, args: argparse.Namespace) -> int:
@@ -165,6 +246,10 @@ def _table(rows: list[dict[str, object]], columns: tuple[str, ...]) -> str:
 
 _COMMANDS = {
     "once": once,
+    "serve": serve_command,
+    "check": check_command,
+    "status": status_command,
+    "requeue": requeue_command,
     "import": import_command,
     "tickets": tickets_command,
     "ticket": ticket_command,

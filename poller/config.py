@@ -9,6 +9,13 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from poller.errors import ConfigError
+from poller.serviceconfig import (
+    MetricsSettings,
+    RetrySettings,
+    ScheduleSettings,
+    StatusSettings,
+    read_service_settings,
+)
 
 DEFAULT_CONFIG = "settings.ini"
 MASK = "********"
@@ -74,6 +81,10 @@ class Settings:
     duplicates: DuplicateSettings
     limits: LimitSettings
     database: DatabaseSettings
+    schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
+    retry: RetrySettings = field(default_factory=RetrySettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    status: StatusSettings = field(default_factory=StatusSettings)
     source: str = ""
 
     def redacted(self) -> dict[str, dict[str, object]]:
@@ -130,7 +141,7 @@ class _Section:
             raise self._fail(key, f"must be at least {minimum}, got {value}")
         return value
 
-    def float(self, key: str, default: float) -> float:
+    def float(self, key: str, default: float, *, allow_zero: bool = False) -> float:
         raw = self.str(key)
         if raw is None:
             return default
@@ -138,8 +149,9 @@ class _Section:
             value = float(raw)
         except ValueError:
             raise self._fail(key, f"expected a number, got {raw!r}") from None
-        if value <= 0:
-            raise self._fail(key, f"must be positive, got {raw}")
+        if value < 0 or (value == 0 and not allow_zero):
+            raise self._fail(key, f"must be {'zero or more' if allow_zero else 'positive'}, "
+                                  f"got {raw}")
         return value
 
     def bool(self, key: str, default: bool) -> bool:
@@ -268,6 +280,8 @@ def load_settings(path: str | os.PathLike[str], environ: dict[str, str] | None =
             "(e.g. sqlite:///relative/path.db or sqlite:////absolute/path.db)"
         )
 
+    mailbox_key = f"{imap_settings.username}@{imap_settings.host}:{imap_settings.port}/" \
+                  f"{imap_settings.folder}"
     return Settings(
         imap=imap_settings,
         mailbox=mailbox,
@@ -276,6 +290,7 @@ def load_settings(path: str | os.PathLike[str], environ: dict[str, str] | None =
         limits=limits,
         database=database,
         source=str(path),
+        **read_service_settings(section, base, database.url, mailbox_key),
     )
 
 

@@ -6,7 +6,10 @@ Every imapclient, socket and ssl error is translated here, once, into a MailboxE
 from __future__ import annotations
 
 import logging
+import socket
 import ssl
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -46,11 +49,16 @@ def translated(what: str) -> Iterator[None]:
             f"{what}: the server's certificate is not trusted ({exc.verify_message}); "
             "set [imap] cafile to the CA that signed it"
         ) from None
+    except ssl.SSLError as exc:
+        if exc.reason != "WRONG_VERSION_NUMBER":
+            raise MailboxUnavailable(f"{what}: {type(exc).__name__}: {exc}") from None
+        raise MailboxAuthError(f"{what}: the server does not speak TLS on this port; check "
+                               "[imap] port and security (ssl is usually port 993)") from None
     except IMAPClientAbortError as exc:
         raise MailboxUnavailable(f"{what}: the server closed the connection: {exc}") from None
     except TimeoutError:
         raise MailboxUnavailable(f"{what}: timed out") from None
-    except (ssl.SSLError, ConnectionError, EOFError, OSError) as exc:
+    except (ConnectionError, EOFError, OSError) as exc:
         raise MailboxUnavailable(f"{what}: {type(exc).__name__}: {exc}") from None
     except IMAPClientError as exc:
         raise MailboxError(f"{what}: {exc}") from None
@@ -88,7 +96,10 @@ class Mailbox:
                     client.starttls(context)
                 client.login(s.username, s.password)
             except BaseException:
-                client.shutdown()
+                try:
+                    client.shutdown()
+                except OSError:
+                    pass  # after a failed TLS handshake the socket is gone; keep the real error
                 raise
         self.client = client
         logger.debug("logged in to %s as %s", where, s.username)
@@ -108,11 +119,44 @@ class Mailbox:
             raise MailboxUnavailable("not connected")
         return self.client
 
-    def select(self, folder: str) -> int:
-        """Select folder read-write; return its UIDVALIDITY."""
-        with translated(f"selecting {folder!r}"):
-            info = self._client().select_folder(folder)
+    def abort(self) -> None:
+        """Cut the connection from another thread, so that a call blocked on it fails at once."""
+        client = self.client
+        if client is None:
+            return
+        try:
+            client.socket().shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def has_capability(self, name: str) -> bool:
+        """Return True if the server announces the capability (e.g. 'IDLE')."""
+        with translated("reading capabilities"):
+            return self._client().has_capability(name)
+
+    def select(self, folder: str, readonly: bool = False) -> int:
+        """Select folder (read-write unless READONLY); return its UIDVALIDITY."""
+        try:
+            with translated(f"selecting {folder!r}"):
+                info = self._client().select_folder(folder, readonly=readonly)
+        except MailboxUnavailable:
+            raise
+        except MailboxError as exc:
+            raise MailboxError(f"{exc}; check that the folder exists and can hold mail") from None
         return int(info[b"UIDVALIDITY"])
+
+    def exists(self, folder: str) -> bool:
+        """Return True if the folder exists."""
+        with translated(f"looking for folder {folder!r}"):
+            return bool(self._client().folder_exists(folder))
+
+    def count(self, folder: str) -> int:
+        """Return the number of mails in folder (0 if it does not exist)."""
+        with translated(f"counting mail in {folder!r}"):
+            client = self._client()
+            if not client.folder_exists(folder):
+                return 0
+            return int(client.folder_status(folder, [b"MESSAGES"])[b"MESSAGES"])
 
     def ensure_folder(self, folder: str) -> None:
         """Create folder unless it exists."""
@@ -147,10 +191,50 @@ class Mailbox:
             data = self._client().fetch(uids, [b"BODY.PEEK[]"])
         return {uid: item[b"BODY[]"] for uid, item in data.items() if b"BODY[]" in item}
 
+    def message_ids(self, uids: list[int]) -> dict[int, str]:
+        """Return the Message-ID header of each UID ('' when it has none)."""
+        out: dict[int, str] = {}
+        for chunk in _chunks(uids, 1000):
+            with translated("fetching Message-IDs"):
+                data = self._client().fetch(chunk, [b"BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"])
+            for uid, item in data.items():
+                raw = next((v for k, v in item.items() if k.startswith(b"BODY[HEADER")), b"")
+                _, _, value = (raw or b"").decode("utf-8", "replace").partition(":")
+                out[uid] = " ".join(value.split())
+        return out
+
     def flag(self, uids: list[int], keyword: str) -> None:
         """Mark the UIDs \\Seen and tag them with keyword."""
         with translated("flagging mail"):
             self._client().add_flags(uids, [SEEN, keyword.encode("ascii")], silent=True)
+
+    def unflag(self, uids: list[int], keyword: str) -> None:
+        """Remove \\Seen and keyword from the UIDs, so that a pass sees them as new."""
+        with translated("removing flags"):
+            self._client().remove_flags(uids, [SEEN, keyword.encode("ascii")], silent=True)
+
+    def idle_wait(self, seconds: float, halt: threading.Event) -> bool:
+        """Wait in IDLE on the selected folder up to SECONDS; return True when new mail came.
+
+        Returns early (False) when HALT is set. Raises MailboxUnavailable if the server says
+        BYE or the connection dies, which an IDLE alone would not notice.
+        """
+        with translated("waiting for new mail (IDLE)"):
+            client = self._client()
+            client.idle()
+            deadline = time.monotonic() + seconds
+            new = False
+            while not new and not halt.is_set():
+                step = min(1.0, deadline - time.monotonic())
+                if step <= 0:
+                    break
+                started = time.monotonic()
+                responses = client.idle_check(timeout=step)
+                new = _announces_mail(responses)
+                if not responses and time.monotonic() - started < step / 2:
+                    break  # readable but nothing to read: the peer may have gone; DONE tells
+            _, responses = client.idle_done()
+            return new or _announces_mail(responses)
 
     def move(self, uids: list[int], folder: str) -> None:
         """Move UIDs to folder: MOVE, else COPY + \\Deleted + UID EXPUNGE of just those UIDs."""
@@ -167,6 +251,18 @@ class Mailbox:
             # so the originals are left flagged instead.
             if b"UIDPLUS" in capabilities:
                 client.uid_expunge(uids)
+
+
+def _announces_mail(responses: list[tuple]) -> bool:
+    """Return True if IDLE responses announce new mail; raise on BYE."""
+    new = False
+    for response in responses:
+        if response and response[0] == b"BYE":
+            detail = response[1].decode("utf-8", "replace") if len(response) > 1 else ""
+            raise MailboxUnavailable(f"the server ended the session: BYE {detail}".rstrip())
+        if len(response) > 1 and response[1] in (b"EXISTS", b"RECENT"):
+            new = True
+    return new
 
 
 def _chunks(items: list[int], size: int) -> Iterator[list[int]]:

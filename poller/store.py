@@ -58,12 +58,12 @@ def open_database(url: str) -> peewee.Database:
     """Connect to the database named by a peewee URL, create missing tables, return it."""
     parsed = urlparse(url)
     kwargs: dict[str, object] = {}
-    if parsed.scheme == "sqlite":
-        path = unquote(parsed.path[1:]) if parsed.path.startswith("/") else parsed.path
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        kwargs["pragmas"] = SQLITE_PRAGMAS
     try:
+        if parsed.scheme == "sqlite":
+            path = unquote(parsed.path[1:]) if parsed.path.startswith("/") else parsed.path
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            kwargs["pragmas"] = SQLITE_PRAGMAS
         db = db_url.connect(url, **kwargs)
         database.initialize(db)
         db.connect(reuse_if_open=True)

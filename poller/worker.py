@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
@@ -39,15 +40,23 @@ def utc_now() -> datetime:
 
 @dataclass
 class PassResult:
-    """What one pass did: counts by outcome, mailbox steps left for the next pass, timing."""
+    """What one pass did: counts by outcome, mailbox steps left for the next pass, timing.
+
+    interrupted is True when a stop request ended the pass before every mail was looked at.
+    """
 
     counts: Counter[str] = field(default_factory=Counter)
     pending: int = 0
     seconds: float = 0.0
+    interrupted: bool = False
 
     def summary(self) -> str:
         parts = [f"{name}={self.counts[name]}" for name in Outcome if self.counts[name]]
         return " ".join(parts) or "nothing new"
+
+    def decided(self) -> int:
+        """Return the number of mails decided so far."""
+        return sum(self.counts.values())
 
 
 @dataclass(frozen=True)
@@ -80,11 +89,12 @@ class Worker:
     """Runs passes with one settings object against one mailbox connection and one store."""
 
     def __init__(self, settings: Settings, mailbox: Mailbox, store: Store,
-                 clock: Clock = utc_now):
+                 clock: Clock = utc_now, stop: threading.Event | None = None):
         self.settings = settings
         self.mailbox = mailbox
         self.store = store
         self.clock = clock
+        self.stop = stop or threading.Event()
         self.policy = Policy(settings.ates, settings.duplicates)
         directory = settings.database.attachments_dir
         self.attachments = AttachmentPolicy(
@@ -92,10 +102,15 @@ class Worker:
             directory=Path(directory) if directory else None,
         )
 
-    def run_pass(self) -> PassResult:
-        """Handle every new mail in the folder; raise MailboxError if the server goes away."""
+    def run_pass(self, result: PassResult | None = None) -> PassResult:
+        """Handle every new mail in the folder; raise MailboxError if the server goes away.
+
+        Counts are added to RESULT when given (a pass resumed after reconnecting). When the
+        stop event is set, the pass ends after the mail in hand, its chunk committed and
+        flagged or moved; the rest is left for the next pass.
+        """
         started = time.monotonic()
-        result = PassResult()
+        result = result if result is not None else PassResult()
         folder = self.settings.imap.folder
         uidvalidity = self.mailbox.select(folder)
         uids = self.mailbox.search(self.settings.imap.search)
@@ -110,6 +125,9 @@ class Worker:
             if too_large:
                 self._handle_chunk(folder, uidvalidity, too_large, {}, sizes, result)
             for chunk in _chunks(fitting, self.settings.imap.fetch_chunk):
+                if self.stop.is_set():
+                    result.interrupted = True
+                    break
                 raws = self.mailbox.fetch(chunk)
                 self._handle_chunk(folder, uidvalidity, chunk, raws, sizes, result)
         result.seconds = time.monotonic() - started
@@ -120,6 +138,9 @@ class Worker:
         handled: list[tuple[int, Handled]] = []
         with self.store.db.atomic():
             for uid in uids:
+                if self.stop.is_set():
+                    result.interrupted = True
+                    break
                 raw = raws.get(uid)
                 if raw is None and sizes.get(uid, 0) <= self.settings.limits.max_message_bytes:
                     continue  # expunged by someone else between SEARCH and FETCH
@@ -131,6 +152,9 @@ class Worker:
                 "uid=%s message_id=%s outcome=%s ticket=%s reason=%s",
                 uid, item.key.message_id, item.decision.outcome.value, item.ticket or "-",
                 item.decision.reason,
+                extra={"mail": {"uid": uid, "message_id": item.key.message_id,
+                                "outcome": item.decision.outcome.value, "ticket": item.ticket,
+                                "reason": item.decision.reason}},
             )
         self._apply_actions(
             [(item.row_id, uid, item.action) for uid, item in handled if item.action != "none"],

@@ -1,0 +1,199 @@
+"""A TCP proxy on 127.0.0.1 in front of the test Dovecot that breaks connections on purpose.
+
+    with TcpProxy(dovecot.port, cuts=[30_000]) as proxy:
+        ...connect to proxy.port: the first connection is cut after 30,000 bytes from the
+        server; later connections pass untouched...
+
+Faults, each applied to one connection at most:
+
+* ``cuts``: for the 1st, 2nd, ... accepted connection, cut it after that many bytes from the
+  server (None: never);
+* ``swallow``: once the client sends these bytes, forward them, then drop what the server
+  answers and cut the connection (the command ran, the client never hears of it);
+* ``refuse``: once the client sends these bytes, cut the connection without forwarding them;
+* ``bye``: once the client sends these bytes, answer ``* BYE`` in the server's place and cut;
+* ``stall``: once the client sends these bytes, forward them and drop every answer, leaving
+  the connection open (a server that hangs);
+* ``rewrite``: replace bytes in what the server sends (same length, e.g. to hide STARTTLS).
+
+``sent`` keeps what each client sent, to check what went over the wire.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from types import TracebackType
+
+HOST = "127.0.0.1"
+
+
+class TcpProxy:
+    def __init__(self, target_port: int, cuts: list[int | None] | None = None,
+                 swallow: bytes | None = None, refuse: bytes | None = None,
+                 bye: bytes | None = None, stall: bytes | None = None,
+                 rewrite: tuple[bytes, bytes] | None = None) -> None:
+        if rewrite is not None and len(rewrite[0]) != len(rewrite[1]):
+            raise ValueError("rewrite must keep the length")
+        self.target_port = target_port
+        self.cuts = list(cuts or [])
+        self.swallow = swallow
+        self.refuse = refuse
+        self.bye = bye
+        self.stall = stall
+        self.rewrite = rewrite
+        self.sent: list[bytearray] = []
+        self.connections = 0
+        self.faults = 0
+        self._lock = threading.Lock()
+        self._listener = socket.create_server((HOST, 0))
+        self.port = self._listener.getsockname()[1]
+        self._closed = False
+        self._open: list[socket.socket] = []
+        self._used: set[str] = set()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def __enter__(self) -> TcpProxy:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._closed = True
+        self._listener.close()
+        with self._lock:
+            for sock in self._open:
+                _close(sock)
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            try:
+                server = socket.create_connection((HOST, self.target_port), timeout=5)
+            except OSError:
+                _close(client)
+                continue
+            server.settimeout(None)
+            with self._lock:
+                index = self.connections
+                self.connections += 1
+                self.sent.append(bytearray())
+                self._open += [client, server]
+            conn = _Connection(self, index, client, server)
+            threading.Thread(target=conn.upstream, daemon=True).start()
+            threading.Thread(target=conn.downstream, daemon=True).start()
+
+    def _take_fault(self, kind: str) -> bool:
+        """Return True the first time a fault of this kind is due, then False."""
+        with self._lock:
+            if kind in self._used:
+                return False
+            self._used.add(kind)
+            self.faults += 1
+            return True
+
+
+class _Connection:
+    def __init__(self, proxy: TcpProxy, index: int, client: socket.socket,
+                 server: socket.socket) -> None:
+        self.proxy = proxy
+        self.index = index
+        self.client = client
+        self.server = server
+        self.limit = proxy.cuts[index] if index < len(proxy.cuts) else None
+        self.swallowing = False
+
+    def cut(self) -> None:
+        _close(self.client)
+        _close(self.server)
+
+    def upstream(self) -> None:
+        """Client to server."""
+        seen = bytearray()
+        p = self.proxy
+        while True:
+            try:
+                data = self.client.recv(65536)
+            except OSError:
+                data = b""
+            if not data:
+                _shut(self.server)
+                return
+            seen += data
+            p.sent[self.index] += data
+            if p.refuse and p.refuse in seen and p._take_fault("refuse"):
+                self.cut()
+                return
+            if p.bye and p.bye in seen and p._take_fault("bye"):
+                try:
+                    self.client.sendall(b"* BYE Server shutting down.\r\n")
+                finally:
+                    self.cut()
+                return
+            # Set before sending: the answer may come at once.
+            cut_later = bool(p.swallow and p.swallow in seen and p._take_fault("swallow"))
+            if cut_later or (p.stall and p.stall in seen and p._take_fault("stall")):
+                self.swallowing = True
+            try:
+                self.server.sendall(data)
+            except OSError:
+                self.cut()
+                return
+            if cut_later:
+                time.sleep(0.5)  # the server runs the command; its answer is dropped
+                self.cut()
+                return
+            del seen[:-64]
+
+    def downstream(self) -> None:
+        """Server to client."""
+        passed = 0
+        p = self.proxy
+        while True:
+            try:
+                data = self.server.recv(65536)
+            except OSError:
+                data = b""
+            if not data:
+                _shut(self.client)
+                return
+            if self.swallowing:
+                continue
+            if p.rewrite:
+                data = data.replace(*p.rewrite)
+            if self.limit is not None and passed + len(data) >= self.limit:
+                try:
+                    self.client.sendall(data[: self.limit - passed])
+                except OSError:
+                    pass
+                with p._lock:
+                    p.faults += 1
+                self.cut()
+                return
+            passed += len(data)
+            try:
+                self.client.sendall(data)
+            except OSError:
+                self.cut()
+                return
+
+
+def _shut(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+
+
+def _close(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    sock.close()

@@ -1,0 +1,47 @@
+"""The systemd units in contrib/systemd: valid for systemd, and hardened as README promises."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support import REPO
+
+UNITS = sorted(p for p in (REPO / "contrib" / "systemd").iterdir()
+               if p.suffix in (".service", ".timer"))
+INSTALLED = "/opt/ates-poller/bin/poller"
+
+
+def test_the_units_are_there():
+    assert [u.name for u in UNITS] == ["ates-poller-once.service", "ates-poller-once.timer",
+                                       "ates-poller.service"]
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not found")
+def test_units_pass_systemd_analyze_verify(tmp_path):
+    # verify checks that ExecStart exists: point it at this checkout's poller.
+    poller = Path(sys.executable).with_name("poller")
+    for unit in UNITS:
+        text = unit.read_text().replace(INSTALLED, str(poller if poller.exists() else
+                                                       sys.executable))
+        (tmp_path / unit.name).write_text(text)
+    result = subprocess.run(["systemd-analyze", "verify", *(str(tmp_path / u.name) for u in UNITS)],
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0 and result.stdout + result.stderr == "", result.stderr
+
+
+@pytest.mark.parametrize("unit", [u for u in UNITS if u.suffix == ".service"],
+                         ids=lambda u: u.name)
+def test_services_are_hardened_and_get_secrets_as_credentials(unit):
+    lines = set(unit.read_text().splitlines())
+    for setting in ("NoNewPrivileges=yes", "PrivateTmp=yes", "ProtectSystem=strict",
+                    "DynamicUser=yes", "StateDirectory=ates-poller",
+                    "LoadCredential=imap-password:/etc/ates-poller/imap-password",
+                    "Environment=POLLER_IMAP_PASSWORD_FILE=${CREDENTIALS_DIRECTORY}/imap-password"):
+        assert setting in lines
+    assert f"ExecStart={INSTALLED} --config /etc/ates-poller/settings.ini " \
+           f"{'once' if 'once' in unit.name else 'serve'}" in lines
