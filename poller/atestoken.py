@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections import deque
 from dataclasses import dataclass, field
 from xml.parsers.expat import ExpatError
 
@@ -25,8 +26,8 @@ NAME_ELEMENTS = ("ID", "PW", "Customer", "Email", "Contact", "SubIssue")
 SOURCED_ELEMENTS = ("CustomerID", "DeviceID", "DeviceGUID", "AlertID", "TicketID")
 CANONICAL = {name.lower(): name for name in (*TEXT_ELEMENTS, *NAME_ELEMENTS, *SOURCED_ELEMENTS)}
 
-_TOKEN_RE = re.compile(r"<\s*autotask\b[^>]*>.*?<\s*/\s*autotask\s*>", re.IGNORECASE | re.DOTALL)
 _OPEN_RE = re.compile(r"<\s*autotask\b", re.IGNORECASE)
+_CLOSE_RE = re.compile(r"<\s*/\s*autotask\s*>", re.IGNORECASE)
 _DTD_RE = re.compile(r"<!\s*(DOCTYPE|ENTITY|ELEMENT|ATTLIST)", re.IGNORECASE)
 _BARE_AMP_RE = re.compile(r"&(?!(?:amp|lt|gt|quot|apos|#\d{1,7}|#x[0-9a-fA-F]{1,6});)")
 _QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"', "″": '"', "‘": "'", "’": "'", "‚": "'"})
@@ -90,15 +91,44 @@ def locate(text: str, html_body: str) -> Located:
     """Return the last token in the text part, else in the HTML part; raise TokenMissing."""
     for candidate in (text, html_body, _html_to_text(html_body) if html_body else ""):
         if candidate and _OPEN_RE.search(candidate):
-            matches = list(_TOKEN_RE.finditer(candidate))
-            if not matches:
-                raise TokenInvalid("the <Autotask> token is not closed by </Autotask>")
-            match = matches[-1]  # ATES reads the token at the end of the body: the last one wins
-            above = candidate[: match.start()]
+            start, end = _last_token(candidate)
+            above = _above(candidate, start)
             if candidate is html_body:
                 above = _html_to_text(above)
-            return Located(xml=match.group(0), above=above)
+            return Located(xml=candidate[start:end], above=above)
     raise TokenMissing("no <Autotask> token in the mail")
+
+
+def _last_token(text: str) -> tuple[int, int]:
+    """Return (start, end) of the last complete token: ATES reads the token at the end of the body.
+
+    That is the last opening tag that a closing tag follows, up to the first closing tag after
+    it. Found with forward scans only, so the time stays linear in the mail's size however many
+    unclosed or nested tags a sender puts in.
+    """
+    last_close = _last_match(_CLOSE_RE, text, len(text))
+    if last_close is not None:
+        tag_end = text.rfind(">", 0, last_close.start())
+        opening = _last_match(_OPEN_RE, text, max(tag_end, 0))
+        if opening is not None:
+            close = _CLOSE_RE.search(text, text.find(">", opening.end()) + 1)
+            if close is not None:
+                return opening.start(), close.end()
+    raise TokenInvalid("the <Autotask> token is not closed by </Autotask>")
+
+
+def _last_match(pattern: re.Pattern[str], text: str, end: int) -> re.Match[str] | None:
+    """Return the last match of pattern in text[:end], or None."""
+    last = deque(pattern.finditer(text, 0, end), maxlen=1)
+    return last[0] if last else None
+
+
+def _above(text: str, start: int) -> str:
+    """Return the text above the token at start, after any earlier token (or token fragment)."""
+    previous = _last_match(_CLOSE_RE, text, start)
+    above = text[previous.end() if previous else 0:start]
+    earlier = _OPEN_RE.search(above)
+    return above[: earlier.start()] if earlier else above
 
 
 def _html_to_text(markup: str) -> str:
