@@ -30,7 +30,9 @@ _OPEN_RE = re.compile(r"<\s*autotask\b", re.IGNORECASE)
 _CLOSE_RE = re.compile(r"<\s*/\s*autotask\s*>", re.IGNORECASE)
 _DTD_RE = re.compile(r"<!\s*(DOCTYPE|ENTITY|ELEMENT|ATTLIST)", re.IGNORECASE)
 _BARE_AMP_RE = re.compile(r"&(?!(?:amp|lt|gt|quot|apos|#\d{1,7}|#x[0-9a-fA-F]{1,6});)")
-_QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"', "″": '"', "‘": "'", "’": "'", "‚": "'"})
+# typographic quotes around an attribute value (a word processor's "smart quotes"); inside a
+# value they are text and stay
+_CURLY_ATTR_RE = re.compile(r"(=\s*)(?:[“”„″]([^“”„″\"<>]*)[“”„″]|[‘’‚]([^‘’‚'<>]*)[‘’‚])")
 _BR_RE = re.compile(r"<\s*br\s*/?\s*>|<\s*/\s*(p|div|tr|li|h[1-6])\s*>", re.IGNORECASE)
 _INVISIBLE_RE = re.compile(r"<\s*(head|style|script|title)\b.*?<\s*/\s*\1\s*>",
                            re.IGNORECASE | re.DOTALL)
@@ -150,12 +152,17 @@ def parse_token(xml: str) -> AtesToken:
     for entity in _NAMED_ENTITY_RE.findall(xml):
         if entity not in _PREDEFINED:
             raise TokenInvalid(f"the token uses the undeclared entity &{entity[:40]};")
-    repaired = _BARE_AMP_RE.sub("&amp;", xml.translate(_QUOTES))
+    repaired = _BARE_AMP_RE.sub("&amp;", _CURLY_ATTR_RE.sub(_straight_quotes, xml))
     try:
         elements = _elements_from_xml(repaired)
     except (ExpatError, ValueError):
         elements = _elements_from_scan(repaired)
     return _build(elements)
+
+
+def _straight_quotes(match: re.Match[str]) -> str:
+    equals, double, single = match.groups()
+    return f'{equals}"{double}"' if double is not None else f"{equals}'{single}'"
 
 
 def _elements_from_xml(xml: str) -> list[tuple[str, dict[str, str]]]:
