@@ -34,8 +34,9 @@ _BARE_AMP_RE = re.compile(r"&(?!(?:amp|lt|gt|quot|apos|#\d{1,7}|#x[0-9a-fA-F]{1,
 # value they are text and stay
 _CURLY_ATTR_RE = re.compile(r"(=\s*)(?:[“”„″]([^“”„″\"<>]*)[“”„″]|[‘’‚]([^‘’‚'<>]*)[‘’‚])")
 _BR_RE = re.compile(r"<\s*br\s*/?\s*>|<\s*/\s*(p|div|tr|li|h[1-6])\s*>", re.IGNORECASE)
-_INVISIBLE_RE = re.compile(r"<\s*(head|style|script|title)\b.*?<\s*/\s*\1\s*>",
-                           re.IGNORECASE | re.DOTALL)
+_INVISIBLE_RE = re.compile(r"<\s*(head|style|script|title)\b", re.IGNORECASE)
+_INVISIBLE_CLOSE = {name: re.compile(rf"<\s*/\s*{name}\s*>", re.IGNORECASE)
+                    for name in ("head", "style", "script", "title")}
 _SPACE_RE = re.compile(r"\s+")
 _NAMED_ENTITY_RE = re.compile(r"&([A-Za-z_][\w.-]*);")
 _PREDEFINED = frozenset({"amp", "lt", "gt", "quot", "apos"})
@@ -135,12 +136,33 @@ def _above(text: str, start: int) -> str:
 
 def _html_to_text(markup: str) -> str:
     """Render HTML to plain text well enough to find an escaped token and the text above it."""
-    text = _INVISIBLE_RE.sub("", markup)
+    text = _drop_invisible(markup)
     text = _SPACE_RE.sub(" ", text)  # source line breaks are spaces in HTML; <br> is the break
     text = _BR_RE.sub("\n", text)
     text = _TAG_RE.sub("", text)
     lines = (line.strip() for line in html.unescape(text).replace("\xa0", " ").split("\n"))
     return "\n".join(lines)
+
+
+def _drop_invisible(markup: str) -> str:
+    """Remove <head>, <style>, <script> and <title> elements, which a mail client does not show.
+
+    Linear in the markup: once an element has no closing tag left, its later openings are
+    not searched again (a lazy regex would rescan the rest of the mail for each of them).
+    """
+    pieces: list[str] = []
+    position, unclosed = 0, set()
+    while match := _INVISIBLE_RE.search(markup, position):
+        name = match.group(1).lower()
+        close = None if name in unclosed else _INVISIBLE_CLOSE[name].search(markup, match.end())
+        if close is None:
+            unclosed.add(name)
+            pieces.append(markup[position:match.end()])
+        else:
+            pieces.append(markup[position:match.start()])
+        position = close.end() if close else match.end()
+    pieces.append(markup[position:])
+    return "".join(pieces)
 
 
 def parse_token(xml: str) -> AtesToken:
@@ -190,16 +212,20 @@ def _elements_from_xml(xml: str) -> list[tuple[str, dict[str, str]]]:
 def _elements_from_scan(xml: str) -> list[tuple[str, dict[str, str]]]:
     """Read elements one by one when the token is not well-formed XML."""
     elements: list[tuple[str, dict[str, str]]] = []
+    closes: dict[str, re.Match[str] | None] = {}  # next closing tag per name, to scan once
     for match in _ELEMENT_RE.finditer(xml):
         name, attr_text, self_closing = match.groups()
-        if name.lower() == "autotask":
-            continue
+        key = name.lower()
+        if key not in CANONICAL:
+            continue  # the root, or an extension element that _build would ignore anyway
         attrs = {f"@{m.group(1)}": html.unescape(m.group(2) if m.group(2) is not None
                                                   else m.group(3))
                  for m in _ATTR_RE.finditer(attr_text)}
         if not self_closing:
-            close = re.compile(rf"<\s*/\s*{re.escape(name)}\s*>", re.IGNORECASE)
-            end = close.search(xml, match.end())
+            end = closes.get(key, False)
+            if end is False or (end is not None and end.start() < match.end()):
+                close = re.compile(rf"<\s*/\s*{re.escape(name)}\s*>", re.IGNORECASE)
+                end = closes[key] = close.search(xml, match.end())
             if end:
                 attrs["#text"] = html.unescape(xml[match.end():end.start()])
         elements.append((name, attrs))
