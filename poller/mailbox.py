@@ -22,6 +22,20 @@ SEEN = b"\\Seen"
 DELETED = b"\\Deleted"
 
 
+class _NoMailInTrace(logging.Filter):
+    """Cut mail contents out of the IMAP trace (-vv): imaplib logs every fetched mail whole,
+    and with it the ATES PW of every token. imapclient already masks the LOGIN line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message.startswith("untagged_responses["):  # "...[FETCH] 0 += [...]" and "... => [...]"
+            record.msg, record.args = message[:message.index("]") + 1] + " [contents not logged]", ()
+        return True
+
+
+logging.getLogger("imapclient.imaplib").addFilter(_NoMailInTrace())
+
+
 def ssl_context(settings: ImapSettings) -> ssl.SSLContext:
     """Return the TLS context: system trust store or [imap] cafile; no verification if asked."""
     context = ssl.create_default_context(cafile=settings.cafile)
