@@ -33,7 +33,8 @@ class _NoMailInTrace(logging.Filter):
         return True
 
 
-logging.getLogger("imapclient.imaplib").addFilter(_NoMailInTrace())
+_TRACE = logging.getLogger("imapclient.imaplib")
+_TRACE.addFilter(_NoMailInTrace())
 
 
 def ssl_context(settings: ImapSettings) -> ssl.SSLContext:
@@ -93,6 +94,11 @@ class Mailbox:
             context = ssl_context(s) if s.security != "none" else None
             client = IMAPClient(s.host, port=s.port, ssl=s.security == "ssl",
                                 ssl_context=context, timeout=s.timeout)
+            if not _TRACE.isEnabledFor(logging.DEBUG):
+                # imapclient always turns imaplib's trace on, and imaplib then formats each
+                # fetched mail with repr() even when the line is dropped: a 25 MB mail cost
+                # another 25 MB or more, and the CPU to build it. There is no public switch.
+                client._imap.debug = 0
             try:
                 if s.security == "starttls":
                     # Never fall back to plaintext: a failed STARTTLS ends the connection.
