@@ -54,16 +54,16 @@ def parse_message(raw: bytes) -> ParsedMessage:
     """Parse raw mail bytes; raise MessageError when the bytes are not a mail at all."""
     try:
         parsed = mailparser.MailParser(_mime_tree(raw))
+        plain, html, forwarded = _bodies(parsed.message)
     except MailParserError as exc:
-        raise MessageError(f"unparseable MIME: {exc}") from None
+        raise MessageError(f"unparseable MIME: {_detail(exc)}") from None
     except RecursionError:
         raise MessageError("unparseable MIME: nested too deeply") from None
     except (email.errors.MessageError, LookupError, ValueError, TypeError, AttributeError) as exc:
-        raise MessageError(f"unparseable MIME: {type(exc).__name__}: {exc}") from None
+        raise MessageError(f"unparseable MIME: {type(exc).__name__}: {_detail(exc)}") from None
     message = parsed.message
     if not message.keys():
         raise MessageError("unparseable MIME: the data has no mail headers")
-    plain, html, forwarded = _bodies(message)
     return ParsedMessage(
         message_id=_message_id(message.get("Message-ID")),
         subject=" ".join(_subject(message, parsed.subject).split()),
@@ -146,6 +146,12 @@ def _subject(message: email.message.Message, decoded: object) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         return data.decode("windows-1252", "replace")
+
+
+def _detail(exc: Exception) -> str:
+    """Return an exception's message fit for a log line: printable, one line, 200 characters."""
+    text = " ".join(str(exc).split())
+    return "".join(c if c.isprintable() else "?" for c in text[:200])
 
 
 def _mime_tree(raw: bytes) -> email.message.Message:

@@ -35,10 +35,14 @@ def _digest(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
-@pytest.mark.parametrize("on_success", ["flag", "move"])
-def test_every_fixture_mail_ends_in_exactly_one_place(tmp_path, imap_account, capsys, on_success):
+@pytest.mark.parametrize(("on_success", "max_bytes"), [
+    ("flag", "31457280"),
+    ("move", "100000"),  # also the size limit: the larger corpus mails are never downloaded
+])
+def test_every_fixture_mail_ends_in_exactly_one_place(tmp_path, imap_account, capsys, on_success,
+                                                      max_bytes):
     config = write_settings(tmp_path, imap_account, mailbox={"on_success": on_success},
-                            imap={"fetch_chunk": "50"})
+                            imap={"fetch_chunk": "50"}, limits={"max_message_bytes": max_bytes})
     for path in MAILS:
         imap_account.append("INBOX", path.read_bytes())
     appended = {uid: _digest(raw) for uid, _, raw in imap_account.messages("INBOX")}
@@ -77,3 +81,5 @@ def test_every_fixture_mail_ends_in_exactly_one_place(tmp_path, imap_account, ca
     assert all(count == 0 for counter in places.values() for count in counter.values())
     outcomes = Counter(row["outcome"] for row in log.values())
     assert outcomes["created"] > 0 and outcomes["quarantined"] > 0 and outcomes["skipped"] > 0
+    oversized = [row for row in log.values() if "over the limit" in (row["reason"] or "")]
+    assert len(oversized) == sum(len(p.read_bytes()) > int(max_bytes) for p in MAILS)
