@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 with atheris.instrument_imports(include=["poller", "mailparser", "xmltodict", "email"]):
-    from poller.alert import Alert, read_alert
+    from poller.alert import REDACTED, Alert, read_alert
     from poller.errors import MessageError
     from poller.message import ParsedMessage, parse_message
 
@@ -57,6 +57,9 @@ def check(data: bytes) -> None:
         raise TypeError(f"read_alert returned {type(alert).__name__}")
     if not alert.title or len(alert.title) > 250 or len(alert.description) > 8000:
         raise AssertionError("title or description outside ATES's limits")
+    for shown in (alert.title, alert.description):
+        if alert.token.pw in shown.replace(REDACTED, ""):
+            raise AssertionError("the PW is shown in the title or description")
 
 
 def seed(corpus: Path) -> int:

@@ -90,10 +90,10 @@ def _bodies(message: email.message.Message) -> tuple[list[str], list[str], list[
     while stack:  # a loop, not recursion: nesting depth is up to the sender
         part = stack.pop()
         if part.get_content_maintype() == "message" and part is not message:
-            # delivery reports and the like carry no text of their own; a forwarded mail
-            # without Content-Disposition is kept as an attachment instead of being lost
-            if (part.get_content_type() in FORWARDED_TYPES and part.get_content_disposition() is None
-                    and not part.get_filename()):
+            # delivery reports and the like carry no text of their own; a forwarded mail that
+            # mail-parser does not list (not Content-Disposition: attachment) is kept as one
+            if (part.get_content_type() in FORWARDED_TYPES
+                    and part.get_content_disposition() != "attachment"):
                 forwarded.append(_forward(part))
             continue
         if part.is_multipart():
@@ -132,8 +132,8 @@ def _forward(part: email.message.Message) -> Attachment:
             content = inner[0].as_bytes()
         except (email.errors.MessageError, LookupError, ValueError, TypeError):
             content = b""
-    return Attachment(filename="forwarded-message.eml", content_type=part.get_content_type(),
-                      content=content)
+    return Attachment(filename=str(part.get_filename() or "forwarded-message.eml"),
+                      content_type=part.get_content_type(), content=content)
 
 
 def _subject(message: email.message.Message, decoded: object) -> str:
