@@ -29,7 +29,7 @@ class _NoMailInTrace(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         if message.startswith("untagged_responses["):  # "...[FETCH] 0 += [...]" and "... => [...]"
-            record.msg, record.args = message[:message.index("]") + 1] + " [contents not logged]", ()
+            record.msg, record.args = message.partition("]")[0] + "] [contents not logged]", ()
         return True
 
 

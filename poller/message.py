@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import email.errors
+import email.message
 import email.parser
 import email.policy
 import email.utils
