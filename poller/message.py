@@ -138,8 +138,10 @@ def _forward(part: email.message.Message) -> Attachment:
 
 
 def _subject(message: email.message.Message, decoded: object) -> str:
-    """Return the subject; raw 8-bit bytes are read as UTF-8, else as Windows-1252."""
+    """Return the (first) subject; raw 8-bit bytes are read as UTF-8, else as Windows-1252."""
     raw = next((value for name, value in message.raw_items() if name.lower() == "subject"), None)
+    if isinstance(decoded, list):  # mail-parser gives a list when the header repeats
+        decoded = decoded[0] if decoded else ""
     if not isinstance(raw, str) or raw.isascii():
         return _header_text(decoded)
     data = raw.encode("utf-8", "surrogateescape")
@@ -189,7 +191,7 @@ def _date(value: object) -> datetime | None:
         return None
     try:
         return email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):  # e.g. a zone offset of 10**9 hours
         return None
 
 

@@ -188,3 +188,11 @@ def test_oversized_mail_is_quarantined_without_its_body_crossing_the_wire(tmp_pa
         imap_account.append("INBOX", alert_mail(body="y" * 2_000_000))
         assert poller(config, "once") == 0
     assert proxy.from_server > 2_000_000
+
+
+def test_header_oddities_found_by_fuzzing() -> None:
+    raw = (b"Subject: first\r\nSubject: second\r\nDate: Wed, 7 Dec 2011 20:32:40 +0900000000000"
+           b"000000000000000\r\n\r\n" + token().encode())
+    message = parse_message(raw)
+    assert message.subject == "first" and message.date is None
+    assert _extract(raw).title == "first"
