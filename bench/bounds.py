@@ -181,7 +181,7 @@ def settings_file(folder: Path, account, **extra: str) -> Path:
 
 
 def part_size(work: Path) -> None:
-    from tests.proxy import CountingProxy
+    from tests.counting_proxy import CountingProxy
     from tests.support import poller, write_settings
     server, account = dovecot_account()
     try:

@@ -15,7 +15,7 @@ from poller.alert import read_alert
 from poller.cli import main
 from poller.errors import MessageError, TokenInvalid, TokenMissing
 from poller.message import parse_message
-from tests.proxy import CountingProxy
+from tests.counting_proxy import CountingProxy
 from tests.support import PW, alert_mail, poller, poller_json, token, write_settings
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
