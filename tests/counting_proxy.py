@@ -57,11 +57,15 @@ class CountingProxy:
             thread.join(timeout=5)
 
     def _accept(self) -> None:
+        self._listener.settimeout(0.1)  # closing a socket does not wake a blocked accept()
         while not self._closed:
             try:
                 client, _ = self._listener.accept()
+            except TimeoutError:
+                continue
             except OSError:
                 return
+            client.settimeout(None)
             server = socket.create_connection(self.target, timeout=30)
             self._sockets += [client, server]
             for source, sink, upstream in ((client, server, True), (server, client, False)):
