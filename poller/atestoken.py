@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections import deque
 from dataclasses import dataclass, field
 from xml.parsers.expat import ExpatError
 
@@ -25,14 +26,17 @@ NAME_ELEMENTS = ("ID", "PW", "Customer", "Email", "Contact", "SubIssue")
 SOURCED_ELEMENTS = ("CustomerID", "DeviceID", "DeviceGUID", "AlertID", "TicketID")
 CANONICAL = {name.lower(): name for name in (*TEXT_ELEMENTS, *NAME_ELEMENTS, *SOURCED_ELEMENTS)}
 
-_TOKEN_RE = re.compile(r"<\s*autotask\b[^>]*>.*?<\s*/\s*autotask\s*>", re.IGNORECASE | re.DOTALL)
 _OPEN_RE = re.compile(r"<\s*autotask\b", re.IGNORECASE)
+_CLOSE_RE = re.compile(r"<\s*/\s*autotask\s*>", re.IGNORECASE)
 _DTD_RE = re.compile(r"<!\s*(DOCTYPE|ENTITY|ELEMENT|ATTLIST)", re.IGNORECASE)
 _BARE_AMP_RE = re.compile(r"&(?!(?:amp|lt|gt|quot|apos|#\d{1,7}|#x[0-9a-fA-F]{1,6});)")
-_QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"', "″": '"', "‘": "'", "’": "'", "‚": "'"})
+# typographic quotes around an attribute value (a word processor's "smart quotes"); inside a
+# value they are text and stay
+_CURLY_ATTR_RE = re.compile(r"(=\s*)(?:[“”„″]([^“”„″\"<>]*)[“”„″]|[‘’‚]([^‘’‚'<>]*)[‘’‚])")
 _BR_RE = re.compile(r"<\s*br\s*/?\s*>|<\s*/\s*(p|div|tr|li|h[1-6])\s*>", re.IGNORECASE)
-_INVISIBLE_RE = re.compile(r"<\s*(head|style|script|title)\b.*?<\s*/\s*\1\s*>",
-                           re.IGNORECASE | re.DOTALL)
+_INVISIBLE_RE = re.compile(r"<\s*(head|style|script|title)\b", re.IGNORECASE)
+_INVISIBLE_CLOSE = {name: re.compile(rf"<\s*/\s*{name}\s*>", re.IGNORECASE)
+                    for name in ("head", "style", "script", "title")}
 _SPACE_RE = re.compile(r"\s+")
 _NAMED_ENTITY_RE = re.compile(r"&([A-Za-z_][\w.-]*);")
 _PREDEFINED = frozenset({"amp", "lt", "gt", "quot", "apos"})
@@ -90,25 +94,75 @@ def locate(text: str, html_body: str) -> Located:
     """Return the last token in the text part, else in the HTML part; raise TokenMissing."""
     for candidate in (text, html_body, _html_to_text(html_body) if html_body else ""):
         if candidate and _OPEN_RE.search(candidate):
-            matches = list(_TOKEN_RE.finditer(candidate))
-            if not matches:
-                raise TokenInvalid("the <Autotask> token is not closed by </Autotask>")
-            match = matches[-1]  # ATES reads the token at the end of the body: the last one wins
-            above = candidate[: match.start()]
+            start, end = _last_token(candidate)
+            above = _above(candidate, start)
             if candidate is html_body:
                 above = _html_to_text(above)
-            return Located(xml=match.group(0), above=above)
+            return Located(xml=candidate[start:end], above=above)
     raise TokenMissing("no <Autotask> token in the mail")
+
+
+def _last_token(text: str) -> tuple[int, int]:
+    """Return (start, end) of the last complete token: ATES reads the token at the end of the body.
+
+    That is the last opening tag that a closing tag follows, up to the first closing tag after
+    it. Found with forward scans only, so the time stays linear in the mail's size however many
+    unclosed or nested tags a sender puts in.
+    """
+    last_close = _last_match(_CLOSE_RE, text, len(text))
+    if last_close is not None:
+        tag_end = text.rfind(">", 0, last_close.start())
+        opening = _last_match(_OPEN_RE, text, max(tag_end, 0))
+        if opening is not None:
+            close = _CLOSE_RE.search(text, text.find(">", opening.end()) + 1)
+            if close is not None:
+                return opening.start(), close.end()
+    raise TokenInvalid("the <Autotask> token is not closed by </Autotask>")
+
+
+def _last_match(pattern: re.Pattern[str], text: str, end: int) -> re.Match[str] | None:
+    """Return the last match of pattern in text[:end], or None."""
+    last = deque(pattern.finditer(text, 0, end), maxlen=1)
+    return last[0] if last else None
+
+
+def _above(text: str, start: int) -> str:
+    """Return the text above the token at start, after any earlier token (or token fragment)."""
+    previous = _last_match(_CLOSE_RE, text, start)
+    above = text[previous.end() if previous else 0:start]
+    earlier = _OPEN_RE.search(above)
+    return above[: earlier.start()] if earlier else above
 
 
 def _html_to_text(markup: str) -> str:
     """Render HTML to plain text well enough to find an escaped token and the text above it."""
-    text = _INVISIBLE_RE.sub("", markup)
+    text = _drop_invisible(markup)
     text = _SPACE_RE.sub(" ", text)  # source line breaks are spaces in HTML; <br> is the break
     text = _BR_RE.sub("\n", text)
     text = _TAG_RE.sub("", text)
     lines = (line.strip() for line in html.unescape(text).replace("\xa0", " ").split("\n"))
     return "\n".join(lines)
+
+
+def _drop_invisible(markup: str) -> str:
+    """Remove <head>, <style>, <script> and <title> elements, which a mail client does not show.
+
+    Linear in the markup: once an element has no closing tag left, its later openings are
+    not searched again (a lazy regex would rescan the rest of the mail for each of them).
+    """
+    pieces: list[str] = []
+    position, unclosed = 0, set()
+    while match := _INVISIBLE_RE.search(markup, position):
+        name = match.group(1).lower()
+        close = None if name in unclosed else _INVISIBLE_CLOSE[name].search(markup, match.end())
+        if close is None:
+            unclosed.add(name)
+            pieces.append(markup[position:match.end()])
+        else:
+            pieces.append(markup[position:match.start()])
+        position = close.end() if close else match.end()
+    pieces.append(markup[position:])
+    return "".join(pieces)
 
 
 def parse_token(xml: str) -> AtesToken:
@@ -120,12 +174,17 @@ def parse_token(xml: str) -> AtesToken:
     for entity in _NAMED_ENTITY_RE.findall(xml):
         if entity not in _PREDEFINED:
             raise TokenInvalid(f"the token uses the undeclared entity &{entity[:40]};")
-    repaired = _BARE_AMP_RE.sub("&amp;", xml.translate(_QUOTES))
+    repaired = _BARE_AMP_RE.sub("&amp;", _CURLY_ATTR_RE.sub(_straight_quotes, xml))
     try:
         elements = _elements_from_xml(repaired)
     except (ExpatError, ValueError):
         elements = _elements_from_scan(repaired)
     return _build(elements)
+
+
+def _straight_quotes(match: re.Match[str]) -> str:
+    equals, double, single = match.groups()
+    return f'{equals}"{double}"' if double is not None else f"{equals}'{single}'"
 
 
 def _elements_from_xml(xml: str) -> list[tuple[str, dict[str, str]]]:
@@ -153,16 +212,20 @@ def _elements_from_xml(xml: str) -> list[tuple[str, dict[str, str]]]:
 def _elements_from_scan(xml: str) -> list[tuple[str, dict[str, str]]]:
     """Read elements one by one when the token is not well-formed XML."""
     elements: list[tuple[str, dict[str, str]]] = []
+    closes: dict[str, re.Match[str] | None] = {}  # next closing tag per name, to scan once
     for match in _ELEMENT_RE.finditer(xml):
         name, attr_text, self_closing = match.groups()
-        if name.lower() == "autotask":
-            continue
+        key = name.lower()
+        if key not in CANONICAL:
+            continue  # the root, or an extension element that _build would ignore anyway
         attrs = {f"@{m.group(1)}": html.unescape(m.group(2) if m.group(2) is not None
                                                   else m.group(3))
                  for m in _ATTR_RE.finditer(attr_text)}
         if not self_closing:
-            close = re.compile(rf"<\s*/\s*{re.escape(name)}\s*>", re.IGNORECASE)
-            end = close.search(xml, match.end())
+            end = closes.get(key, False)
+            if end is False or (end is not None and end.start() < match.end()):
+                close = re.compile(rf"<\s*/\s*{re.escape(name)}\s*>", re.IGNORECASE)
+                end = closes[key] = close.search(xml, match.end())
             if end:
                 attrs["#text"] = html.unescape(xml[match.end():end.start()])
         elements.append((name, attrs))

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import configparser
+import logging
 import os
 import re
+import stat
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
@@ -16,6 +18,8 @@ from poller.serviceconfig import (
     StatusSettings,
     read_service_settings,
 )
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_CONFIG = "settings.ini"
 MASK = "********"
@@ -202,6 +206,8 @@ def load_settings(path: str | os.PathLike[str], environ: dict[str, str] | None =
     except (OSError, UnicodeDecodeError, configparser.Error) as exc:
         raise ConfigError(f"{path}: cannot read settings: {exc}") from None
 
+    _warn_if_exposed(path, parser)
+
     def section(name: str) -> _Section:
         return _Section(parser, name, environ)
 
@@ -292,6 +298,20 @@ def load_settings(path: str | os.PathLike[str], environ: dict[str, str] | None =
         source=str(path),
         **read_service_settings(section, base, database.url, mailbox_key),
     )
+
+
+def _warn_if_exposed(path: Path, parser: configparser.ConfigParser) -> None:
+    """Log a warning when the file holds a password and users other than its owner can read it."""
+    holds_password = any(parser.get(name, "password", fallback="").strip()
+                         for name in ("imap", "ates"))
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return
+    if holds_password and mode & (stat.S_IRGRP | stat.S_IROTH):
+        logger.warning("%s holds a password and is readable by other users (mode %o); "
+                       "chmod 600 it, or move the password to password_file or the environment",
+                       path, stat.S_IMODE(mode))
 
 
 def _resolve_sqlite_url(url: str, base: Path) -> str:

@@ -25,6 +25,21 @@ SEEN = b"\\Seen"
 DELETED = b"\\Deleted"
 
 
+class _NoMailInTrace(logging.Filter):
+    """Cut mail contents out of the IMAP trace (-vv): imaplib logs every fetched mail whole,
+    and with it the ATES PW of every token. imapclient already masks the LOGIN line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message.startswith("untagged_responses["):  # "...[FETCH] 0 += [...]" and "... => [...]"
+            record.msg, record.args = message.partition("]")[0] + "] [contents not logged]", ()
+        return True
+
+
+_TRACE = logging.getLogger("imapclient.imaplib")
+_TRACE.addFilter(_NoMailInTrace())
+
+
 def ssl_context(settings: ImapSettings) -> ssl.SSLContext:
     """Return the TLS context: system trust store or [imap] cafile; no verification if asked."""
     context = ssl.create_default_context(cafile=settings.cafile)
@@ -87,6 +102,11 @@ class Mailbox:
             context = ssl_context(s) if s.security != "none" else None
             client = IMAPClient(s.host, port=s.port, ssl=s.security == "ssl",
                                 ssl_context=context, timeout=s.timeout)
+            if not _TRACE.isEnabledFor(logging.DEBUG):
+                # imapclient always turns imaplib's trace on, and imaplib then formats each
+                # fetched mail with repr() even when the line is dropped: a 25 MB mail cost
+                # another 25 MB or more, and the CPU to build it. There is no public switch.
+                client._imap.debug = 0
             try:
                 if s.security == "starttls":
                     # Never fall back to plaintext: a failed STARTTLS ends the connection.

@@ -67,6 +67,7 @@ def write_settings(tmp_path: Path, account, **sections: dict[str, str]) -> Path:
         lines.extend(f"{k} = {v}" for k, v in keys.items())
     path = tmp_path / "settings.ini"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path.chmod(0o600)  # it holds passwords: readable by others would be warned about
     return path
 
 

@@ -1,7 +1,8 @@
 """Fixture-driven tests of the pure extraction path: raw mail → ParsedMessage → Alert.
 
 * fixtures/ates/<case>.eml against fixtures/ates/<case>.expected.json (written by
-  fixtures/ates/make_fixtures.py, which documents the expected-value rules);
+  fixtures/ates/make_fixtures.py, which documents the expected-value rules), and the same for
+  fixtures/shapes/ (mail shapes the corpus lacks and XML attacks, fixtures/shapes/make_shapes.py);
 * every mail of fixtures/corpus/ (third-party test mails, see its SOURCES.md) must either give
   an Alert or raise a MessageError subclass, and never leak the token's PW into title or description.
 """
@@ -20,13 +21,14 @@ from poller.message import parse_message
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 ATES = FIXTURES / "ates"
+SHAPES = FIXTURES / "shapes"
 CORPUS = FIXTURES / "corpus"
 EXPECTED_SUFFIX = ".expected.json"
 
 # Far from every fixture's Date header, so a title built from this clock instead would show.
 NOW = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 
-ATES_MAILS = sorted(ATES.glob("*.eml"))
+ATES_MAILS = sorted(ATES.glob("*.eml")) + sorted(SHAPES.glob("*.eml"))
 CORPUS_MAILS = sorted(p for p in CORPUS.rglob("*") if p.is_file() and p.name != "SOURCES.md")
 
 
@@ -51,7 +53,7 @@ def _outcome(raw: bytes) -> dict[str, object]:
     }
 
 
-@pytest.mark.parametrize("path", ATES_MAILS, ids=[p.stem for p in ATES_MAILS])
+@pytest.mark.parametrize("path", ATES_MAILS, ids=[f"{p.parent.name}/{p.stem}" for p in ATES_MAILS])
 def test_ates_fixture(path: Path) -> None:
     expected_path = path.with_name(path.stem + EXPECTED_SUFFIX)
     expected = json.loads(expected_path.read_text(encoding="utf-8"))
@@ -63,9 +65,10 @@ def test_ates_fixture(path: Path) -> None:
         assert outcome == expected
 
 
-def test_every_ates_fixture_has_an_expected_file_and_vice_versa() -> None:
-    mails = {p.stem for p in ATES.glob("*.eml")}
-    expected = {p.name.removesuffix(EXPECTED_SUFFIX) for p in ATES.glob("*" + EXPECTED_SUFFIX)}
+@pytest.mark.parametrize("folder", [ATES, SHAPES], ids=["ates", "shapes"])
+def test_every_ates_fixture_has_an_expected_file_and_vice_versa(folder: Path) -> None:
+    mails = {p.stem for p in folder.glob("*.eml")}
+    expected = {p.name.removesuffix(EXPECTED_SUFFIX) for p in folder.glob("*" + EXPECTED_SUFFIX)}
     assert mails, "no fixtures found"
     assert sorted(mails - expected) == [], "mails without an expected file"
     assert sorted(expected - mails) == [], "expected files without a mail"
