@@ -313,6 +313,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"profile of one poller run ({seconds:.2f} s under pyinstrument) in "
                   f"{args.profile}", flush=True)
 
+    if not results.poller:
+        return 0
     print()
     print(f"{len(backlog.mails):,} mails, store {history:,} tickets, {args.runs} runs: "
           "median (min – max)")
