@@ -22,7 +22,8 @@ logger = logging.getLogger(__name__)
 logging.getLogger("mailparser").setLevel(logging.WARNING)
 
 _HEADER_NAME_RE = re.compile(rb"[!-9;-~]+:")
-_READ_HEADERS = (b"message-id", b"subject", b"from", b"date", b"mime-version")
+_PARSED_HEADERS = (b"message-id", b"subject", b"mime-version")
+_PLUCKED_HEADERS = (b"from", b"date")
 
 
 class _MailParser(mailparser.MailParser):
@@ -58,8 +59,9 @@ class ParsedMessage:
 
 def parse_message(raw: bytes) -> ParsedMessage:
     """Parse raw mail bytes; raise MessageError when the bytes are not a mail at all."""
+    head, plucked = _split_headers(raw)
     try:
-        parsed = _MailParser.from_bytes(_read_headers_only(raw))
+        parsed = _MailParser.from_bytes(head)
     except MailParserError as exc:
         raise MessageError(f"unparseable MIME: {exc}") from None
     except (RecursionError, LookupError, ValueError, TypeError, AttributeError) as exc:
@@ -68,8 +70,8 @@ def parse_message(raw: bytes) -> ParsedMessage:
     return ParsedMessage(
         message_id=_message_id(message.get("Message-ID")),
         subject=" ".join(_header_text(parsed.subject).split()),
-        sender=_header_text(message.get("From")),
-        date=_date(message.get("Date")),
+        sender=plucked.get(b"from", ""),
+        date=_date(plucked.get(b"date")),
         text="\n".join(parsed.text_plain),
         html="\n".join(parsed.text_html),
         attachments=tuple(_attachment(a) for a in parsed.attachments),
@@ -77,36 +79,49 @@ def parse_message(raw: bytes) -> ParsedMessage:
     )
 
 
-def _read_headers_only(raw: bytes) -> bytes:
-    """Return raw without the top-level headers nothing here reads (Received, DKIM, To, …).
+def _split_headers(raw: bytes) -> tuple[bytes, dict[bytes, str]]:
+    """Return raw without the top-level headers mail-parser need not see, and From and Date.
 
     mail-parser analyses every trace hop, address and date header, which costs more than the
-    rest of a typical alert. Lines from the first one that is not a header on are kept as they
-    are, so a malformed header block parses exactly as before.
+    rest of a typical alert; only Message-ID, Subject, MIME-Version and Content-* are read from
+    it, and From and Date (first of each) are taken here. From the first line that is not a
+    header on, everything is kept as it is, so a malformed mail reaches mail-parser unchanged.
     """
     ends = [end for end in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if end >= 0]
     if not ends:
-        return raw
+        return raw, {}
     end = min(ends)
     lines = raw[:end].split(b"\n")
     kept: list[bytes] = []
-    keep = False
+    plucked: dict[bytes, list[bytes]] = {}
+    keep, pluck = False, None
     for index, line in enumerate(lines):
         if line[:1] in (b" ", b"\t"):
             if keep:
                 kept.append(line)
+            elif pluck is not None:
+                pluck.append(line)
             continue
         match = _HEADER_NAME_RE.match(line)
+        if match is None and index == 0 and line.startswith(b"From "):
+            kept.append(line)  # an mbox separator, which the parser skips
+            continue
         if match is None:
             kept.extend(lines[index:])
             break
         name = match.group(0)[:-1].lower()
-        keep = name in _READ_HEADERS or name.startswith(b"content-")
+        keep = name in _PARSED_HEADERS or name.startswith(b"content-")
+        pluck = None
         if keep:
             kept.append(line)
+        elif name in _PLUCKED_HEADERS and name not in plucked:
+            pluck = plucked[name] = [line[match.end():]]
+    values = {name: " ".join(b" ".join(parts).decode("utf-8", "replace").split())
+              for name, parts in plucked.items()}
     if not kept:
-        return raw[end:].split(b"\n", 1)[1]
-    return b"\n".join(kept) + raw[end:]
+        return raw[end:].split(b"\n", 1)[1], values
+    # The last kept line may have lost its LF to the split; raw[end:] brings the line end.
+    return b"\n".join(kept).removesuffix(b"\r") + raw[end:], values
 
 
 def _header_text(value: object) -> str:
