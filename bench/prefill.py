@@ -47,7 +47,8 @@ def build_directory(db_path: Path, workdir: Path) -> None:
 
 
 def add_history(db_path: Path, tickets: int, seed: int = 7) -> None:
-    """Bulk-insert `tickets` old tickets (5 % still open) with UDF values, notes and log rows."""
+    """Bulk-insert `tickets` old tickets (5 % still open, 30 % on the local organization) with
+    an alert-id UDF value, notes and the log row of the mail that made each."""
     if tickets <= 0:
         return
     rng = random.Random(seed)
@@ -56,7 +57,7 @@ def add_history(db_path: Path, tickets: int, seed: int = 7) -> None:
     con.execute("PRAGMA synchronous=off")
     udf = con.execute("SELECT id FROM udf_definition WHERE entity='ticket' AND label=?",
                       ("Kaseya Alert ID",)).fetchone()[0]
-    organizations = [row[0] for row in con.execute("SELECT id FROM organization")]
+    local = con.execute("SELECT id FROM organization WHERE is_local").fetchone()[0]
     devices = con.execute("SELECT id, organization_id FROM device").fetchall()
     first = (con.execute("SELECT COALESCE(MAX(id), 0) FROM ticket").fetchone()[0]) + 1
     span = (datetime(2026, 11, 1, tzinfo=UTC) - HISTORY_START).total_seconds()
@@ -72,8 +73,8 @@ def add_history(db_path: Path, tickets: int, seed: int = 7) -> None:
                 per_day[day] = per_day.get(day, 0) + 1
                 stamp = when.isoformat(timespec="seconds")
                 device_id, org_id = devices[rng.randrange(len(devices))]
-                if rng.random() < 0.1:
-                    org_id, device_id = rng.choice(organizations), None
+                if rng.random() < 0.3:  # unmatched alerts pile up on the local organization
+                    org_id, device_id = local, None
                 is_open = rng.random() < 0.05
                 title = f"Disk space low on SRV-{rng.randrange(10000, 13000):05d} (C:)"
                 t_rows.append((ticket_id, f"T{day}.{per_day[day]:04d}", title,

@@ -139,16 +139,18 @@ class Store:
         if udf_id is None:
             return []
         rows = self._rows(
-            "SELECT d.id, d.organization_id FROM udf_value v JOIN device d ON d.id = v.entity_id "
-            "WHERE v.udf_id = ? AND v.value = ?", (udf_id, value))
+            "SELECT d.id, d.organization_id FROM udf_value v CROSS JOIN device d "
+            "ON d.id = v.entity_id WHERE v.udf_id = ? AND v.value = ?", (udf_id, value))
         return [DeviceMatch(*row) for row in rows]
 
     def open_tickets_by_udf(self, organization_id: int, label: str, value: str) -> list[int]:
         udf_id = self._udf_ids.get(("ticket", label))
         if udf_id is None:
             return []
+        # CROSS JOIN makes SQLite start from the (udf, value) index; left to itself it walks
+        # every ticket of the organization, which grows with the store.
         rows = self._rows(
-            "SELECT t.id FROM udf_value v JOIN ticket t ON t.id = v.entity_id "
+            "SELECT t.id FROM udf_value v CROSS JOIN ticket t ON t.id = v.entity_id "
             "WHERE v.udf_id = ? AND v.value = ? AND t.organization_id = ? AND t.status != ? "
             "ORDER BY t.id DESC", (udf_id, value, organization_id, STATUS_COMPLETE))
         return [row[0] for row in rows]
