@@ -30,7 +30,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -158,26 +157,44 @@ def poller_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "poller"]
 
 
+# Linux carries a process's peak RSS across exec, and a child forked from this process starts
+# with this process's (which holds the whole backlog). So `poller once` is forked by a small
+# launcher instead, which also times it from fork to exit and reports wait4's rusage.
+LAUNCHER = """
+import json, os, sys, time
+log = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+started = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.execv(sys.argv[2], sys.argv[2:])
+_, status, usage = os.wait4(pid, 0)
+print(json.dumps({"seconds": time.perf_counter() - started, "maxrss_kib": usage.ru_maxrss,
+                  "code": os.waitstatus_to_exitcode(status)}))
+"""
+
+
 def run_poller(config: Path, log: Path, timeout: float, wrapper: list[str] | None = None
                ) -> tuple[float, float]:
     """Run `poller once` as a child process; return (wall seconds, peak RSS in MiB)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("POLLER_")}
     command = [*(wrapper or poller_command()), "--config", str(config), "once"]
-    with log.open("ab") as out:
-        started = time.perf_counter()
-        child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                                 env=env)
-        timer = threading.Timer(timeout, lambda: os.kill(child.pid, signal.SIGKILL))
-        timer.start()
-        try:
-            _, status, usage = os.wait4(child.pid, 0)
-        finally:
-            timer.cancel()
-        seconds = time.perf_counter() - started
-    child.returncode = os.waitstatus_to_exitcode(status)
-    if child.returncode != 0:
-        raise BenchError(f"poller once exited with {child.returncode}; see {log}")
-    return seconds, usage.ru_maxrss / 1024
+    launcher = subprocess.Popen([sys.executable, "-c", LAUNCHER, str(log), *command],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, env=env,
+                                start_new_session=True)
+    try:
+        out, _ = launcher.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(launcher.pid, signal.SIGKILL)
+        launcher.wait()
+        raise BenchError(f"poller once took more than {timeout:.0f} s; see {log}") from None
+    if launcher.returncode != 0:
+        raise BenchError(f"the launcher failed ({launcher.returncode}); see {log}")
+    report = json.loads(out)
+    if report["code"] != 0:
+        raise BenchError(f"poller once exited with {report['code']}; see {log}")
+    return report["seconds"], report["maxrss_kib"] / 1024
 
 
 def check(account: ImapAccount, folder: str, db: Path, history: int, backlog: Backlog) -> None:
@@ -260,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the raw numbers here")
     args = parser.parse_args(argv)
 
-    print(f"machine: {machine()}", flush=True)
+    print(f"machine: {machine()}; load average {os.getloadavg()[0]:.2f}", flush=True)
     started = time.perf_counter()
     backlog = generate(args.mails, args.seed)
     print(f"generated {len(backlog.mails)} mails ({backlog.average_size / 1024:.2f} KiB average, "
@@ -324,6 +341,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  poller / floor         {summary(ratios, '{:.1%}')}")
     print(f"  poller peak RSS        {summary(results.rss_mib, '{:.1f}')} MiB")
     print(f"  empty pass             {summary(results.empty_s, '{:.3f}')} s")
+    print(f"  load average at the end {os.getloadavg()[0]:.2f} (other work on the machine skews "
+          "every number)")
     if args.json:
         args.json.write_text(json.dumps({
             "machine": machine(), "mails": len(backlog.mails), "store_size": history,

@@ -9,12 +9,12 @@ by name, or by an unknown id (→ the local organization with a note).
 
 from __future__ import annotations
 
-import email.policy
+import binascii
 import random
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
+from email.header import Header
 from email.utils import format_datetime
 from html import escape
 
@@ -123,33 +123,55 @@ def _body(rng: random.Random, alert: _Alert, when: datetime, clear: bool) -> str
         "Please review the device and acknowledge the alarm in the console. This message was",
         "generated automatically by the monitoring service; replies are not read.",
         "",
+        "",
     ]
     return "\n".join(lines)
 
 
+def _part(text: str, subtype: str, qp: bool) -> str:
+    if qp:
+        body = binascii.b2a_qp(text.encode("utf-8")).decode("ascii")
+    else:
+        body = text
+    cte = "quoted-printable" if qp else "8bit"
+    return (f'Content-Type: text/{subtype}; charset="utf-8"\n'
+            f"Content-Transfer-Encoding: {cte}\n\n{body}")
+
+
 def _mail(rng: random.Random, seq: int, alert: _Alert, when: datetime, clear: bool,
           broken: str | None) -> bytes:
-    msg = EmailMessage(policy=email.policy.SMTP)
     host = f"vsa01.client{alert.customer}.example"
     stamp = format_datetime(when)
-    msg["Received"] = (f"from {host} ({host} [192.0.2.{alert.customer % 250 + 1}]) by "
-                       f"mx1.msp.example (Postfix) with ESMTPS id {rng.getrandbits(40):010X} "
-                       f"for <alerts@msp.example>; {stamp}")
-    msg["Received"] = f"from localhost (localhost [127.0.0.1]) by {host} with SMTP; {stamp}"
-    msg["From"] = f"Kaseya VSA <vsa@client{alert.customer}.example>"
-    msg["To"] = "alerts@msp.example"
-    msg["Subject"] = f"RESOLVED: {alert.subject}" if clear else alert.subject
-    msg["Date"] = stamp
-    msg["Message-ID"] = f"<{seq}.{rng.getrandbits(48):012x}@{host}>"
-    msg["X-Mailer"] = "Kaseya VSA 9.5.20"
+    subject = f"RESOLVED: {alert.subject}" if clear else alert.subject
+    if not subject.isascii():
+        subject = Header(subject, "utf-8").encode()
+    head = (
+        f"Received: from {host} ({host} [192.0.2.{alert.customer % 250 + 1}])\n"
+        f"\tby mx1.msp.example (Postfix) with ESMTPS id {rng.getrandbits(40):010X}\n"
+        f"\tfor <alerts@msp.example>; {stamp}\n"
+        f"Received: from localhost (localhost [127.0.0.1]) by {host} with SMTP; {stamp}\n"
+        f"From: Kaseya VSA <vsa@client{alert.customer}.example>\n"
+        "To: alerts@msp.example\n"
+        f"Subject: {subject}\n"
+        f"Date: {stamp}\n"
+        f"Message-ID: <{seq}.{rng.getrandbits(48):012x}@{host}>\n"
+        "X-Mailer: Kaseya VSA 9.5.20\n"
+        "MIME-Version: 1.0\n"
+    )
     text = _body(rng, alert, when, clear) + token(alert, broken) + "\n"
-    cte = "quoted-printable" if rng.random() < 0.25 else "8bit"
-    msg.set_content(text, cte=cte)
+    qp = rng.random() < 0.25
     if rng.random() < 0.30:
         markup = "".join(f"<p>{escape(line)}</p>" if line else "<br>"
                          for line in text.splitlines())
-        msg.add_alternative(f"<html><body>{markup}</body></html>", subtype="html", cte=cte)
-    return msg.as_bytes()
+        boundary = f"=_alert_{rng.getrandbits(64):016x}"
+        body = (f'Content-Type: multipart/alternative; boundary="{boundary}"\n\n'
+                f"--{boundary}\n{_part(text, 'plain', qp)}\n"
+                f"--{boundary}\n"
+                f"{_part(f'<html><body>{markup}</body></html>', 'html', qp)}\n"
+                f"--{boundary}--\n")
+    else:
+        body = _part(text, "plain", qp)
+    return (head + body).replace("\n", "\r\n").encode("utf-8")
 
 
 def generate(count: int, seed: int = 1) -> Backlog:
