@@ -171,6 +171,7 @@ if pid == 0:
     os.execv(sys.argv[2], sys.argv[2:])
 _, status, usage = os.wait4(pid, 0)
 print(json.dumps({"seconds": time.perf_counter() - started, "maxrss_kib": usage.ru_maxrss,
+                  "cpu": usage.ru_utime + usage.ru_stime,
                   "code": os.waitstatus_to_exitcode(status)}))
 """
 
@@ -194,6 +195,8 @@ def run_poller(config: Path, log: Path, timeout: float, wrapper: list[str] | Non
     report = json.loads(out)
     if report["code"] != 0:
         raise BenchError(f"poller once exited with {report['code']}; see {log}")
+    if os.environ.get("BENCH_CPU"):
+        print(f"    cpu {report['cpu']:.2f} s of {report['seconds']:.2f} s wall", flush=True)
     return report["seconds"], report["maxrss_kib"] / 1024
 
 
@@ -322,9 +325,15 @@ def main(argv: list[str] | None = None) -> int:
             copy_folder(account, folder)
             db = fresh_database(template, work / "run.db")
             config = write_settings(work / "settings.ini", account, folder, db)
-            renderer = "html" if args.profile.suffix == ".html" else "text"
-            wrapper = [sys.executable, "-m", "pyinstrument", "-r", renderer, "-o",
-                       str(args.profile.resolve()), "-m", "poller"]
+            spy = Path(sys.executable).with_name("py-spy")
+            if args.profile.suffix == ".folded" and spy.exists():
+                # py-spy samples from outside, so the numbers are not skewed by the profiler.
+                wrapper = [str(spy), "record", "-r", "250", "-f", "raw",
+                           "-o", str(args.profile.resolve()), "--", *poller_command()]
+            else:
+                renderer = "html" if args.profile.suffix == ".html" else "text"
+                wrapper = [sys.executable, "-m", "pyinstrument", "-r", renderer, "-o",
+                           str(args.profile.resolve()), "-m", "poller"]
             seconds, _ = run_poller(config, log, args.timeout, wrapper)
             check(account, folder, db, history, backlog)
             print(f"profile of one poller run ({seconds:.2f} s under pyinstrument) in "

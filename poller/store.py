@@ -104,6 +104,7 @@ class Store:
         }
         self._local_id = self._ensure_local_organization(local_organization, now)
         self._org_names: dict[int, str] = {}
+        self._sources: set[str] = set()  # sources whose UDFs are known to exist
 
     def close(self) -> None:
         if not self.db.is_closed():
@@ -189,12 +190,16 @@ class Store:
 
     def ensure_source(self, source: str, now: datetime) -> None:
         """Create the five UDFs of a partner application the first time its name is seen."""
+        if source in self._sources:
+            return
         for kind, entity in UDF_KINDS.items():
             self.udf_id(entity, f"{source} {kind}", source, kind, now)
+        self._sources.add(source)
 
     def forget_cached_udfs(self) -> None:
         """Drop the UDF id cache, e.g. after a transaction that created some was rolled back."""
         self._udf_ids = {(d.entity, d.label): d.id for d in UdfDefinition.select()}
+        self._sources.clear()
 
     # -- processed-mail log ------------------------------------------------------------------
 
