@@ -64,6 +64,9 @@ def open_database(url: str) -> peewee.Database:
         database.initialize(db)
         db.connect(reuse_if_open=True)
         db.create_tables(MODELS, safe=True)
+        # Earlier stores indexed processed_message.message_id: nothing reads that index, and on
+        # a large store its scattered pages were a quarter of the pages written per mail.
+        db.execute_sql("DROP INDEX IF EXISTS processed_message_message_id")
     except (peewee.PeeweeException, OSError, RuntimeError) as exc:
         raise StoreError(f"cannot open database {_safe_url(url)}: {exc}") from None
     return db
