@@ -10,7 +10,9 @@ fresh folder and measures, alternately:
   chunks of [imap] fetch_chunk and does nothing else;
 * `poller once` as a whole process, start to exit, with its own copy of the prepared database
   (directory plus --store-size tickets of history), then its peak RSS (wait4), then a second
-  `poller once` with nothing new (the empty pass).
+  `poller once` with nothing new (the empty pass). For a backlog `poller once` reads mail in a
+  helper process: peak RSS is that of the larger of the two (wait4 reports the maximum over a
+  process and the children it reaped), and their sum is sampled as PSS.
 
 After each poller run the result is checked (tickets = distinct alerts, every outcome as
 generated, every mail flagged or quarantined) and the run fails loudly if it is wrong. The
@@ -58,6 +60,7 @@ class Results:
     floor: list[float] = field(default_factory=list)  # mails/s
     poller: list[float] = field(default_factory=list)  # mails/s
     rss_mib: list[float] = field(default_factory=list)
+    pss_mib: list[float] = field(default_factory=list)
     empty_s: list[float] = field(default_factory=list)
 
 
@@ -162,6 +165,19 @@ def poller_command() -> list[str]:
 # launcher instead, which also times it from fork to exit and reports wait4's rusage.
 LAUNCHER = """
 import json, os, sys, time
+
+def pss_kib(pid):
+    total = 0
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as handle:
+            children = [int(c) for c in handle.read().split()]
+        for proc in (pid, *children):
+            with open(f"/proc/{proc}/smaps_rollup") as handle:
+                total += sum(int(line.split()[1]) for line in handle if line.startswith("Pss:"))
+    except (OSError, ValueError):
+        pass
+    return total
+
 log = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND | os.O_CREAT)
 started = time.perf_counter()
 pid = os.fork()
@@ -169,16 +185,35 @@ if pid == 0:
     os.dup2(log, 1)
     os.dup2(log, 2)
     os.execv(sys.argv[2], sys.argv[2:])
+peak_pss, running = [0], [True]
+
+def sample():
+    while running[0]:
+        peak_pss[0] = max(peak_pss[0], pss_kib(pid))
+        time.sleep(0.05)
+
+import threading
+sampler = threading.Thread(target=sample, daemon=True)
+sampler.start()
 _, status, usage = os.wait4(pid, 0)
-print(json.dumps({"seconds": time.perf_counter() - started, "maxrss_kib": usage.ru_maxrss,
-                  "cpu": usage.ru_utime + usage.ru_stime,
+seconds = time.perf_counter() - started
+running[0] = False
+print(json.dumps({"seconds": seconds, "maxrss_kib": usage.ru_maxrss,
+                  "cpu": usage.ru_utime + usage.ru_stime, "pss_kib": peak_pss[0],
                   "code": os.waitstatus_to_exitcode(status)}))
 """
 
 
-def run_poller(config: Path, log: Path, timeout: float, wrapper: list[str] | None = None
-               ) -> tuple[float, float]:
-    """Run `poller once` as a child process; return (wall seconds, peak RSS in MiB)."""
+@dataclass
+class Run:
+    seconds: float
+    rss_mib: float  # peak RSS of the worker or its reading helper, whichever is larger
+    pss_mib: float  # peak of the two together, shared pages counted once (sampled)
+    cpu: float  # the worker's own CPU seconds
+
+
+def run_poller(config: Path, log: Path, timeout: float, wrapper: list[str] | None = None) -> Run:
+    """Run `poller once` as a child process and measure it."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("POLLER_")}
     command = [*(wrapper or poller_command()), "--config", str(config), "once"]
     launcher = subprocess.Popen([sys.executable, "-c", LAUNCHER, str(log), *command],
@@ -195,9 +230,8 @@ def run_poller(config: Path, log: Path, timeout: float, wrapper: list[str] | Non
     report = json.loads(out)
     if report["code"] != 0:
         raise BenchError(f"poller once exited with {report['code']}; see {log}")
-    if os.environ.get("BENCH_CPU"):
-        print(f"    cpu {report['cpu']:.2f} s of {report['seconds']:.2f} s wall", flush=True)
-    return report["seconds"], report["maxrss_kib"] / 1024
+    return Run(report["seconds"], report["maxrss_kib"] / 1024, report["pss_kib"] / 1024,
+               report["cpu"])
 
 
 def check(account: ImapAccount, folder: str, db: Path, history: int, backlog: Backlog) -> None:
@@ -275,8 +309,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1, help="mail generator seed (default 1)")
     parser.add_argument("--timeout", type=float, default=600, help="seconds per poller run")
     parser.add_argument("--profile", type=Path,
-                        help="after the rounds, profile one more poller run with pyinstrument "
-                             "into this file (.html for HTML, else text)")
+                        help="after the rounds, profile one more poller run into this file: "
+                             "py-spy collapsed stacks for .folded, else pyinstrument (.html or "
+                             "text); both are in the dev extra")
     parser.add_argument("--json", type=Path, help="also write the raw numbers here")
     args = parser.parse_args(argv)
 
@@ -306,18 +341,20 @@ def main(argv: list[str] | None = None) -> int:
             copy_folder(account, folder)
             db = fresh_database(template, work / "run.db")
             config = write_settings(work / "settings.ini", account, folder, db)
-            seconds, rss = run_poller(config, log, args.timeout)
-            rate = len(backlog.mails) / seconds
-            empty, _ = run_poller(config, log, args.timeout)
+            run = run_poller(config, log, args.timeout)
+            rate = len(backlog.mails) / run.seconds
+            empty = run_poller(config, log, args.timeout).seconds
             check(account, folder, db, history, backlog)
             drop_folders(account, folder, f"{folder}-Quarantine")
             print(f"{'round' if counted else 'warm-up'} {round_no}: floor {floor:,.0f} mails/s, "
-                  f"poller {rate:,.0f} mails/s ({seconds:.2f} s, {rate / floor:.1%} of floor), "
-                  f"peak RSS {rss:.1f} MiB, empty pass {empty:.3f} s; result ok", flush=True)
+                  f"poller {rate:,.0f} mails/s ({run.seconds:.2f} s, {run.cpu:.2f} s CPU, "
+                  f"{rate / floor:.1%} of floor), peak RSS {run.rss_mib:.1f} MiB (both processes "
+                  f"{run.pss_mib:.1f} MiB PSS), empty pass {empty:.3f} s; result ok", flush=True)
             if counted:
                 results.floor.append(floor)
                 results.poller.append(rate)
-                results.rss_mib.append(rss)
+                results.rss_mib.append(run.rss_mib)
+                results.pss_mib.append(run.pss_mib)
                 results.empty_s.append(empty)
 
         if args.profile:
@@ -334,10 +371,10 @@ def main(argv: list[str] | None = None) -> int:
                 renderer = "html" if args.profile.suffix == ".html" else "text"
                 wrapper = [sys.executable, "-m", "pyinstrument", "-r", renderer, "-o",
                            str(args.profile.resolve()), "-m", "poller"]
-            seconds, _ = run_poller(config, log, args.timeout, wrapper)
+            seconds = run_poller(config, log, args.timeout, wrapper).seconds
             check(account, folder, db, history, backlog)
-            print(f"profile of one poller run ({seconds:.2f} s under pyinstrument) in "
-                  f"{args.profile}", flush=True)
+            print(f"profile of one poller run ({seconds:.2f} s while profiled) in {args.profile}",
+                  flush=True)
 
     if not results.poller:
         return 0
@@ -348,7 +385,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  poller once            {summary(results.poller, '{:,.0f}')} mails/s")
     ratios = [p / f for p, f in zip(results.poller, results.floor, strict=True)]
     print(f"  poller / floor         {summary(ratios, '{:.1%}')}")
-    print(f"  poller peak RSS        {summary(results.rss_mib, '{:.1f}')} MiB")
+    print(f"  poller peak RSS        {summary(results.rss_mib, '{:.1f}')} MiB (the larger process)")
+    print(f"  both processes, PSS    {summary(results.pss_mib, '{:.1f}')} MiB (sampled every 50 ms)")
     print(f"  empty pass             {summary(results.empty_s, '{:.3f}')} s")
     print(f"  load average at the end {os.getloadavg()[0]:.2f} (other work on the machine skews "
           "every number)")
@@ -357,6 +395,7 @@ def main(argv: list[str] | None = None) -> int:
             "machine": machine(), "mails": len(backlog.mails), "store_size": history,
             "expected": dict(backlog.expected), "floor_mails_per_s": results.floor,
             "poller_mails_per_s": results.poller, "peak_rss_mib": results.rss_mib,
+            "peak_pss_mib": results.pss_mib,
             "empty_pass_s": results.empty_s,
         }, indent=2))
     return 0
