@@ -12,6 +12,7 @@ import logging
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -113,15 +114,26 @@ class Worker:
     def _handle_chunk(self, folder: str, uidvalidity: int, uids: list[int],
                       raws: dict[int, bytes], sizes: dict[int, int], result: PassResult,
                       readings: dict[int, Reading] | None = None) -> None:
-        handled: list[tuple[int, Handled]] = []
-        with self.store.db.atomic():
-            for uid in uids:
-                raw = raws.get(uid)
-                if raw is None and sizes.get(uid, 0) <= self.settings.limits.max_message_bytes:
-                    continue  # expunged by someone else between SEARCH and FETCH
-                item = self._handle_one(folder, uidvalidity, uid, raw, sizes.get(uid, 0),
-                                        readings.get(uid) if readings else None)
-                handled.append((uid, item))
+        limit = self.settings.limits.max_message_bytes
+        # A mail neither fetched nor too large was expunged by someone else after the SEARCH.
+        todo = [(uid, raws.get(uid)) for uid in uids if uid in raws or sizes.get(uid, 0) > limit]
+
+        def decide_all(isolate: bool) -> list[tuple[int, Handled]]:
+            with self.store.db.atomic():
+                return [(uid, self._handle_one(folder, uidvalidity, uid, raw, sizes.get(uid, 0),
+                                               readings.get(uid) if readings else None, isolate))
+                        for uid, raw in todo]
+
+        try:
+            handled = decide_all(isolate=False)
+        except peewee.OperationalError:
+            raise  # the database itself is failing (locked, disk full): no point going on
+        except Exception:  # noqa: BLE001 - redone mail by mail
+            # A savepoint per mail costs a quarter of the worker's time, so the chunk is first
+            # tried without; when one mail fails, the whole try is rolled back and the chunk is
+            # redone with savepoints, which quarantine just the failing mail.
+            self.store.forget_cached_udfs()
+            handled = decide_all(isolate=True)
         for uid, item in handled:
             result.counts[item.decision.outcome.value] += 1
             logger.info(
@@ -139,8 +151,9 @@ class Worker:
             self._moves = []
 
     def _handle_one(self, folder: str, uidvalidity: int, uid: int, raw: bytes | None,
-                    size: int, reading: Reading | None) -> Handled:
-        """Decide on one mail and record it in a savepoint; a failure quarantines just this mail."""
+                    size: int, reading: Reading | None, isolate: bool) -> Handled:
+        """Decide on one mail and record it; with isolate, in a savepoint, and a failure
+        quarantines just this mail (without, the failure is raised)."""
         now = self.clock()
         if raw is None:
             decision = Decision(Outcome.QUARANTINED, reason=(
@@ -155,7 +168,7 @@ class Worker:
                          reading.fingerprint)
         subject = message.subject if message else ""
         try:
-            with self.store.db.atomic():
+            with self.store.db.atomic() if isolate else nullcontext():
                 if decision is None:
                     decision = self._decide(alert, key)
                 return self._record(key, decision, alert, self._action(decision, no_token), now,
@@ -163,6 +176,8 @@ class Worker:
         except peewee.OperationalError:
             raise  # the database itself is failing (locked, disk full): no point going on
         except Exception as exc:  # noqa: BLE001 - one mail must never stop the pass
+            if not isolate:
+                raise
             self.store.forget_cached_udfs()
             logger.exception("uid=%s could not be recorded", uid)
             decision = Decision(Outcome.QUARANTINED,
