@@ -368,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
             spy = Path(sys.executable).with_name("py-spy")
             if args.profile.suffix == ".folded" and spy.exists():
                 # py-spy samples from outside, so the numbers are not skewed by the profiler.
-                wrapper = [str(spy), "record", "-r", "250", "-f", "raw",
+                wrapper = [str(spy), "record", "-r", "250", "-f", "raw", "--subprocesses",
                            "-o", str(args.profile.resolve()), "--", *poller_command()]
             else:
                 renderer = "html" if args.profile.suffix == ".html" else "text"
