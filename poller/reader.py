@@ -14,7 +14,6 @@ import hashlib
 import logging
 import multiprocessing
 import signal
-import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -93,9 +92,11 @@ class Reader:
     def __init__(self, helper: bool):
         self._pool: ProcessPoolExecutor | None = None
         if helper:
-            # fork is quick and shares the imported modules; it is only safe while this
-            # process has a single thread.
-            method = "fork" if threading.active_count() == 1 else "forkserver"
+            # fork is quick and shares the imported modules. It is safe here although the
+            # worker may run other threads (signals, the pool's own): the helper only runs the
+            # reading code, which takes no lock such a thread could hold at the fork (logging
+            # re-creates its locks in the child).
+            method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
             self._pool = ProcessPoolExecutor(
                 max_workers=1, mp_context=multiprocessing.get_context(method),
                 initializer=_helper_started)
@@ -155,8 +156,10 @@ class Reader:
 
 
 def _helper_started() -> None:
-    """In the helper: leave Ctrl-C to the worker, and die with it (also on kill -9)."""
+    """In the helper: leave signals to the worker, and die with it (also on kill -9)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.set_wakeup_fd(-1)  # a worker's wakeup fd would report the helper's signals as its own
     try:
         pr_set_pdeathsig = 1
         ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
