@@ -6,32 +6,19 @@ import base64
 import binascii
 import email.utils
 import logging
-import re
 from dataclasses import dataclass
 from datetime import datetime
 
-import mailparser
 from mailparser.exceptions import MailParserError
 
 from poller.errors import MessageError
+from poller.leanmail import LeanMailParser, split_headers
 
 logger = logging.getLogger(__name__)
 
 # mail-parser logs every header and part at DEBUG through f-strings; silence it so a
 # DEBUG run of the worker stays readable and the hot path does not format those lines.
 logging.getLogger("mailparser").setLevel(logging.WARNING)
-
-_HEADER_NAME_RE = re.compile(rb"[!-9;-~]+:")
-_PARSED_HEADERS = (b"message-id", b"subject", b"mime-version")
-_PLUCKED_HEADERS = (b"from", b"date")
-
-
-class _MailParser(mailparser.MailParser):
-    """mail-parser without .mail and .mail_partial, two summaries of every header and part
-    that nothing here reads and that cost a fifth of a parse."""
-
-    def _make_mail(self, complete: bool = True) -> dict:
-        return {}
 
 
 @dataclass(frozen=True)
@@ -59,9 +46,9 @@ class ParsedMessage:
 
 def parse_message(raw: bytes) -> ParsedMessage:
     """Parse raw mail bytes; raise MessageError when the bytes are not a mail at all."""
-    head, plucked = _split_headers(raw)
+    split = split_headers(raw)
     try:
-        parsed = _MailParser.from_bytes(head)
+        parsed = LeanMailParser.from_bytes(split.head)
     except MailParserError as exc:
         raise MessageError(f"unparseable MIME: {exc}") from None
     except (RecursionError, LookupError, ValueError, TypeError, AttributeError) as exc:
@@ -70,58 +57,13 @@ def parse_message(raw: bytes) -> ParsedMessage:
     return ParsedMessage(
         message_id=_message_id(message.get("Message-ID")),
         subject=" ".join(_header_text(parsed.subject).split()),
-        sender=plucked.get(b"from", ""),
-        date=_date(plucked.get(b"date")),
+        sender=split.sender,
+        date=_date(split.date),
         text="\n".join(parsed.text_plain),
         html="\n".join(parsed.text_html),
         attachments=tuple(_attachment(a) for a in parsed.attachments),
         defects=tuple(str(d) for d in parsed.defects_categories),
     )
-
-
-def _split_headers(raw: bytes) -> tuple[bytes, dict[bytes, str]]:
-    """Return raw without the top-level headers mail-parser need not see, and From and Date.
-
-    mail-parser analyses every trace hop, address and date header, which costs more than the
-    rest of a typical alert; only Message-ID, Subject, MIME-Version and Content-* are read from
-    it, and From and Date (first of each) are taken here. From the first line that is not a
-    header on, everything is kept as it is, so a malformed mail reaches mail-parser unchanged.
-    """
-    ends = [end for end in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if end >= 0]
-    if not ends:
-        return raw, {}
-    end = min(ends)
-    lines = raw[:end].split(b"\n")
-    kept: list[bytes] = []
-    plucked: dict[bytes, list[bytes]] = {}
-    keep, pluck = False, None
-    for index, line in enumerate(lines):
-        if line[:1] in (b" ", b"\t"):
-            if keep:
-                kept.append(line)
-            elif pluck is not None:
-                pluck.append(line)
-            continue
-        match = _HEADER_NAME_RE.match(line)
-        if match is None and index == 0 and line.startswith(b"From "):
-            kept.append(line)  # an mbox separator, which the parser skips
-            continue
-        if match is None:
-            kept.extend(lines[index:])
-            break
-        name = match.group(0)[:-1].lower()
-        keep = name in _PARSED_HEADERS or name.startswith(b"content-")
-        pluck = None
-        if keep:
-            kept.append(line)
-        elif name in _PLUCKED_HEADERS and name not in plucked:
-            pluck = plucked[name] = [line[match.end():]]
-    values = {name: " ".join(b" ".join(parts).decode("utf-8", "replace").split())
-              for name, parts in plucked.items()}
-    if not kept:
-        return raw[end:].split(b"\n", 1)[1], values
-    # The last kept line may have lost its LF to the split; raw[end:] brings the line end.
-    return b"\n".join(kept).removesuffix(b"\r") + raw[end:], values
 
 
 def _header_text(value: object) -> str:

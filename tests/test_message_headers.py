@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from poller.leanmail import split_headers
 from poller.message import parse_message
 
 BODY = b"Disk C: is 99% full.\r\n"
@@ -64,3 +65,9 @@ def test_a_malformed_header_line_ends_the_filtering():
     message = parse_message(raw)
     assert message.subject == "broken"
     assert "this is no header" in message.text  # as the standard parser reads it
+
+
+def test_split_counts_the_header_fields_it_saw():
+    split = split_headers(b"Received: by mx\r\n\tfolded\r\nTo: a@x\r\n\r\nhello\r\n")
+    assert (split.fields, split.head) == (2, b"\r\nhello\r\n")
+    assert split_headers(b"\x00\xff no mail at all").fields == 0
