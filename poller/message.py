@@ -13,10 +13,10 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-import mailparser
 from mailparser.exceptions import MailParserError
 
 from poller.errors import MessageError
+from poller.leanmail import LeanMailParser, Split, split_headers
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +53,9 @@ class ParsedMessage:
 
 def parse_message(raw: bytes) -> ParsedMessage:
     """Parse raw mail bytes; raise MessageError when the bytes are not a mail at all."""
+    split = split_headers(raw)
     try:
-        parsed = mailparser.MailParser(_mime_tree(raw))
+        parsed = LeanMailParser(_mime_tree(split, raw))
         plain, html, forwarded = _bodies(parsed.message)
     except MailParserError as exc:
         raise MessageError(f"unparseable MIME: {_detail(exc)}") from None
@@ -63,13 +64,13 @@ def parse_message(raw: bytes) -> ParsedMessage:
     except (email.errors.MessageError, LookupError, ValueError, TypeError, AttributeError) as exc:
         raise MessageError(f"unparseable MIME: {type(exc).__name__}: {_detail(exc)}") from None
     message = parsed.message
-    if not message.keys():
+    if not message.keys() and not split.fields:
         raise MessageError("unparseable MIME: the data has no mail headers")
     return ParsedMessage(
         message_id=_message_id(message.get("Message-ID")),
         subject=" ".join(_subject(message, parsed.subject).split()),
-        sender=_header_text(message.get("From")),
-        date=_date(message.get("Date")),
+        sender=split.sender,
+        date=_date(split.date),
         text=_lines("\n".join(plain)),
         html=_lines("\n".join(html)),
         attachments=(*(_attachment(a) for a in parsed.attachments), *forwarded),
@@ -157,8 +158,8 @@ def _detail(exc: Exception) -> str:
     return "".join(c if c.isprintable() else "?" for c in text[:200])
 
 
-def _mime_tree(raw: bytes) -> email.message.Message:
-    """Split raw bytes into the stdlib MIME tree that mail-parser reads.
+def _mime_tree(split: Split, raw: bytes) -> email.message.Message:
+    """Build the stdlib MIME tree that mail-parser reads from split.header and raw[split.body:].
 
     The bytes are fed in chunks: handing the whole mail to the parser at once (as
     mailparser.parse_from_bytes does) first copies it into one string and then into one
@@ -166,7 +167,8 @@ def _mime_tree(raw: bytes) -> email.message.Message:
     near three.
     """
     feeder = email.parser.BytesFeedParser(policy=email.policy.compat32)
-    for start in range(0, len(raw), FEED_CHUNK):
+    feeder.feed(split.header)
+    for start in range(split.body, len(raw), FEED_CHUNK):
         feeder.feed(raw[start:start + FEED_CHUNK])
     return feeder.close()
 

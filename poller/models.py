@@ -157,7 +157,7 @@ class ProcessedMessage(BaseModel):
     folder = TextField()
     uidvalidity = IntegerField()
     uid = IntegerField()
-    message_id = TextField(null=True, index=True)
+    message_id = TextField(null=True)  # not indexed: nothing looks mail up by it
     fingerprint = TextField(index=True)
     subject = TextField(default="")
     outcome = TextField(index=True)

@@ -8,23 +8,24 @@ decided again, and a row whose mailbox step is not done has that step repeated.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import peewee
 
-from poller.alert import Alert, read_alert
+from poller.alert import Alert
 from poller.config import Settings
-from poller.errors import MailboxError, MailboxUnavailable, MessageError, TokenMissing
+from poller.errors import MailboxError, MailboxUnavailable
 from poller.mailbox import Mailbox
-from poller.message import ParsedMessage, parse_message
+from poller.reader import Reader, Reading, read
 from poller.rules import Decision, Outcome, Policy, decide
 from poller.store import Store
 from poller.tickets import AttachmentPolicy, MessageKey, record
@@ -32,6 +33,10 @@ from poller.tickets import AttachmentPolicy, MessageKey, record
 logger = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+T = TypeVar("T")
+# UIDs per flag or move command (a command line stays far below servers' limits), and the
+# number of moves that wait for each other.
+MOVE_BATCH = 1000
 
 
 def utc_now() -> datetime:
@@ -69,22 +74,6 @@ class Handled:
     subject: str
 
 
-def fingerprint(message: ParsedMessage | None, raw: bytes) -> str:
-    """Return a hash naming the same mail however often it is delivered (trace headers aside)."""
-    split = raw.find(b"\r\n\r\n")
-    if split < 0:
-        split = raw.find(b"\n\n")
-    body = raw[split:] if split >= 0 else raw
-    digest = hashlib.sha256()
-    if message is not None:
-        digest.update((message.message_id or "").encode("utf-8", "surrogateescape"))
-        digest.update(b"\0" + message.subject.encode("utf-8", "surrogateescape") + b"\0")
-    else:
-        digest.update(raw[:split] if split >= 0 else b"")
-    digest.update(body)
-    return digest.hexdigest()
-
-
 class Worker:
     """Runs passes with one settings object against one mailbox connection and one store."""
 
@@ -95,6 +84,7 @@ class Worker:
         self.store = store
         self.clock = clock
         self.stop = stop or threading.Event()
+        self._moves: list[tuple[int, int, str]] = []
         self.policy = Policy(settings.ates, settings.duplicates)
         directory = settings.database.attachments_dir
         self.attachments = AttachmentPolicy(
@@ -117,35 +107,58 @@ class Worker:
         self._finish_pending(folder, uidvalidity, set(uids), result)
         known = self.store.known(folder, uidvalidity, uids)
         new = [uid for uid in uids if uid not in known]
+        self._moves = []
         if new:
-            sizes = self.mailbox.sizes(new)
             limit = self.settings.limits.max_message_bytes
-            too_large = [uid for uid in new if sizes.get(uid, 0) > limit]
-            fitting = [uid for uid in new if uid in sizes and sizes[uid] <= limit]
+            # One SEARCH instead of fetching every size: only the oversized need theirs.
+            over = set(self.mailbox.search(f"({self.settings.imap.search}) LARGER {limit}"))
+            too_large = [uid for uid in new if uid in over]
+            fitting = [uid for uid in new if uid not in over]
+            sizes = self.mailbox.sizes(too_large) if too_large else {}
             if too_large:
                 self._handle_chunk(folder, uidvalidity, too_large, {}, sizes, result)
-            for chunk in _chunks(fitting, self.settings.imap.fetch_chunk):
-                if self.stop.is_set():
-                    result.interrupted = True
-                    break
-                raws = self.mailbox.fetch(chunk)
-                self._handle_chunk(folder, uidvalidity, chunk, raws, sizes, result)
+            size = self.settings.imap.fetch_chunk
+            with Reader(helper=len(fitting) > size) as reader:
+                for chunk, raws, readings in reader.chunks(_chunks(fitting, size),
+                                                           self.mailbox.fetch, self.clock):
+                    # a chunk read ahead but not handled is simply left for the next pass
+                    if self.stop.is_set():
+                        result.interrupted = True
+                        break
+                    self._handle_chunk(folder, uidvalidity, chunk, raws, sizes, result, readings)
+            self._apply_actions(self._moves, result)
         result.seconds = time.monotonic() - started
         return result
 
     def _handle_chunk(self, folder: str, uidvalidity: int, uids: list[int],
-                      raws: dict[int, bytes], sizes: dict[int, int], result: PassResult) -> None:
-        handled: list[tuple[int, Handled]] = []
-        with self.store.db.atomic():
-            for uid in uids:
-                if self.stop.is_set():
-                    result.interrupted = True
-                    break
-                raw = raws.get(uid)
-                if raw is None and sizes.get(uid, 0) <= self.settings.limits.max_message_bytes:
-                    continue  # expunged by someone else between SEARCH and FETCH
-                item = self._handle_one(folder, uidvalidity, uid, raw, sizes.get(uid, 0))
-                handled.append((uid, item))
+                      raws: dict[int, bytes], sizes: dict[int, int], result: PassResult,
+                      readings: dict[int, Reading] | None = None) -> None:
+        limit = self.settings.limits.max_message_bytes
+        # A mail neither fetched nor too large was expunged by someone else after the SEARCH.
+        todo = [(uid, raws.get(uid)) for uid in uids if uid in raws or sizes.get(uid, 0) > limit]
+
+        def decide_all(isolate: bool) -> list[tuple[int, Handled]]:
+            done: list[tuple[int, Handled]] = []
+            with self.store.db.atomic():
+                for uid, raw in todo:
+                    if self.stop.is_set():
+                        result.interrupted = True
+                        break
+                    reading = readings.get(uid) if readings else None
+                    done.append((uid, self._handle_one(folder, uidvalidity, uid, raw,
+                                                       sizes.get(uid, 0), reading, isolate)))
+            return done
+
+        try:
+            handled = decide_all(isolate=False)
+        except peewee.OperationalError:
+            raise  # the database itself is failing (locked, disk full): no point going on
+        except Exception:  # noqa: BLE001 - redone mail by mail
+            # A savepoint per mail costs a quarter of the worker's time, so the chunk is first
+            # tried without; when one mail fails, the whole try is rolled back and the chunk is
+            # redone with savepoints, which quarantine just the failing mail.
+            self.store.forget_cached_udfs()
+            handled = decide_all(isolate=True)
         for uid, item in handled:
             result.counts[item.decision.outcome.value] += 1
             logger.info(
@@ -156,41 +169,34 @@ class Worker:
                                 "outcome": item.decision.outcome.value, "ticket": item.ticket,
                                 "reason": item.decision.reason}},
             )
-        self._apply_actions(
-            [(item.row_id, uid, item.action) for uid, item in handled if item.action != "none"],
-            result,
-        )
+        actions = [(item.row_id, uid, item.action) for uid, item in handled if item.action != "none"]
+        # A MOVE makes Dovecot rewrite the folder's index, at a cost that grows with the folder,
+        # so moves wait for a batch (or the end of the pass); their log rows say they are due.
+        self._moves.extend(a for a in actions if a[2] != "flag")
+        self._apply_actions([a for a in actions if a[2] == "flag"], result)
+        if len(self._moves) >= MOVE_BATCH:
+            self._apply_actions(self._moves, result)
+            self._moves = []
 
     def _handle_one(self, folder: str, uidvalidity: int, uid: int, raw: bytes | None,
-                    size: int) -> Handled:
-        """Decide on one mail and record it in a savepoint; a failure quarantines just this mail."""
+                    size: int, reading: Reading | None, isolate: bool) -> Handled:
+        """Decide on one mail and record it; with isolate, in a savepoint, and a failure
+        quarantines just this mail (without, the failure is raised)."""
         now = self.clock()
-        message: ParsedMessage | None = None
-        alert: Alert | None = None
         if raw is None:
             decision = Decision(Outcome.QUARANTINED, reason=(
                 f"mail is {size} bytes, over the limit of "
                 f"{self.settings.limits.max_message_bytes} bytes"))
             key = MessageKey(folder, uidvalidity, uid, None, f"size:{folder}:{uidvalidity}:{uid}")
             return self._record(key, decision, None, self._action(decision, False), now, "")
-        decision: Decision | None = None
-        no_token = False
-        try:
-            message = parse_message(raw)
-            alert = read_alert(message, now)
-        except TokenMissing as exc:
-            decision, no_token = Decision(Outcome.SKIPPED, reason=str(exc)), True
-        except MessageError as exc:
-            decision = Decision(Outcome.QUARANTINED, reason=str(exc))
-        except Exception as exc:  # noqa: BLE001 - one mail must never stop the pass
-            logger.exception("uid=%s could not be parsed", uid)
-            decision = Decision(Outcome.QUARANTINED,
-                                reason=f"internal error while parsing: {type(exc).__name__}")
+        reading = reading or read(uid, raw, now)
+        message, alert = reading.message, reading.alert
+        decision, no_token = reading.failure, reading.no_token
         key = MessageKey(folder, uidvalidity, uid, message.message_id if message else None,
-                         fingerprint(message, raw))
+                         reading.fingerprint)
         subject = message.subject if message else ""
         try:
-            with self.store.db.atomic():
+            with self.store.db.atomic() if isolate else nullcontext():
                 if decision is None:
                     decision = self._decide(alert, key)
                 return self._record(key, decision, alert, self._action(decision, no_token), now,
@@ -198,6 +204,8 @@ class Worker:
         except peewee.OperationalError:
             raise  # the database itself is failing (locked, disk full): no point going on
         except Exception as exc:  # noqa: BLE001 - one mail must never stop the pass
+            if not isolate:
+                raise
             self.store.forget_cached_udfs()
             logger.exception("uid=%s could not be recorded", uid)
             decision = Decision(Outcome.QUARANTINED,
@@ -245,7 +253,9 @@ class Worker:
         groups: dict[str, list[tuple[int, int]]] = defaultdict(list)
         for row_id, uid, action in items:
             groups[action].append((row_id, uid))
-        for action, rows in groups.items():
+        batches = [(action, batch) for action, rows in groups.items()
+                   for batch in _chunks(rows, MOVE_BATCH)]
+        for action, rows in batches:
             uids = [uid for _, uid in rows]
             try:
                 if action == "flag":
@@ -262,6 +272,6 @@ class Worker:
             self.store.mark_done([row_id for row_id, _ in rows], self.clock())
 
 
-def _chunks(items: list[int], size: int) -> Iterator[list[int]]:
+def _chunks(items: list[T], size: int) -> Iterator[list[T]]:
     for start in range(0, len(items), size):
         yield items[start:start + size]

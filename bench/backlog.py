@@ -1,0 +1,412 @@
+"""Backlog benchmark: `poller once` on N alert mails against the bare-fetch floor, same run.
+
+    python bench/backlog.py [--mails 10000] [--runs 5] [--store-size 0] [--profile FILE]
+
+Starts a private Dovecot on 127.0.0.1 (tests/dovecot.py), APPENDs N synthetic mails
+(bench/mails.py) to a master folder once, then for every round server-side COPYs them to a
+fresh folder and measures, alternately:
+
+* the floor: one imapclient connection that SEARCHes and FETCHes BODY.PEEK[] of every mail in
+  chunks of [imap] fetch_chunk and does nothing else;
+* `poller once` as a whole process, start to exit, with its own copy of the prepared database
+  (directory plus --store-size tickets of history), then its peak RSS (wait4), then a second
+  `poller once` with nothing new (the empty pass). For a backlog `poller once` reads mail in a
+  helper process: peak RSS is that of the larger of the two (wait4 reports the maximum over a
+  process and the children it reaped), and their sum is sampled as PSS.
+
+After each poller run the result is checked (tickets = distinct alerts, every outcome as
+generated, every mail flagged or quarantined) and the run fails loudly if it is wrong. The
+first round is a warm-up and is not counted. Prints median and min–max of each measurement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from imapclient import IMAPClient
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from bench.mails import ATES_ID, PW, Backlog, generate  # noqa: E402
+from bench.prefill import LOCAL, add_history, build_directory  # noqa: E402
+from tests.dovecot import Dovecot, ImapAccount  # noqa: E402
+
+MASTER = "Backlog"
+KEYWORD = "$AtesProcessed"
+CHUNK = 200
+
+
+class BenchError(RuntimeError):
+    """The benchmark could not run, or the worker's result was wrong."""
+
+
+@dataclass
+class Results:
+    floor: list[float] = field(default_factory=list)  # mails/s
+    poller: list[float] = field(default_factory=list)  # mails/s
+    rss_mib: list[float] = field(default_factory=list)
+    pss_mib: list[float] = field(default_factory=list)
+    empty_s: list[float] = field(default_factory=list)
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    dovecot = subprocess.run(["dovecot", "--version"], capture_output=True, text=True,
+                             check=False).stdout.split()
+    return (f"{os.cpu_count()} cores ({model}), Python {platform.python_version()}, "
+            f"SQLite {sqlite3.sqlite_version}, Dovecot {dovecot[0] if dovecot else '?'}")
+
+
+def load(account: ImapAccount, mails: list[bytes]) -> float:
+    """APPEND every mail to the master folder over one connection; return the seconds taken."""
+    client = account.client()
+    started = time.perf_counter()
+    try:
+        client.create_folder(MASTER)
+        if b"MULTIAPPEND" in client.capabilities():
+            for start in range(0, len(mails), 500):
+                client.multiappend(MASTER, mails[start:start + 500])
+        else:
+            for raw in mails:
+                client.append(MASTER, raw)
+        count = client.folder_status(MASTER, [b"MESSAGES"])[b"MESSAGES"]
+    finally:
+        client.logout()
+    if count != len(mails):
+        raise BenchError(f"loaded {count} of {len(mails)} mails")
+    return time.perf_counter() - started
+
+
+def copy_folder(account: ImapAccount, folder: str) -> None:
+    """Give folder a fresh, unflagged copy of the master folder (server-side COPY)."""
+    client = account.client()
+    try:
+        client.create_folder(folder)
+        client.select_folder(MASTER, readonly=True)
+        client.copy("1:*", folder)
+    finally:
+        client.logout()
+
+
+def drop_folders(account: ImapAccount, *folders: str) -> None:
+    client = account.client()
+    try:
+        for folder in folders:
+            if client.folder_exists(folder):
+                client.delete_folder(folder)
+    finally:
+        client.logout()
+
+
+def floor_pass(account: ImapAccount, folder: str, expected: int) -> float:
+    """SEARCH and FETCH BODY.PEEK[] of every mail in chunks, nothing else; return mails/s."""
+    started = time.perf_counter()
+    client = IMAPClient(account.host, port=account.port, ssl=False, timeout=60)
+    client.login(account.username, account.password)
+    client.select_folder(folder)
+    uids = sorted(client.search("UNSEEN NOT DELETED"))
+    fetched = 0
+    for start in range(0, len(uids), CHUNK):
+        data = client.fetch(uids[start:start + CHUNK], [b"BODY.PEEK[]"])
+        fetched += sum(1 for item in data.values() if item.get(b"BODY[]"))
+    client.logout()
+    seconds = time.perf_counter() - started
+    if fetched != expected:
+        raise BenchError(f"floor pass fetched {fetched} of {expected} mails")
+    return fetched / seconds
+
+
+def write_settings(path: Path, account: ImapAccount, folder: str, db: Path) -> Path:
+    path.write_text(
+        "[imap]\n"
+        f"host = {account.host}\nport = {account.port}\nsecurity = none\n"
+        f"username = {account.username}\npassword = {account.password}\n"
+        f"folder = {folder}\nfetch_chunk = {CHUNK}\n"
+        "[mailbox]\n"
+        f"keyword = {KEYWORD}\nquarantine_folder = {folder}-Quarantine\n"
+        "[ates]\n"
+        f"password = {PW}\nid = {ATES_ID}\nlocal_organization = {LOCAL}\n"
+        "[database]\n"
+        f"url = sqlite:///{db}\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def poller_command() -> list[str]:
+    script = Path(sys.executable).with_name("poller")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "poller"]
+
+
+# Linux carries a process's peak RSS across exec, and a child forked from this process starts
+# with this process's (which holds the whole backlog). So `poller once` is forked by a small
+# launcher instead, which also times it from fork to exit and reports wait4's rusage.
+LAUNCHER = """
+import json, os, sys, time
+
+def pss_kib(pid):
+    total = 0
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as handle:
+            children = [int(c) for c in handle.read().split()]
+        for proc in (pid, *children):
+            with open(f"/proc/{proc}/smaps_rollup") as handle:
+                total += sum(int(line.split()[1]) for line in handle if line.startswith("Pss:"))
+    except (OSError, ValueError):
+        pass
+    return total
+
+log = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+started = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.execv(sys.argv[2], sys.argv[2:])
+peak_pss, running = [0], [True]
+
+def sample():
+    while running[0]:
+        peak_pss[0] = max(peak_pss[0], pss_kib(pid))
+        time.sleep(0.05)
+
+import threading
+sampler = threading.Thread(target=sample, daemon=True)
+sampler.start()
+_, status, usage = os.wait4(pid, 0)
+seconds = time.perf_counter() - started
+running[0] = False
+print(json.dumps({"seconds": seconds, "maxrss_kib": usage.ru_maxrss,
+                  "cpu": usage.ru_utime + usage.ru_stime, "pss_kib": peak_pss[0],
+                  "code": os.waitstatus_to_exitcode(status)}))
+"""
+
+
+@dataclass
+class Run:
+    seconds: float
+    rss_mib: float  # peak RSS of the worker or its reading helper, whichever is larger
+    pss_mib: float  # peak of the two together, shared pages counted once (sampled)
+    cpu: float  # the worker's own CPU seconds
+
+
+def run_poller(config: Path, log: Path, timeout: float, wrapper: list[str] | None = None) -> Run:
+    """Run `poller once` as a child process and measure it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POLLER_")}
+    command = [*(wrapper or poller_command()), "--config", str(config), "once"]
+    launcher = subprocess.Popen([sys.executable, "-c", LAUNCHER, str(log), *command],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, env=env,
+                                start_new_session=True)
+    try:
+        out, _ = launcher.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(launcher.pid, signal.SIGKILL)
+        launcher.wait()
+        raise BenchError(f"poller once took more than {timeout:.0f} s; see {log}") from None
+    if launcher.returncode != 0:
+        raise BenchError(f"the launcher failed ({launcher.returncode}); see {log}")
+    report = json.loads(out)
+    if report["code"] != 0:
+        raise BenchError(f"poller once exited with {report['code']}; see {log}")
+    return Run(report["seconds"], report["maxrss_kib"] / 1024, report["pss_kib"] / 1024,
+               report["cpu"])
+
+
+def check(account: ImapAccount, folder: str, db: Path, history: int, backlog: Backlog) -> None:
+    """Raise BenchError unless the store and the mailbox hold exactly what the mails call for."""
+    con = sqlite3.connect(db)
+    try:
+        outcomes = dict(con.execute(
+            "SELECT outcome, COUNT(*) FROM processed_message WHERE folder = ? GROUP BY outcome",
+            (folder,)))
+        tickets, complete, occurrences = con.execute(
+            "SELECT COUNT(*), COALESCE(SUM(status = 'Complete'), 0), "
+            "COALESCE(SUM(occurrences), 0) FROM ticket WHERE id > ?", (history,)).fetchone()
+        pending = con.execute("SELECT COUNT(*) FROM processed_message "
+                              "WHERE folder = ? AND NOT mailbox_done", (folder,)).fetchone()[0]
+    finally:
+        con.close()
+    problems = []
+    if outcomes != dict(backlog.expected):
+        problems.append(f"outcomes {outcomes} != expected {dict(backlog.expected)}")
+    if (tickets, complete, occurrences) != (backlog.tickets, backlog.completed_tickets,
+                                            backlog.occurrences):
+        problems.append(f"tickets/complete/occurrences {(tickets, complete, occurrences)} != "
+                        f"{(backlog.tickets, backlog.completed_tickets, backlog.occurrences)}")
+    if pending:
+        problems.append(f"{pending} mailbox steps not done")
+    client = account.client()
+    try:
+        client.select_folder(folder, readonly=True)
+        kept = len(client.search("ALL"))
+        unflagged = len(client.search(f"NOT KEYWORD {KEYWORD}")) + len(client.search("UNSEEN"))
+        quarantine = client.folder_status(f"{folder}-Quarantine", [b"MESSAGES"])[b"MESSAGES"]
+    finally:
+        client.logout()
+    if kept != len(backlog.mails) - backlog.expected["quarantined"] or unflagged:
+        problems.append(f"{folder}: {kept} mails left, {unflagged} not flagged")
+    if quarantine != backlog.expected["quarantined"]:
+        problems.append(f"quarantine holds {quarantine}, expected "
+                        f"{backlog.expected['quarantined']}")
+    if problems:
+        raise BenchError("wrong result: " + "; ".join(problems))
+
+
+def prepare_database(work: Path, store_size: int, seed: int) -> tuple[Path, int, float]:
+    """Build the template database; return (path, highest history ticket id, seconds)."""
+    started = time.perf_counter()
+    template = work / "template.db"
+    build_directory(template, work)
+    add_history(template, store_size, seed)
+    con = sqlite3.connect(template)
+    history = con.execute("SELECT COALESCE(MAX(id), 0) FROM ticket").fetchone()[0]
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    con.close()
+    return template, history, time.perf_counter() - started
+
+
+def fresh_database(template: Path, target: Path) -> Path:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{target}{suffix}").unlink(missing_ok=True)
+    shutil.copyfile(template, target)
+    # Write the copy out now: its writeback would otherwise compete with the measured run's
+    # own disk writes (a 1M-ticket store is 1.5 GB).
+    os.sync()
+    return target
+
+
+def summary(values: list[float], fmt: str) -> str:
+    return (f"{fmt.format(statistics.median(values))}  "
+            f"({fmt.format(min(values))} – {fmt.format(max(values))})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mails", type=int, default=10_000, help="backlog size (default 10000)")
+    parser.add_argument("--runs", type=int, default=5, help="measured rounds (default 5)")
+    parser.add_argument("--warmup", type=int, default=1, help="uncounted rounds first (default 1)")
+    parser.add_argument("--store-size", type=int, default=0,
+                        help="tickets of history (with UDF values and notes) pre-filled")
+    parser.add_argument("--seed", type=int, default=1, help="mail generator seed (default 1)")
+    parser.add_argument("--timeout", type=float, default=600, help="seconds per poller run")
+    parser.add_argument("--profile", type=Path,
+                        help="after the rounds, profile one more poller run into this file: "
+                             "py-spy collapsed stacks for .folded, else pyinstrument (.html or "
+                             "text); both are in the dev extra")
+    parser.add_argument("--json", type=Path, help="also write the raw numbers here")
+    args = parser.parse_args(argv)
+
+    print(f"machine: {machine()}; load average {os.getloadavg()[0]:.2f}", flush=True)
+    started = time.perf_counter()
+    backlog = generate(args.mails, args.seed)
+    print(f"generated {len(backlog.mails)} mails ({backlog.average_size / 1024:.2f} KiB average, "
+          f"{dict(backlog.expected)}) in {time.perf_counter() - started:.1f} s", flush=True)
+    results = Results()
+    with tempfile.TemporaryDirectory(prefix="ates-bench-") as tmp, Dovecot() as server:
+        work = Path(tmp)
+        account = server.account()
+        seconds = load(account, backlog.mails)
+        print(f"loaded with APPEND in {seconds:.1f} s ({len(backlog.mails) / seconds:,.0f} "
+              "mails/s)", flush=True)
+        template, history, seconds = prepare_database(work, args.store_size, args.seed)
+        print(f"database: directory + {history:,} tickets of history, built in {seconds:.1f} s",
+              flush=True)
+        log = work / "poller.log"
+        for round_no in range(args.warmup + args.runs):
+            counted = round_no >= args.warmup
+            floor_folder, folder = f"Floor{round_no}", f"Run{round_no}"
+            copy_folder(account, floor_folder)
+            floor = floor_pass(account, floor_folder, len(backlog.mails))
+            drop_folders(account, floor_folder)
+
+            copy_folder(account, folder)
+            db = fresh_database(template, work / "run.db")
+            config = write_settings(work / "settings.ini", account, folder, db)
+            run = run_poller(config, log, args.timeout)
+            rate = len(backlog.mails) / run.seconds
+            empty = run_poller(config, log, args.timeout).seconds
+            check(account, folder, db, history, backlog)
+            drop_folders(account, folder, f"{folder}-Quarantine")
+            print(f"{'round' if counted else 'warm-up'} {round_no}: floor {floor:,.0f} mails/s, "
+                  f"poller {rate:,.0f} mails/s ({run.seconds:.2f} s, {run.cpu:.2f} s CPU, "
+                  f"{rate / floor:.1%} of floor), peak RSS {run.rss_mib:.1f} MiB (both processes "
+                  f"{run.pss_mib:.1f} MiB PSS), empty pass {empty:.3f} s; result ok", flush=True)
+            if counted:
+                results.floor.append(floor)
+                results.poller.append(rate)
+                results.rss_mib.append(run.rss_mib)
+                results.pss_mib.append(run.pss_mib)
+                results.empty_s.append(empty)
+
+        if args.profile:
+            folder = "Profile"
+            copy_folder(account, folder)
+            db = fresh_database(template, work / "run.db")
+            config = write_settings(work / "settings.ini", account, folder, db)
+            spy = Path(sys.executable).with_name("py-spy")
+            if args.profile.suffix == ".folded" and spy.exists():
+                # py-spy samples from outside, so the numbers are not skewed by the profiler.
+                wrapper = [str(spy), "record", "-r", "250", "-f", "raw", "--subprocesses",
+                           "-o", str(args.profile.resolve()), "--", *poller_command()]
+            else:
+                renderer = "html" if args.profile.suffix == ".html" else "text"
+                wrapper = [sys.executable, "-m", "pyinstrument", "-r", renderer, "-o",
+                           str(args.profile.resolve()), "-m", "poller"]
+            seconds = run_poller(config, log, args.timeout, wrapper).seconds
+            check(account, folder, db, history, backlog)
+            print(f"profile of one poller run ({seconds:.2f} s while profiled) in {args.profile}",
+                  flush=True)
+
+    if not results.poller:
+        return 0
+    print()
+    print(f"{len(backlog.mails):,} mails, store {history:,} tickets, {args.runs} runs: "
+          "median (min – max)")
+    print(f"  floor, bare fetch      {summary(results.floor, '{:,.0f}')} mails/s")
+    print(f"  poller once            {summary(results.poller, '{:,.0f}')} mails/s")
+    ratios = [p / f for p, f in zip(results.poller, results.floor, strict=True)]
+    print(f"  poller / floor         {summary(ratios, '{:.1%}')}")
+    print(f"  poller peak RSS        {summary(results.rss_mib, '{:.1f}')} MiB (the larger process)")
+    print(f"  both processes, PSS    {summary(results.pss_mib, '{:.1f}')} MiB (sampled every 50 ms)")
+    print(f"  empty pass             {summary(results.empty_s, '{:.3f}')} s")
+    print(f"  load average at the end {os.getloadavg()[0]:.2f} (other work on the machine skews "
+          "every number)")
+    if args.json:
+        args.json.write_text(json.dumps({
+            "machine": machine(), "mails": len(backlog.mails), "store_size": history,
+            "expected": dict(backlog.expected), "floor_mails_per_s": results.floor,
+            "poller_mails_per_s": results.poller, "peak_rss_mib": results.rss_mib,
+            "peak_pss_mib": results.pss_mib,
+            "empty_pass_s": results.empty_s,
+        }, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        raise SystemExit(main())
+    except BenchError as exc:
+        print(f"backlog: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
