@@ -314,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", type=Path,
                         help="after the rounds, profile one more poller run into this file: "
                              "py-spy collapsed stacks for .folded, else pyinstrument (.html or "
-                             "text); both are in the dev extra")
+                             "text); pip install -e '.[bench]' brings both")
     parser.add_argument("--json", type=Path, help="also write the raw numbers here")
     args = parser.parse_args(argv)
 

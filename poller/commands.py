@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -17,7 +18,7 @@ from poller.importer import import_file
 from poller.lock import pass_lock
 from poller.mailbox import Mailbox
 from poller.message import parse_message
-from poller.passes import open_store, recorded_pass
+from poller.passes import opened_store, recorded_pass
 from poller.requeue import requeue
 from poller.rules import Policy, decide
 from poller.signals import Shutdown, SignalThread
@@ -73,12 +74,9 @@ def check_command(settings: Settings, args: argparse.Namespace) -> int:
 
 def status_command(settings: Settings, args: argparse.Namespace) -> int:
     max_age = args.max_age if args.max_age is not None else settings.status.max_age
-    store = open_store(settings)
-    try:
+    with opened_store(settings) as store:
         totals = health.totals()
         box = health.mailbox_state(settings, store) if args.mailbox else None
-    finally:
-        store.close()
     now = utc_now()
     good = totals.last_good_pass
     age = (now - good.finished).total_seconds() if good else None
@@ -134,22 +132,16 @@ def _pass_json(record: health.PassRecord | None) -> dict[str, object] | None:
 
 
 def import_command(settings: Settings, args: argparse.Namespace) -> int:
-    store = open_store(settings)
-    try:
+    with opened_store(settings) as store:
         counts = import_file(store, args.kind, args.file, utc_now())
-    finally:
-        store.close()
     print(f"{args.kind}: " + ", ".join(f"{counts[k]} {k}"
                                        for k in ("created", "updated", "unchanged")))
     return 0
 
 
 def tickets_command(settings: Settings, args: argparse.Namespace) -> int:
-    store = open_store(settings)
-    try:
+    with opened_store(settings):
         rows = report.tickets(status=args.status)
-    finally:
-        store.close()
     if args.json:
         print(json.dumps(rows, indent=2, ensure_ascii=False))
         return 0
@@ -158,14 +150,11 @@ def tickets_command(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def ticket_command(settings: Settings, args: argparse.Namespace) -> int:
-    store = open_store(settings)
-    try:
+    with opened_store(settings):
         rows = report.tickets(number=args.number)
-    finally:
-        store.close()
     if not rows:
-        print(f"poller: no ticket {args.number}")
-        return 2
+        print(f"poller: no ticket {args.number}", file=sys.stderr)
+        return EXIT_CONFIG
     ticket = rows[0]
     if args.json:
         print(json.dumps(ticket, indent=2, ensure_ascii=False))
@@ -184,11 +173,8 @@ def ticket_command(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def messages_command(settings: Settings, args: argparse.Namespace) -> int:
-    store = open_store(settings)
-    try:
+    with opened_store(settings):
         rows = report.messages(outcome=args.outcome)
-    finally:
-        store.close()
     if args.json:
         print(json.dumps(rows, indent=2, ensure_ascii=False))
         return 0

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
 import peewee
@@ -33,6 +34,16 @@ def open_store(settings: Settings) -> Store:
     """Open (and create if needed) the configured database."""
     db = open_database(settings.database.url)
     return Store(db, settings.ates.local_organization, utc_now())
+
+
+@contextmanager
+def opened_store(settings: Settings) -> Iterator[Store]:
+    """Yield the configured store, closed again on the way out."""
+    store = open_store(settings)
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 def run_pass(settings: Settings, store: Store, stop: threading.Event, *,
