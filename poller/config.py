@@ -280,9 +280,10 @@ def load_settings(path: str | os.PathLike[str], environ: dict[str, str] | None =
     url = db.str("url", "sqlite:///tickets.db")
     database = DatabaseSettings(url=_resolve_sqlite_url(url, base), attachments_dir=db.str(
         "attachments_dir"))
-    if not re.match(r"^[a-z][a-z0-9+]*://", url):
+    if not url.startswith("sqlite:///"):
+        # The per-mail statements are written in SQLite's dialect (see poller.tickets).
         raise ConfigError(
-            f"[database] url: {url!r} is not a database URL "
+            f"[database] url: {url!r} is not an SQLite database URL, the one kind supported "
             "(e.g. sqlite:///relative/path.db or sqlite:////absolute/path.db)"
         )
 

@@ -68,6 +68,8 @@ def test_password_file_relative_to_settings(tmp_path):
          "[duplicates] criteria: unknown host"),
         (("[ates]", "[duplicates]\nclear_pattern = (\n[ates]"), "[duplicates] clear_pattern"),
         (("[ates]", "[database]\nurl = tickets.db\n[ates]"), "[database] url"),
+        (("[ates]", "[database]\nurl = postgresql://db/tickets\n[ates]"),
+         "[database] url: 'postgresql://db/tickets' is not an SQLite database URL"),
         (("password = imap-secret", "password_file = /nonexistent/pw"),
          "[imap] password_file: cannot read"),
     ],

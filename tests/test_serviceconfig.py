@@ -50,9 +50,9 @@ def test_relative_paths_are_relative_to_the_settings_file(tmp_path):
     assert settings.metrics.textfile == str(tmp_path / "prom/poller.prom")
 
 
-def test_other_databases_get_a_lock_file_per_mailbox_in_the_temp_dir(tmp_path):
-    first = load(tmp_path, "[database]\nurl = postgresql://db/tickets\n")
-    other = load(tmp_path, "[database]\nurl = postgresql://db/tickets\n",
+def test_in_memory_database_gets_a_lock_file_per_mailbox_in_the_temp_dir(tmp_path):
+    first = load(tmp_path, "[database]\nurl = sqlite:///:memory:\n")
+    other = load(tmp_path, "[database]\nurl = sqlite:///:memory:\n",
                  environ={"POLLER_IMAP_FOLDER": "Alerts"})
     assert Path(first.schedule.lock_file).parent == Path(tempfile.gettempdir())
     assert first.schedule.lock_file != other.schedule.lock_file
