@@ -1,9 +1,10 @@
 """One pass over the mailbox: fetch new mail, decide, commit, then flag or move.
 
 Order of effects, per chunk of mail: (1) the decisions and the log rows are committed in one
-transaction, (2) the mailbox step (flag or move) runs, (3) the log rows are marked done. A
-crash between any two steps is repaired by the next pass: a mail with a log row is never
-decided again, and a row whose mailbox step is not done has that step repeated.
+transaction, (2) the mailbox step runs (flags at once; moves wait for a batch of MOVE_BATCH or
+the end of the pass), (3) the log rows are marked done. A crash between any two steps is
+repaired by the next pass: a mail with a log row is never decided again, and a row whose
+mailbox step is not done has that step repeated.
 """
 
 from __future__ import annotations
