@@ -40,6 +40,7 @@ def demo() -> int:
             f"[database]\nurl = sqlite:///{tmp}/tickets.db\n",
             encoding="utf-8",
         )
+        config.chmod(0o600)  # it holds passwords
         for kind in ("organizations", "devices", "contacts"):
             run(config, "import", kind, str(DEMO / f"{kind}.csv"))
         code = run(config, "once")
