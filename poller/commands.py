@@ -142,11 +142,8 @@ def import_command(settings: Settings, args: argparse.Namespace) -> int:
 def tickets_command(settings: Settings, args: argparse.Namespace) -> int:
     with opened_store(settings):
         rows = report.tickets(status=args.status)
-    if args.json:
-        print(json.dumps(rows, indent=2, ensure_ascii=False))
-        return 0
-    print(_table(rows, ("number", "status", "occurrences", "organization", "device", "title")))
-    return 0
+    return _show(rows, args.json, ("number", "status", "occurrences", "organization", "device",
+                                   "title"))
 
 
 def ticket_command(settings: Settings, args: argparse.Namespace) -> int:
@@ -175,11 +172,7 @@ def ticket_command(settings: Settings, args: argparse.Namespace) -> int:
 def messages_command(settings: Settings, args: argparse.Namespace) -> int:
     with opened_store(settings):
         rows = report.messages(outcome=args.outcome)
-    if args.json:
-        print(json.dumps(rows, indent=2, ensure_ascii=False))
-        return 0
-    print(_table(rows, ("uid", "outcome", "ticket", "subject", "reason")))
-    return 0
+    return _show(rows, args.json, ("uid", "outcome", "ticket", "subject", "reason"))
 
 
 def parse_command(settings: Settings, args: argparse.Namespace) -> int:
@@ -217,6 +210,12 @@ def parse_command(settings: Settings, args: argparse.Namespace) -> int:
     }
     print(json.dumps(out, indent=2, ensure_ascii=False))
     return 0
+
+
+def _show(rows: list[dict[str, object]], as_json: bool, columns: tuple[str, ...]) -> int:
+    """Print rows as JSON or as a table of the given columns; return the exit code."""
+    print(json.dumps(rows, indent=2, ensure_ascii=False) if as_json else _table(rows, columns))
+    return EXIT_OK
 
 
 def _table(rows: list[dict[str, object]], columns: tuple[str, ...]) -> str:
