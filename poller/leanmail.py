@@ -19,10 +19,14 @@ _PLUCKED_HEADERS = (b"from", b"date")
 
 
 class LeanMailParser(mailparser.MailParser):
-    """mail-parser without .mail and .mail_partial, which nothing here reads."""
+    """mail-parser without .mail and .mail_partial, and without its body texts: nothing here
+    reads them (poller.message gathers the bodies itself, leaving forwarded mail out)."""
 
     def _make_mail(self, complete: bool = True) -> dict:
         return {}
+
+    def _decode_body_payload(self, part: object, charset: str, part_index: int) -> str:
+        return ""
 
 
 @dataclass(frozen=True)
