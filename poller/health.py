@@ -97,11 +97,11 @@ def mailbox_state(settings: Settings, store: Store) -> MailboxState:
         with Mailbox(settings.imap) as mailbox:
             uidvalidity = mailbox.select(folder, readonly=True)
             uids = mailbox.search(settings.imap.search)
-            known = store.known(folder, uidvalidity, uids)
+            decided = store.decided(folder, uidvalidity, uids)
             quarantine = mailbox.count(settings.mailbox.quarantine_folder)
     except MailboxError as exc:
         return MailboxState(error=str(exc))
-    return MailboxState(waiting=len(uids) - len(known), quarantine=quarantine)
+    return MailboxState(waiting=len(uids) - len(decided), quarantine=quarantine)
 
 
 def check_database(settings: Settings) -> Check:

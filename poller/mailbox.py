@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 
+from poller.batches import chunks
 from poller.config import ImapSettings
 from poller.errors import MailboxAuthError, MailboxError, MailboxUnavailable
 
@@ -198,7 +199,7 @@ class Mailbox:
     def sizes(self, uids: list[int]) -> dict[int, int]:
         """Return RFC822.SIZE for each UID that still exists."""
         out: dict[int, int] = {}
-        for chunk in _chunks(uids, 1000):
+        for chunk in chunks(uids, 1000):
             with translated("fetching sizes"):
                 data = self._client().fetch(chunk, [b"RFC822.SIZE"])
             out.update({uid: int(item[b"RFC822.SIZE"]) for uid, item in data.items()
@@ -214,7 +215,7 @@ class Mailbox:
     def message_ids(self, uids: list[int]) -> dict[int, str]:
         """Return the Message-ID header of each UID ('' when it has none)."""
         out: dict[int, str] = {}
-        for chunk in _chunks(uids, 1000):
+        for chunk in chunks(uids, 1000):
             with translated("fetching Message-IDs"):
                 data = self._client().fetch(chunk, [b"BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"])
             for uid, item in data.items():
@@ -284,7 +285,3 @@ def _announces_mail(responses: list[tuple]) -> bool:
             new = True
     return new
 
-
-def _chunks(items: list[int], size: int) -> Iterator[list[int]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]

@@ -6,6 +6,7 @@ from collections import defaultdict
 
 from peewee import JOIN
 
+from poller.batches import SQL_BATCH, chunks
 from poller.models import (
     Attachment,
     Contact,
@@ -87,13 +88,9 @@ def messages(outcome: str | None = None) -> list[dict[str, object]]:
     ]
 
 
-def _chunked(ids: list[int]) -> list[list[int]]:
-    return [ids[i:i + 500] for i in range(0, len(ids), 500)]
-
-
 def _udfs(ids: list[int]) -> dict[int, dict[str, str]]:
     out: dict[int, dict[str, str]] = defaultdict(dict)
-    for chunk in _chunked(ids):
+    for chunk in chunks(ids, SQL_BATCH):
         query = (
             UdfValue.select(UdfValue.entity_id, UdfDefinition.label, UdfValue.value)
             .join(UdfDefinition)
@@ -106,7 +103,7 @@ def _udfs(ids: list[int]) -> dict[int, dict[str, str]]:
 
 def _notes(ids: list[int]) -> dict[int, list[dict[str, object]]]:
     out: dict[int, list[dict[str, object]]] = defaultdict(list)
-    for chunk in _chunked(ids):
+    for chunk in chunks(ids, SQL_BATCH):
         query = TicketNote.select().where(TicketNote.ticket.in_(chunk)).order_by(TicketNote.id)
         for note in query:
             out[note.ticket_id].append(
@@ -117,7 +114,7 @@ def _notes(ids: list[int]) -> dict[int, list[dict[str, object]]]:
 
 def _attachments(ids: list[int]) -> dict[int, list[dict[str, object]]]:
     out: dict[int, list[dict[str, object]]] = defaultdict(list)
-    for chunk in _chunked(ids):
+    for chunk in chunks(ids, SQL_BATCH):
         query = (
             Attachment.select(Attachment.ticket, Attachment.filename, Attachment.size,
                               Attachment.content_type, Attachment.sha256)

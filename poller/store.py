@@ -14,6 +14,7 @@ from urllib.parse import unquote, urlparse
 import peewee
 from playhouse import db_url
 
+from poller.batches import SQL_BATCH, chunks
 from poller.errors import StoreError
 from poller.models import (
     MODELS,
@@ -53,40 +54,17 @@ def iso(moment: datetime) -> str:
 def open_database(url: str) -> peewee.Database:
     """Connect to the database named by a peewee URL, create missing tables, return it."""
     parsed = urlparse(url)
-    kwargs: dict[str, object] = {}
     try:
-        if parsed.scheme == "sqlite":
-            path = unquote(parsed.path[1:]) if parsed.path.startswith("/") else parsed.path
-            if path and path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
-            kwargs["pragmas"] = SQLITE_PRAGMAS
-        db = db_url.connect(url, **kwargs)
+        path = unquote(parsed.path[1:]) if parsed.path.startswith("/") else parsed.path
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        db = db_url.connect(url, pragmas=SQLITE_PRAGMAS)
         database.initialize(db)
         db.connect(reuse_if_open=True)
         db.create_tables(MODELS, safe=True)
-        # Earlier stores indexed processed_message.message_id: nothing reads that index, and on
-        # a large store its scattered pages were a quarter of the pages written per mail.
-        db.execute_sql("DROP INDEX IF EXISTS processed_message_message_id")
     except (peewee.PeeweeException, OSError, RuntimeError) as exc:
-        raise StoreError(f"cannot open database {_safe_url(url)}: {exc}") from None
+        raise StoreError(f"cannot open database {url}: {exc}") from None
     return db
-
-
-def _safe_url(url: str) -> str:
-    parsed = urlparse(url)
-    if parsed.password:
-        return url.replace(f":{parsed.password}@", ":********@")
-    return url
-
-
-@dataclass(frozen=True)
-class Known:
-    """What the log says about a mail already decided on."""
-
-    id: int
-    outcome: str
-    action: str
-    mailbox_done: bool
 
 
 @dataclass(frozen=True)
@@ -206,23 +184,16 @@ class Store:
 
     # -- processed-mail log ------------------------------------------------------------------
 
-    def known(self, folder: str, uidvalidity: int, uids: list[int]) -> dict[int, Known]:
-        """Return the log rows of the given UIDs that have one, keyed by UID."""
-        found: dict[int, Known] = {}
-        for start in range(0, len(uids), 500):
-            query = ProcessedMessage.select(
-                ProcessedMessage.uid,
-                ProcessedMessage.id,
-                ProcessedMessage.outcome,
-                ProcessedMessage.action,
-                ProcessedMessage.mailbox_done,
-            ).where(
+    def decided(self, folder: str, uidvalidity: int, uids: list[int]) -> set[int]:
+        """Return those of the given UIDs that the log already has a decision for."""
+        found: set[int] = set()
+        for chunk in chunks(uids, SQL_BATCH):
+            query = ProcessedMessage.select(ProcessedMessage.uid).where(
                 (ProcessedMessage.folder == folder)
                 & (ProcessedMessage.uidvalidity == uidvalidity)
-                & (ProcessedMessage.uid.in_(uids[start:start + 500]))
+                & (ProcessedMessage.uid.in_(chunk))
             )
-            for uid, *rest in query.tuples():
-                found[uid] = Known(*rest)
+            found.update(uid for (uid,) in query.tuples())
         return found
 
     def pending(self, folder: str) -> list[tuple[int, int, int, str]]:
@@ -242,9 +213,9 @@ class Store:
 
     def mark_done(self, row_ids: list[int], now: datetime) -> None:
         """Record that the mailbox step of these log rows has happened."""
-        for start in range(0, len(row_ids), 500):
+        for chunk in chunks(row_ids, SQL_BATCH):
             ProcessedMessage.update(mailbox_done=True, updated=iso(now)).where(
-                ProcessedMessage.id.in_(row_ids[start:start + 500])
+                ProcessedMessage.id.in_(chunk)
             ).execute()
 
     def log_pass(self, started: datetime, finished: datetime, ok: bool, counts: str,

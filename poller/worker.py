@@ -13,16 +13,16 @@ import logging
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
 
 import peewee
 
 from poller.alert import Alert
+from poller.batches import chunks
 from poller.config import Settings
 from poller.errors import MailboxError, MailboxUnavailable
 from poller.mailbox import Mailbox
@@ -34,7 +34,6 @@ from poller.tickets import AttachmentPolicy, MessageKey, record
 logger = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
-T = TypeVar("T")
 # UIDs per flag or move command (a command line stays far below servers' limits), and the
 # number of moves that wait for each other.
 MOVE_BATCH = 1000
@@ -106,8 +105,8 @@ class Worker:
         uidvalidity = self.mailbox.select(folder)
         uids = self.mailbox.search(self.settings.imap.search)
         self._finish_pending(folder, uidvalidity, set(uids), result)
-        known = self.store.known(folder, uidvalidity, uids)
-        new = [uid for uid in uids if uid not in known]
+        decided = self.store.decided(folder, uidvalidity, uids)
+        new = [uid for uid in uids if uid not in decided]
         self._moves = []
         if new:
             limit = self.settings.limits.max_message_bytes
@@ -120,7 +119,7 @@ class Worker:
                 self._handle_chunk(folder, uidvalidity, too_large, {}, sizes, result)
             size = self.settings.imap.fetch_chunk
             with Reader(helper=len(fitting) > size) as reader:
-                for chunk, raws, readings in reader.chunks(_chunks(fitting, size),
+                for chunk, raws, readings in reader.chunks(chunks(fitting, size),
                                                            self.mailbox.fetch, self.clock):
                     # a chunk read ahead but not handled is simply left for the next pass
                     if self.stop.is_set():
@@ -255,7 +254,7 @@ class Worker:
         for row_id, uid, action in items:
             groups[action].append((row_id, uid))
         batches = [(action, batch) for action, rows in groups.items()
-                   for batch in _chunks(rows, MOVE_BATCH)]
+                   for batch in chunks(rows, MOVE_BATCH)]
         for action, rows in batches:
             uids = [uid for _, uid in rows]
             try:
@@ -272,7 +271,3 @@ class Worker:
                 continue
             self.store.mark_done([row_id for row_id, _ in rows], self.clock())
 
-
-def _chunks(items: list[T], size: int) -> Iterator[list[T]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
