@@ -42,9 +42,9 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench.mails import ATES_ID, PW, Backlog, generate  # noqa: E402
-from bench.prefill import LOCAL, add_history, build_directory  # noqa: E402
-from tests.dovecot import Dovecot, ImapAccount  # noqa: E402
+from testkit.dovecot import Dovecot, ImapAccount  # noqa: E402
+from testkit.prefill import LOCAL, add_history, build_directory  # noqa: E402
+from testkit.synthetic import ATES_ID, PW, Backlog, generate  # noqa: E402
 
 MASTER = "Backlog"
 KEYWORD = "$AtesProcessed"

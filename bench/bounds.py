@@ -33,9 +33,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from poller.alert import read_alert  # noqa: E402
+from poller.ates.alert import read_alert  # noqa: E402
 from poller.errors import MessageError  # noqa: E402
-from poller.message import parse_message  # noqa: E402
+from poller.mail.message import parse_message  # noqa: E402
 
 PW = "zzZ3zZ/2Z1ZzzZZZ0zoZ9z=="
 TOKEN = f'<Autotask><ID name="acmemsp.com"/><PW name="{PW}"/><AlertID source="K" name="1"/></Autotask>'
@@ -146,10 +146,10 @@ def child_extract(path: str) -> None:
 
 def child_pass(config: str) -> None:
     """In a fresh process: one whole pass (connect, fetch, decide, store, flag)."""
-    from poller.commands import open_store
     from poller.config import load_settings
-    from poller.mailbox import Mailbox
-    from poller.worker import Worker
+    from poller.imap.mailbox import Mailbox
+    from poller.service.passes import open_store
+    from poller.service.worker import Worker
 
     settings = load_settings(config)
     store = open_store(settings)
@@ -166,13 +166,13 @@ def in_child(*args: str) -> dict[str, object]:
 
 
 def dovecot_account():
-    from tests.dovecot import Dovecot
+    from testkit.dovecot import Dovecot
     server = Dovecot().start()
     return server, server.account()
 
 
 def settings_file(folder: Path, account, **extra: str) -> Path:
-    from tests.support import write_settings
+    from testkit.support import write_settings
     sections = {"limits": extra} if extra else {}
     return write_settings(folder, account, **sections)
 
@@ -181,8 +181,8 @@ def settings_file(folder: Path, account, **extra: str) -> Path:
 
 
 def part_size(work: Path) -> None:
-    from tests.counting_proxy import CountingProxy
-    from tests.support import poller, write_settings
+    from testkit.counting_proxy import CountingProxy
+    from testkit.support import poller, write_settings
     server, account = dovecot_account()
     try:
         limit = 30 * 1024 * 1024
@@ -221,7 +221,7 @@ def part_memory(work: Path) -> None:
 
 
 def part_pass(work: Path) -> None:
-    from tests.support import poller
+    from testkit.support import poller
     print("\n## time: whole pass (`poller once`, one mail) against Dovecot\n")
     print("| mail | seconds | outcome |\n|---|---|---|")
     server, _ = dovecot_account()

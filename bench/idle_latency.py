@@ -15,9 +15,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.dovecot import Dovecot  # noqa: E402
-from tests.serving import Child, count_tickets, wait_until  # noqa: E402
-from tests.support import alert_mail, token, write_settings  # noqa: E402
+from testkit.dovecot import Dovecot  # noqa: E402
+from testkit.serving import Child, count_tickets, wait_until  # noqa: E402
+from testkit.support import alert_mail, token, write_settings  # noqa: E402
 
 
 def main() -> None:

@@ -32,9 +32,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 with atheris.instrument_imports(include=["poller", "mailparser", "xmltodict", "email"]):
-    from poller.alert import REDACTED, Alert, read_alert
+    from poller.ates.alert import Alert, read_alert
+    from poller.ates.policy import MASK as REDACTED
     from poller.errors import MessageError
-    from poller.message import ParsedMessage, parse_message
+    from poller.mail.message import ParsedMessage, parse_message
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 SEED_DIRS = ("fixtures/ates", "fixtures/corpus", "fixtures/shapes", "fixtures/fuzz-regressions")

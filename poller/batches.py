@@ -9,6 +9,8 @@ T = TypeVar("T")
 
 # Ids per SQL "IN (...)": below SQLite's old default limit of 999 bound parameters.
 SQL_BATCH = 500
+# UIDs per IMAP command: the command line stays far below servers' length limits.
+UID_BATCH = 1000
 
 
 def chunks(items: Sequence[T], size: int) -> Iterator[list[T]]:

@@ -13,8 +13,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from poller.cli import main  # noqa: E402
-from tests.dovecot import Dovecot  # noqa: E402
-from tests.support import PW  # noqa: E402
+from testkit.dovecot import Dovecot  # noqa: E402
+from testkit.support import PW  # noqa: E402
 
 DEMO = ROOT / "fixtures" / "demo"
 

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.dovecot import Dovecot, ImapAccount  # noqa: E402
+from testkit.dovecot import Dovecot, ImapAccount  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from tests.support import REPO
+from testkit.support import REPO
 
 
 def test_backlog_benchmark_runs_and_checks_its_result():

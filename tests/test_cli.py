@@ -7,8 +7,8 @@ import sqlite3
 
 import pytest
 
-from poller.cli import build_parser, main
-from tests.support import PW, alert_mail, token
+from poller.cli.main import build_parser, main
+from testkit.support import PW, alert_mail, token
 
 SETTINGS = f"""
 [imap]

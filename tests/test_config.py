@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from poller.config import MASK, load_settings
+from poller.ates.policy import MASK
+from poller.config import load_settings
 from poller.errors import ConfigError
 
 MINIMAL = """

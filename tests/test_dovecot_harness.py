@@ -9,8 +9,8 @@ import pytest
 from imapclient import IMAPClient
 from imapclient.exceptions import LoginError
 
-from tests import dovecot as dovecot_module
-from tests.dovecot import Dovecot, ImapAccount
+from testkit import dovecot as dovecot_module
+from testkit.dovecot import Dovecot, ImapAccount
 
 ALERT = (
     b"From: monitor@example.test\r\n"

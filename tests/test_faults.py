@@ -12,10 +12,10 @@ import pytest
 
 from poller.config import load_settings
 from poller.errors import MailboxUnavailable
-from poller.passes import open_store, run_pass
-from tests.proxy import TcpProxy
-from tests.serving import append_many, count_tickets, query
-from tests.support import alert_mail, poller, token, write_settings
+from poller.service.passes import open_store, run_pass
+from testkit.proxy import TcpProxy
+from testkit.serving import append_many, count_tickets, query
+from testkit.support import alert_mail, poller, token, write_settings
 
 SEEN = b"\\Seen"
 FAST_RETRY = {"initial_wait": "0.05", "max_wait": "0.2", "attempts": "3"}

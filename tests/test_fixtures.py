@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from poller.alert import Alert, read_alert
+from poller.ates.alert import Alert, read_alert
 from poller.errors import MessageError
-from poller.message import parse_message
+from poller.mail.message import parse_message
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 ATES = FIXTURES / "ates"

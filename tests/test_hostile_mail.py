@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from poller.alert import read_alert
+from poller.ates.alert import read_alert
 from poller.cli import main
 from poller.errors import MessageError, TokenInvalid, TokenMissing
-from poller.message import parse_message
-from tests.counting_proxy import CountingProxy
-from tests.support import PW, alert_mail, poller, poller_json, token, write_settings
+from poller.mail.message import parse_message
+from testkit.counting_proxy import CountingProxy
+from testkit.support import PW, alert_mail, poller, poller_json, token, write_settings
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 REGRESSIONS = sorted((FIXTURES / "fuzz-regressions").glob("*-*"))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import signal
 
-from poller.lock import PassLock
-from tests.serving import SLOW, Child, append_many, count_tickets, query
-from tests.support import alert_mail, poller, token, write_settings
+from poller.service.lock import PassLock
+from testkit.serving import SLOW, Child, append_many, count_tickets, query
+from testkit.support import alert_mail, poller, token, write_settings
 
 BUSY = "another pass is running on this mailbox"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from poller.leanmail import split_headers
-from poller.message import parse_message
+from poller.mail.headers import split_headers
+from poller.mail.message import parse_message
 
 BODY = b"Disk C: is 99% full.\r\n"
 TRACE = (

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import poller, poller_json, write_settings
+from testkit.support import poller, poller_json, write_settings
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 MAILS = sorted(p for folder in ("ates", "shapes", "corpus", "fuzz-regressions")

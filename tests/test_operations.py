@@ -8,8 +8,8 @@ import sqlite3
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.serving import query
-from tests.support import PW, alert_mail, poller, token, write_settings
+from testkit.serving import query
+from testkit.support import PW, alert_mail, poller, token, write_settings
 
 
 def samples(path) -> dict[tuple[str, tuple], float]:

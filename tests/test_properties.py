@@ -17,10 +17,10 @@ from xml.sax.saxutils import quoteattr
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from poller.alert import Alert, read_alert
-from poller.atestoken import AtesToken, Sourced
+from poller.ates.alert import Alert, read_alert
+from poller.ates.token import AtesToken, Sourced
 from poller.errors import MessageError
-from poller.message import parse_message
+from poller.mail.message import parse_message
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 PROPERTY = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

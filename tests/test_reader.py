@@ -6,7 +6,7 @@ import os
 import time
 from pathlib import Path
 
-from tests.support import alert_mail, poller, poller_json, run_subprocess, token, write_settings
+from testkit.support import alert_mail, poller, poller_json, run_subprocess, token, write_settings
 
 SEEN = b"\\Seen"
 
@@ -49,7 +49,7 @@ def test_backlog_read_by_the_helper_is_handled_like_one_chunk(tmp_path, imap_acc
 
 HELPER_DIES = """
 import os
-import poller.reader as reader
+import poller.service.reader as reader
 main_pid = os.getpid()
 original = reader.read
 def read(uid, raw, now):
@@ -71,8 +71,8 @@ def test_a_helper_that_dies_costs_no_mail(tmp_path, imap_account, capsys):
 
 HELPER_PID_THEN_KILL = """
 import os, signal
-import poller.reader as reader
-import poller.store as store
+import poller.service.reader as reader
+import poller.store.store as store
 started = reader._helper_started
 def helper_started():
     open({pidfile!r}, "w").write(str(os.getpid()))

@@ -8,7 +8,7 @@ import logging
 import os
 
 from poller.config import load_settings
-from tests.support import alert_mail, run_subprocess, token, write_settings
+from testkit.support import alert_mail, run_subprocess, token, write_settings
 
 # A password with characters IMAP must quote, and distinctive PWs to search for.
 IMAP_PASSWORD = 'Imap-S3cret "quoted" \\back'

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from tests.proxy import TcpProxy
-from tests.serving import SLOW, Child, append_many, count_tickets, query, wait_until
-from tests.support import alert_mail, token, write_settings
+from testkit.proxy import TcpProxy
+from testkit.serving import SLOW, Child, append_many, count_tickets, query, wait_until
+from testkit.support import alert_mail, token, write_settings
 
 SEEN = b"\\Seen"
 KEYWORD = b"$AtesProcessed"
@@ -179,7 +179,7 @@ def test_wrong_password_is_reported_once_per_interval_without_retries(tmp_path, 
 
 
 CRASH_FIRST_PASS = """
-import poller.worker as _w
+import poller.service.worker as _w
 _original = _w.Worker.run_pass
 _calls = []
 def _crash(self, *args, **kwargs):

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from collections import Counter
 
-from bench.prefill import add_history, build_directory
 from poller.config import load_settings
-from poller.mailbox import Mailbox
-from poller.store import Store, open_database
-from poller.worker import Worker, utc_now
-from tests.support import alert_mail, token, write_settings
+from poller.imap.mailbox import Mailbox
+from poller.service.worker import Worker, utc_now
+from poller.store.database import open_database
+from poller.store.store import Store
+from testkit.prefill import add_history, build_directory
+from testkit.support import alert_mail, token, write_settings
 
 HISTORY = 20_000
 STEP = 100  # instructions per progress-handler call

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import REPO
+from testkit.support import REPO
 
 UNITS = sorted(p for p in (REPO / "contrib" / "systemd").iterdir()
                if p.suffix in (".service", ".timer"))

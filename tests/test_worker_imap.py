@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.support import (
+from testkit.support import (
     alert_mail,
     poller,
     poller_json,
@@ -281,9 +281,9 @@ target.{cls}.{method} = crash
 @pytest.mark.parametrize(
     ("module", "cls", "method", "when"),
     [
-        ("poller.mailbox", "Mailbox", "flag", 1),       # after commit, before the flag
-        ("poller.store", "Store", "mark_done", 1),      # after the flag, before it is recorded
-        ("poller.tickets", "MessageKey", "__init__", 3),  # in the middle of a chunk
+        ("poller.imap.mailbox", "Mailbox", "flag", 1),       # after commit, before the flag
+        ("poller.store.store", "Store", "mark_done", 1),      # after the flag, before it is recorded
+        ("poller.store.record", "MessageKey", "__init__", 3),  # in the middle of a chunk
     ],
 )
 def test_kill_at_any_point_then_rerun_gives_exactly_one_effect(

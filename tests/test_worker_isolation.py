@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from poller import tickets as ticket_writes
-from tests.support import alert_mail, poller, poller_json, token, write_settings
+from poller.store import record as ticket_writes
+from testkit.support import alert_mail, poller, poller_json, token, write_settings
 
 
 def test_a_failing_mail_is_quarantined_alone(tmp_path, imap_account, capsys, monkeypatch):

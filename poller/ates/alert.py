@@ -1,0 +1,48 @@
+"""A parsed mail → Alert: its token, and the ticket title and description ATES makes of it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from poller.ates.policy import MASK
+from poller.ates.token import AtesToken, locate, parse_token
+from poller.mail.message import ParsedMessage
+
+TITLE_LIMIT = 250
+DESCRIPTION_LIMIT = 8000
+
+
+@dataclass(frozen=True)
+class Alert:
+    message: ParsedMessage
+    token: AtesToken
+    title: str
+    description: str
+
+
+def read_alert(message: ParsedMessage, now: datetime) -> Alert:
+    """Return the alert a parsed mail carries; raise a MessageError subclass saying why there is
+    none (TokenMissing, TokenInvalid)."""
+    located = locate(message.text, message.html)
+    token = parse_token(located.xml)
+    return Alert(
+        message=message,
+        token=token,
+        title=ticket_title(message, token, now),
+        description=_redact(located.above.strip(), token)[:DESCRIPTION_LIMIT],
+    )
+
+
+def ticket_title(message: ParsedMessage, token: AtesToken, now: datetime) -> str:
+    """Return the subject cut to ATES's limit, or 'New Ticket - <date/time>' when it is empty."""
+    subject = _redact(message.subject, token)
+    if not subject:
+        when = message.date or now
+        subject = f"New Ticket - {when:%Y-%m-%d %H:%M}"
+    return subject[:TITLE_LIMIT]
+
+
+def _redact(text: str, token: AtesToken) -> str:
+    """Remove the token's PW should a template also print it outside the token."""
+    return text.replace(token.pw, MASK) if token.pw and token.pw in text else text

@@ -1,0 +1,75 @@
+"""What the rules decide for one mail: the outcome, the ticket changes, the mailbox step."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from poller.mail.message import Attachment
+
+
+class Outcome(StrEnum):
+    CREATED = "created"
+    APPENDED = "appended"
+    COMPLETED = "completed"
+    SKIPPED = "skipped"
+    QUARANTINED = "quarantined"
+    DUPLICATE = "duplicate"
+
+
+# Ticket statuses: a ticket is New until a clear alert (or a technician) completes it.
+STATUS_NEW = "New"
+STATUS_COMPLETE = "Complete"
+
+# The outcomes that change a ticket.
+TICKET_OUTCOMES = (Outcome.CREATED, Outcome.APPENDED, Outcome.COMPLETED)
+
+
+@dataclass(frozen=True)
+class Step:
+    """What happens to the mail in the mailbox once its decision is on disk: flag it, move it
+    to folder, or nothing. Written to the processed-mail log as 'flag', 'move:<folder>' or
+    'none'."""
+
+    kind: str  # flag | move | none
+    folder: str = ""
+
+    def __str__(self) -> str:
+        return f"move:{self.folder}" if self.kind == "move" else self.kind
+
+    @classmethod
+    def parse(cls, text: str) -> Step:
+        """Return the step written as text in the processed-mail log."""
+        kind, _, folder = text.partition(":")
+        return cls(kind, folder)
+
+
+FLAG = Step("flag")
+NOTHING = Step("none")
+
+
+@dataclass(frozen=True)
+class NewContact:
+    first_name: str
+    last_name: str
+    email: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do with one mail. For the TICKET_OUTCOMES the ticket fields are set: the
+    organization and so on, the ticket's UDF values (source, kind, value), the system notes
+    for the ticket, the attachments to store and the notes on those over the budget."""
+
+    outcome: Outcome
+    step: Step
+    reason: str = ""
+    organization_id: int | None = None
+    contact_id: int | None = None
+    new_contact: NewContact | None = None
+    device_id: int | None = None
+    ticket_id: int | None = None
+    ticket_udfs: tuple[tuple[str, str, str], ...] = ()
+    notes: tuple[str, ...] = ()
+    attachments: tuple[Attachment, ...] = ()
+    refused_attachments: tuple[str, ...] = ()

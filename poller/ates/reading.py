@@ -1,0 +1,50 @@
+"""Raw mail → Reading: the parsed message and its alert, or why there is none.
+
+Reading is most of the work per mail and needs nothing from the store, so the service may run
+it in a helper process; a Reading is a plain value that crosses processes.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from poller.ates.alert import Alert, read_alert
+from poller.errors import MessageError, TokenMissing
+from poller.mail.fingerprint import fingerprint
+from poller.mail.message import ParsedMessage, parse_message
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One mail read: its message and alert, or the problem that left it without one.
+
+    no_token is True when the mail is a mail but carries no token (its problem says so).
+    """
+
+    message: ParsedMessage | None
+    alert: Alert | None
+    problem: str
+    no_token: bool
+    fingerprint: str
+
+
+def read(uid: int, raw: bytes, now: datetime) -> Reading:
+    """Parse one mail and read its token; never raises (uid names the mail in a log line)."""
+    message: ParsedMessage | None = None
+    alert: Alert | None = None
+    problem, no_token = "", False
+    try:
+        message = parse_message(raw)
+        alert = read_alert(message, now)
+    except TokenMissing as exc:
+        problem, no_token = str(exc), True
+    except MessageError as exc:
+        problem = str(exc)
+    except Exception as exc:  # noqa: BLE001 - one mail must never stop the pass
+        logger.exception("uid=%s could not be parsed", uid)
+        problem = f"internal error while parsing: {type(exc).__name__}"
+    return Reading(message, alert, problem, no_token, fingerprint(message, raw))

@@ -1,0 +1,271 @@
+"""The ATES rules: (what a mail says, what the store knows, the policy) → Decision.
+
+The store is reached only through the Directory protocol, whose methods are plain look-ups, so
+the rules are tested with an in-memory directory and no database.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from poller.ates import udf
+from poller.ates.alert import Alert
+from poller.ates.decision import (
+    FLAG,
+    NOTHING,
+    STATUS_COMPLETE,
+    Decision,
+    NewContact,
+    Outcome,
+    Step,
+)
+from poller.ates.directory import Directory, TicketRef
+from poller.ates.policy import AtesSettings, MailboxSettings, Policy
+from poller.ates.reading import Reading
+from poller.ates.token import AtesToken, Sourced
+from poller.mail.message import Attachment
+
+
+def decide(reading: Reading, directory: Directory, policy: Policy) -> Decision:
+    """Return what to do with one mail that was read; never raises for a bad mail.
+
+    A mail without a token is skipped (and left or moved as [mailbox] on_no_token says), one
+    that cannot be read is quarantined, the same mail delivered again is a duplicate of the
+    first; an alert goes through the rules below.
+    """
+    mailbox = policy.mailbox
+    if reading.alert is None:
+        if reading.no_token:
+            step = NOTHING if mailbox.on_no_token == "leave" else Step("move",
+                                                                       mailbox.no_token_folder)
+            return Decision(Outcome.SKIPPED, step, reason=reading.problem)
+        return quarantined(reading.problem, policy)
+    earlier = directory.delivered_before(reading.fingerprint)
+    if earlier is not None:
+        return Decision(Outcome.DUPLICATE, _done(mailbox),
+                        reason="the same mail was already processed", ticket_id=earlier.ticket_id)
+    return decide_alert(reading.alert, directory, policy)
+
+
+def quarantined(reason: str, policy: Policy) -> Decision:
+    """Return the decision for a mail that cannot be turned into a ticket."""
+    return Decision(Outcome.QUARANTINED, Step("move", policy.mailbox.quarantine_folder),
+                    reason=reason)
+
+
+def oversized(size: int, policy: Policy) -> Decision:
+    """Return the decision for a mail over [limits] max_message_bytes (never downloaded)."""
+    return quarantined(f"mail is {size} bytes, over the limit of "
+                       f"{policy.limits.max_message_bytes} bytes", policy)
+
+
+def _done(mailbox: MailboxSettings) -> Step:
+    """Return the step for a mail the rules are done with: flag, or move to processed_folder."""
+    return FLAG if mailbox.on_success == "flag" else Step("move", mailbox.processed_folder)
+
+
+def authenticate(token: AtesToken, ates: AtesSettings) -> str | None:
+    """Return None when the token's PW (and ID, if configured) are accepted, else the reason."""
+    given = token.pw.encode("utf-8")
+    accepted = False
+    for password in ates.passwords:
+        accepted |= hmac.compare_digest(given, password.encode("utf-8"))
+    if not accepted:
+        return "the token's PW does not match [ates] password"
+    if ates.id and (token.id or "").casefold() != ates.id.casefold():
+        return "the token's ID does not match [ates] id"
+    return None
+
+
+def decide_alert(alert: Alert, directory: Directory, policy: Policy) -> Decision:
+    """Apply the ATES rules to one alert, authenticated or not; return the Decision."""
+    token = alert.token
+    refused = authenticate(token, policy.ates)
+    if refused:
+        return quarantined(refused, policy)
+
+    notes: list[str] = []
+    target = _ticket_number_target(token, directory, policy, notes)
+    if target is not None and not _has_organization_data(token):
+        organization_id, org_note, matched = target.organization_id, None, True
+    else:
+        organization_id, org_note, matched = _organization(token, directory)
+    if org_note:
+        notes.append(org_note)
+    if target is not None and target.organization_id != organization_id:
+        notes.append(
+            f"Ticket {target.number} belongs to another organization; it was not used."
+        )
+        target = None
+
+    contact_id, new_contact, contact_note = _contact(token, directory, organization_id, matched)
+    if contact_note:
+        notes.append(contact_note)
+    device_id, device_note = _device(token, directory, organization_id)
+    if device_note:
+        notes.append(device_note)
+
+    if target is None:
+        target_id = _open_ticket_by_key(token, directory, policy, organization_id)
+    else:
+        target_id = target.id
+
+    step = _done(policy.mailbox)
+    kept, refused_files = attachment_budget(alert.message.attachments,
+                                            policy.limits.max_attachment_bytes)
+    common = dict(
+        organization_id=organization_id,
+        contact_id=contact_id,
+        new_contact=new_contact,
+        device_id=device_id,
+        notes=tuple(notes),
+        attachments=kept,
+        refused_attachments=refused_files,
+    )
+    if policy.clear_re.search(alert.title):
+        if target_id is None:
+            return Decision(Outcome.SKIPPED, step,
+                            reason="clear alert with no open ticket to complete")
+        return Decision(Outcome.COMPLETED, step, reason="clear alert", ticket_id=target_id,
+                        **common)
+    if target_id is not None and policy.duplicates.action == "note":
+        return Decision(Outcome.APPENDED, step, reason="duplicate alert", ticket_id=target_id,
+                        **common)
+    reason = "duplicate alert, action = new" if target_id is not None else "new alert"
+    return Decision(Outcome.CREATED, step, reason=reason, ticket_udfs=_ticket_udfs(token),
+                    **common)
+
+
+def attachment_budget(files: tuple[Attachment, ...], max_bytes: int
+                      ) -> tuple[tuple[Attachment, ...], tuple[str, ...]]:
+    """Return the attachments stored with the ticket (in order, up to max_bytes per mail) and a
+    note for each one left in the original mail."""
+    kept: list[Attachment] = []
+    refused: list[str] = []
+    budget = max_bytes
+    for item in files:
+        if item.size > budget:
+            refused.append(f"{item.filename} ({item.size} bytes) exceeds the attachment limit "
+                           f"of {max_bytes} bytes per mail; it remains in the original mail.")
+            continue
+        budget -= item.size
+        kept.append(item)
+    return tuple(kept), tuple(refused)
+
+
+def _has_organization_data(token: AtesToken) -> bool:
+    return bool(token.customer_id or token.customer or token.email)
+
+
+def _ticket_udfs(token: AtesToken) -> tuple[tuple[str, str, str], ...]:
+    udfs = []
+    if token.alert_id:
+        udfs.append((token.alert_id.source, udf.ALERT_ID, token.alert_id.value))
+    if token.ticket_id:
+        udfs.append((token.ticket_id.source, udf.TICKET_ID, token.ticket_id.value))
+    return tuple(udfs)
+
+
+def _organization(token: AtesToken, directory: Directory) -> tuple[int, str | None, bool]:
+    """Return (organization id, note or None, whether a real match was found)."""
+    tried: list[str] = []
+    steps: list[tuple[str, list[int]]] = []
+    if token.customer_id:
+        label = udf.label(token.customer_id.source, udf.CUSTOMER_ID)
+        what = f"{label} {token.customer_id.value!r}"
+        steps.append((what, directory.organizations_by_udf(label, token.customer_id.value)))
+    if token.customer:
+        what = f"organization name {token.customer!r}"
+        steps.append((what, directory.organizations_by_name(token.customer)))
+    for what, found in steps:
+        if len(found) == 1:
+            return found[0], None, True
+        if len(found) > 1:
+            return _local(directory, f"{len(found)} organizations match {what}")
+        tried.append(what)
+    if token.email:
+        matches = directory.contacts_by_email(token.email)
+        for email_field in (1, 2, 3):
+            orgs = sorted({m.organization_id for m in matches if m.field == email_field})
+            if len(orgs) == 1:
+                return orgs[0], None, True
+            if len(orgs) > 1:
+                return _local(directory, f"contacts of {len(orgs)} organizations use "
+                                         f"e-mail {token.email!r}")
+        tried.append(f"contact e-mail {token.email!r}")
+    if not tried:
+        return _local(directory, "the token names no organization")
+    return _local(directory, "no organization matches " + ", nor ".join(tried))
+
+
+def _local(directory: Directory, why: str) -> tuple[int, str, bool]:
+    local = directory.local_organization_id()
+    name = directory.organization_name(local)
+    return local, f"Assigned to {name}: {why}.", False
+
+
+def _contact(
+    token: AtesToken, directory: Directory, organization_id: int, matched: bool
+) -> tuple[int | None, NewContact | None, str | None]:
+    if not token.email:
+        return None, None, None
+    matches = [m for m in directory.contacts_by_email(token.email)
+               if m.organization_id == organization_id]
+    if matches:
+        return min(matches, key=lambda m: (m.field, m.id)).id, None, None
+    if token.contact and matched:
+        first, _, last = token.contact.strip().partition(" ")
+        return None, NewContact(first_name=first, last_name=last.strip(), email=token.email), None
+    return None, None, f"Contact e-mail {token.email!r} was not found in this organization."
+
+
+def _device(
+    token: AtesToken, directory: Directory, organization_id: int
+) -> tuple[int | None, str | None]:
+    keys: list[tuple[Sourced, str]] = []
+    if token.device_id:
+        keys.append((token.device_id, udf.DEVICE_ID))
+    if token.device_guid:
+        keys.append((token.device_guid, udf.AGENT_GUID))
+    for key, kind in keys:
+        label = udf.label(key.source, kind)
+        found = directory.devices_by_udf(label, key.value)
+        in_org = [d for d in found if d.organization_id == organization_id]
+        chosen = in_org or found
+        if len(chosen) == 1:
+            return chosen[0].id, None
+    if not keys:
+        return None, None
+    wanted = " / ".join(f"{udf.label(k.source, kind)} {k.value!r}" for k, kind in keys)
+    return None, f"No device with {wanted} is known; the ticket has no device."
+
+
+def _ticket_number_target(
+    token: AtesToken, directory: Directory, policy: Policy, notes: list[str]
+) -> TicketRef | None:
+    if not token.ticket_number or "ticket_number" not in policy.duplicates.criteria:
+        return None
+    ref = directory.ticket_by_number(token.ticket_number)
+    if ref is None:
+        notes.append(f"Ticket {token.ticket_number} named by the token does not exist.")
+        return None
+    if ref.status == STATUS_COMPLETE:
+        notes.append(f"Ticket {token.ticket_number} named by the token is already Complete.")
+        return None
+    return ref
+
+
+def _open_ticket_by_key(
+    token: AtesToken, directory: Directory, policy: Policy, organization_id: int
+) -> int | None:
+    criteria = policy.duplicates.criteria
+    key: tuple[Sourced, str] | None = None
+    if token.alert_id and "alert_id" in criteria:
+        key = (token.alert_id, udf.ALERT_ID)
+    elif token.ticket_id and not token.alert_id and "external_ticket_id" in criteria:
+        key = (token.ticket_id, udf.TICKET_ID)
+    if key is None:
+        return None
+    found = directory.open_tickets_by_udf(organization_id, udf.label(key[0].source, key[1]),
+                                          key[0].value)
+    return found[0] if found else None

@@ -1,0 +1,133 @@
+"""Command line: `poller [--config PATH] COMMAND`: the parser, and the boundary where errors
+become messages and exit codes (poller.cli.exits)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from poller import __version__
+from poller.cli.exits import EXIT_BUG, EXIT_CONFIG, EXIT_OK, EXIT_UNAVAILABLE
+from poller.cli.output import setup_logging
+from poller.errors import ConfigError, ImportFileError, MailboxError, StoreError
+
+logger = logging.getLogger("poller")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="poller",
+        description="Turn ATES-token alert mail in an IMAP mailbox into tickets.",
+        epilog="Exit codes: 0 done, 1 mail left for next pass, 2 bad settings or input, "
+               "3 mailbox/database unavailable, 4 unexpected error, 5 status: last good pass "
+               "too old, 6 check: folders, 7 check: database or local files.",
+    )
+    parser.add_argument("--config", default=os.environ.get("POLLER_CONFIG", "settings.ini"),
+                        help="settings file (default: $POLLER_CONFIG or ./settings.ini)")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="more logging (-vv also traces IMAP, without passwords)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    parser.add_argument("--log-format", choices=("text", "json"), default="text")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    commands.add_parser("once", help="one pass over the mailbox (for cron)",
+                        description="Fetch new mail once, make or update tickets, then flag or "
+                                    "move each mail. When another pass runs on the same mailbox, "
+                                    "wait up to [schedule] lock_wait seconds, then exit 0. "
+                                    "Example: poller --config /etc/poller.ini once")
+
+    commands.add_parser("serve", help="run as a service: a pass every interval, and on new mail",
+                        description="Run passes every [schedule] interval seconds and, with "
+                                    "[schedule] idle = true, at once when IMAP IDLE announces new "
+                                    "mail. SIGTERM/SIGINT: finish the mail in hand and exit 0; "
+                                    "SIGHUP: reload the settings file. Example: poller --config "
+                                    "/etc/ates-poller/settings.ini serve")
+
+    commands.add_parser("check", help="check settings, mailbox, folders and database",
+                        description="Print the effective settings (secrets masked), then connect, "
+                                    "log in, check (and create) the folders and check that the "
+                                    "database takes a write. The exit code names the first part "
+                                    "that failed (3 IMAP, 6 folders, 7 database or local files). "
+                                    "Example: poller check")
+
+    sts = commands.add_parser("status", help="health: last pass, mail waiting, quarantine",
+                              description="Show the last pass, mail waiting, the quarantine size "
+                                          "and open tickets. Exits 5 when the last good pass is "
+                                          "older than --max-age (for monitoring). Example: "
+                                          "poller status --max-age 900")
+    sts.add_argument("--max-age", type=int, metavar="SECONDS",
+                     help="alert when the last good pass is older (default: [status] max_age)")
+    sts.add_argument("--no-mailbox", dest="mailbox", action="store_false",
+                     help="do not connect to the mailbox (database only)")
+    sts.add_argument("--json", action="store_true", help="print JSON")
+
+    rq = commands.add_parser("requeue", help="move quarantined mail back to be processed again",
+                             description="Move quarantined mail back to the watched folder, unread, "
+                                         "so the next pass processes it again (after its cause is "
+                                         "fixed). Example: poller requeue '<abc@mon.example>'")
+    which = rq.add_mutually_exclusive_group(required=True)
+    which.add_argument("--all", action="store_true", help="every mail in the quarantine")
+    which.add_argument("message_ids", nargs="*", default=[], metavar="MESSAGE-ID",
+                       help="Message-ID of a quarantined mail (with or without <>)")
+
+    imp = commands.add_parser("import", help="import organizations, devices or contacts from CSV",
+                              description="Import the directory from CSV. Importing the same file "
+                                          "twice changes nothing. Example: poller import "
+                                          "organizations orgs.csv")
+    imp.add_argument("kind", choices=("organizations", "devices", "contacts"))
+    imp.add_argument("file", type=Path)
+
+    lst = commands.add_parser("tickets", help="list tickets",
+                              description="List tickets. Example: poller tickets --status New")
+    lst.add_argument("--status", choices=("New", "Complete"))
+    lst.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    one = commands.add_parser("ticket", help="show one ticket with its notes",
+                              description="Show one ticket. Example: poller ticket T20261127.0001")
+    one.add_argument("number")
+    one.add_argument("--json", action="store_true")
+
+    msgs = commands.add_parser("messages", help="show the processed-mail log",
+                               description="Show what happened to each mail. Example: "
+                                           "poller messages --outcome quarantined")
+    msgs.add_argument("--outcome", choices=("created", "appended", "completed", "skipped",
+                                            "quarantined", "duplicate"))
+    msgs.add_argument("--json", action="store_true")
+
+    prs = commands.add_parser("parse", help="show what the worker would do with a mail file",
+                              description="Extract the token and show the decision for one .eml "
+                                          "file, without changing the store or any mailbox. "
+                                          "Example: poller parse alert.eml")
+    prs.add_argument("file", type=Path)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit code."""
+    args = build_parser().parse_args(argv)
+    setup_logging(-1 if args.quiet else args.verbose, args.log_format)
+    # imported late, so that --help and --version do not load the whole package
+    from poller.cli.commands import run
+
+    try:
+        return run(args)
+    except ConfigError as exc:
+        print(f"poller: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except ImportFileError as exc:
+        print(f"poller: import error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except (MailboxError, StoreError) as exc:
+        print(f"poller: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except KeyboardInterrupt:
+        print("poller: interrupted", file=sys.stderr)
+        return EXIT_OK
+    except Exception:  # noqa: BLE001 - the last line of defence: log it, exit 4
+        logger.exception("unexpected error in poller %s; please report this with the log",
+                         __version__)
+        return EXIT_BUG

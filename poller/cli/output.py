@@ -1,0 +1,58 @@
+"""What the commands print: log lines (text or JSON), and rows as a table or as JSON."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per log line, for log shippers."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for extra in ("mail", "pass"):  # structured fields of the per-mail and per-pass lines
+            if hasattr(record, extra):
+                entry[extra] = getattr(record, extra)
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+def setup_logging(verbosity: int, log_format: str) -> None:
+    level = {-1: logging.WARNING, 0: logging.INFO}.get(verbosity, logging.DEBUG)
+    handler = logging.StreamHandler(sys.stderr)
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    if verbosity < 2:
+        logging.getLogger("imapclient").setLevel(logging.WARNING)
+        logging.getLogger("peewee").setLevel(logging.WARNING)
+
+
+def show(rows: list[dict[str, object]], as_json: bool, columns: tuple[str, ...]) -> None:
+    """Print rows as JSON, or as a table of the given columns."""
+    print(json.dumps(rows, indent=2, ensure_ascii=False) if as_json else table(rows, columns))
+
+
+def table(rows: list[dict[str, object]], columns: tuple[str, ...]) -> str:
+    """Return rows as a plain-text table of the given columns ('(none)' when there are none)."""
+    if not rows:
+        return "(none)"
+    cells = [[("-" if row[c] is None else str(row[c])).replace("\n", " ")[:60] for c in columns]
+             for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
+    return "\n".join(line.rstrip() for line in lines)

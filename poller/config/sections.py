@@ -1,0 +1,93 @@
+"""Typed access to one INI section: environment overrides, precise errors, secret files."""
+
+from __future__ import annotations
+
+import configparser
+import os
+from pathlib import Path
+
+from poller.errors import ConfigError
+
+
+class Section:
+    """Typed access to one INI section, with environment overrides and precise errors."""
+
+    def __init__(self, parser: configparser.ConfigParser, name: str, environ: dict[str, str]):
+        self.name = name
+        self._values = dict(parser[name]) if parser.has_section(name) else {}
+        prefix = f"POLLER_{name.upper()}_"
+        for key, value in environ.items():
+            if key.startswith(prefix):
+                self._values[key[len(prefix):].lower()] = value
+
+    def _fail(self, key: str, problem: str) -> ConfigError:
+        return ConfigError(f"[{self.name}] {key}: {problem}")
+
+    def str(self, key: str, default: str | None = None, *, required: bool = False) -> str | None:
+        value = self._values.get(key, "").strip()
+        if value:
+            return value
+        if required:
+            raise self._fail(key, "is required")
+        return default
+
+    def choice(self, key: str, choices: tuple[str, ...], default: str) -> str:
+        value = (self.str(key) or default).lower()
+        if value not in choices:
+            raise self._fail(key, f"must be one of {', '.join(choices)}, not {value!r}")
+        return value
+
+    def int(self, key: str, default: int, minimum: int = 0) -> int:
+        raw = self.str(key)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise self._fail(key, f"expected a whole number, got {raw!r}") from None
+        if value < minimum:
+            raise self._fail(key, f"must be at least {minimum}, got {value}")
+        return value
+
+    def float(self, key: str, default: float, *, allow_zero: bool = False) -> float:
+        raw = self.str(key)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise self._fail(key, f"expected a number, got {raw!r}") from None
+        if value < 0 or (value == 0 and not allow_zero):
+            raise self._fail(key, f"must be {'zero or more' if allow_zero else 'positive'}, "
+                                  f"got {raw}")
+        return value
+
+    def bool(self, key: str, default: bool) -> bool:
+        raw = self.str(key)
+        if raw is None:
+            return default
+        lowered = raw.lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise self._fail(key, f"expected true or false, got {raw!r}")
+
+    def secret(self, key: str, *, base: Path) -> str:
+        """Return KEY, or the first line of the file named by KEY_file; one of them is required."""
+        value = self.str(key)
+        if value:
+            return value
+        path_value = self.str(f"{key}_file")
+        if not path_value:
+            raise self._fail(key, f"is required (or set {key}_file)")
+        path = Path(os.path.expandvars(path_value))
+        if not path.is_absolute():
+            path = base / path
+        try:
+            text = path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise self._fail(f"{key}_file", f"cannot read {path}: {exc.strerror}") from None
+        if not text:
+            raise self._fail(f"{key}_file", f"{path} is empty")
+        return text

@@ -1,0 +1,219 @@
+"""settings.ini (plus POLLER_<SECTION>_<KEY> environment overrides) → frozen, validated Settings."""
+
+from __future__ import annotations
+
+import configparser
+import logging
+import os
+import re
+import stat
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from poller.ates.policy import (
+    CRITERIA,
+    MASK,
+    AtesSettings,
+    DuplicateSettings,
+    LimitSettings,
+    MailboxSettings,
+    Policy,
+)
+from poller.config.sections import Section
+from poller.config.service import (
+    MetricsSettings,
+    RetrySettings,
+    ScheduleSettings,
+    StatusSettings,
+    read_service_settings,
+)
+from poller.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ImapSettings:
+    host: str
+    username: str
+    password: str = field(repr=False)
+    port: int = 993
+    security: str = "ssl"
+    folder: str = "INBOX"
+    cafile: str | None = None
+    verify: bool = True
+    timeout: float = 30.0
+    search: str = "UNSEEN"
+    fetch_chunk: int = 200
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    url: str = "sqlite:///tickets.db"
+    attachments_dir: str | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    imap: ImapSettings
+    mailbox: MailboxSettings
+    ates: AtesSettings
+    duplicates: DuplicateSettings
+    limits: LimitSettings
+    database: DatabaseSettings
+    schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
+    retry: RetrySettings = field(default_factory=RetrySettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    status: StatusSettings = field(default_factory=StatusSettings)
+    source: str = ""
+
+    def policy(self) -> Policy:
+        """Return the settings the ATES rules read."""
+        return Policy(self.ates, self.duplicates, self.mailbox, self.limits)
+
+    def redacted(self) -> dict[str, dict[str, object]]:
+        """Return the effective settings as nested dicts, secrets replaced by a mask."""
+        out: dict[str, dict[str, object]] = {}
+        for section in fields(self):
+            value = getattr(self, section.name)
+            if not hasattr(value, "__dataclass_fields__"):
+                continue
+            out[section.name] = {
+                f.name: (MASK if f.name in ("password", "passwords") else getattr(value, f.name))
+                for f in fields(value)
+            }
+        return out
+
+
+def _split(value: str | None) -> tuple[str, ...]:
+    return tuple(part.strip() for part in (value or "").split(",") if part.strip())
+
+
+def load_settings(path: str | os.PathLike[str], environ: dict[str, str] | None = None) -> Settings:
+    """Read and validate settings.ini; raise ConfigError naming the first bad section and key."""
+    environ = dict(os.environ if environ is None else environ)
+    path = Path(path)
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        with path.open(encoding="utf-8") as handle:
+            parser.read_file(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: settings file not found (use --config PATH)") from None
+    except (OSError, UnicodeDecodeError, configparser.Error) as exc:
+        raise ConfigError(f"{path}: cannot read settings: {exc}") from None
+
+    _warn_if_exposed(path, parser)
+
+    def section(name: str) -> Section:
+        return Section(parser, name, environ)
+
+    base = path.resolve().parent
+    imap = section("imap")
+    security = imap.choice("security", ("ssl", "starttls", "none"), "ssl")
+    imap_settings = ImapSettings(
+        host=imap.str("host", required=True),
+        port=imap.int("port", 993 if security == "ssl" else 143, minimum=1),
+        security=security,
+        username=imap.str("username", required=True),
+        password=imap.secret("password", base=base),
+        folder=imap.str("folder", "INBOX"),
+        cafile=imap.str("cafile"),
+        verify=imap.bool("verify", True),
+        timeout=imap.float("timeout", 30.0),
+        search=imap.str("search", "UNSEEN"),
+        fetch_chunk=imap.int("fetch_chunk", 200, minimum=1),
+    )
+    if imap_settings.cafile and not Path(imap_settings.cafile).is_file():
+        raise ConfigError(f"[imap] cafile: {imap_settings.cafile} does not exist")
+
+    mbox = section("mailbox")
+    mailbox = MailboxSettings(
+        on_success=mbox.choice("on_success", ("flag", "move"), "flag"),
+        processed_folder=mbox.str("processed_folder", "Processed"),
+        quarantine_folder=mbox.str("quarantine_folder", "Quarantine"),
+        on_no_token=mbox.choice("on_no_token", ("leave", "move"), "leave"),
+        no_token_folder=mbox.str("no_token_folder", "No token"),
+        keyword=mbox.str("keyword", "$AtesProcessed"),
+    )
+    if not re.fullmatch(r"[!#$%&'*+\-.0-9A-Z^_`a-z|~]+", mailbox.keyword):
+        raise ConfigError(f"[mailbox] keyword: {mailbox.keyword!r} is not a valid IMAP keyword")
+    if mailbox.quarantine_folder == imap_settings.folder:
+        raise ConfigError("[mailbox] quarantine_folder: must differ from [imap] folder")
+
+    ates = section("ates")
+    passwords = _split(ates.secret("password", base=base))
+    ates_settings = AtesSettings(
+        passwords=passwords,
+        id=ates.str("id"),
+        local_organization=ates.str("local_organization", "Local organization"),
+    )
+
+    dup = section("duplicates")
+    criteria = _split(dup.str("criteria", ",".join(CRITERIA)).lower())
+    unknown = [c for c in criteria if c not in CRITERIA]
+    if unknown:
+        raise ConfigError(
+            f"[duplicates] criteria: unknown {', '.join(unknown)} (use any of {', '.join(CRITERIA)})"
+        )
+    clear_pattern = dup.str("clear_pattern", DuplicateSettings.clear_pattern)
+    try:
+        re.compile(clear_pattern)
+    except re.error as exc:
+        raise ConfigError(f"[duplicates] clear_pattern: not a valid regex: {exc}") from None
+    duplicates = DuplicateSettings(
+        criteria=criteria,
+        action=dup.choice("action", ("note", "new"), "note"),
+        clear_pattern=clear_pattern,
+    )
+
+    lim = section("limits")
+    limits = LimitSettings(
+        max_message_bytes=lim.int("max_message_bytes", LimitSettings.max_message_bytes, 1024),
+        max_attachment_bytes=lim.int("max_attachment_bytes", LimitSettings.max_attachment_bytes),
+    )
+
+    db = section("database")
+    url = db.str("url", "sqlite:///tickets.db")
+    database = DatabaseSettings(url=_resolve_sqlite_url(url, base), attachments_dir=db.str(
+        "attachments_dir"))
+    if not url.startswith("sqlite:///"):
+        # The per-mail statements are written in SQLite's dialect (see poller.tickets).
+        raise ConfigError(
+            f"[database] url: {url!r} is not an SQLite database URL, the one kind supported "
+            "(e.g. sqlite:///relative/path.db or sqlite:////absolute/path.db)"
+        )
+
+    mailbox_key = f"{imap_settings.username}@{imap_settings.host}:{imap_settings.port}/" \
+                  f"{imap_settings.folder}"
+    return Settings(
+        imap=imap_settings,
+        mailbox=mailbox,
+        ates=ates_settings,
+        duplicates=duplicates,
+        limits=limits,
+        database=database,
+        source=str(path),
+        **read_service_settings(section, base, database.url, mailbox_key),
+    )
+
+
+def _warn_if_exposed(path: Path, parser: configparser.ConfigParser) -> None:
+    """Log a warning when the file holds a password and users other than its owner can read it."""
+    holds_password = any(parser.get(name, "password", fallback="").strip()
+                         for name in ("imap", "ates"))
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return
+    if holds_password and mode & (stat.S_IRGRP | stat.S_IROTH):
+        logger.warning("%s holds a password and is readable by other users (mode %o); "
+                       "chmod 600 it, or move the password to password_file or the environment",
+                       path, stat.S_IMODE(mode))
+
+
+def _resolve_sqlite_url(url: str, base: Path) -> str:
+    """Anchor a relative SQLite path at the settings file's folder, not the current directory."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix + ":memory:":
+        return prefix + str(base / url[len(prefix):])
+    return url

@@ -1,0 +1,287 @@
+"""The IMAP side: connect, search, fetch with PEEK, flag and move, by UID only.
+
+Every imapclient, socket and ssl error is translated here, once, into a MailboxError subclass.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
+
+from poller.batches import UID_BATCH, chunks
+from poller.config.settings import ImapSettings
+from poller.errors import MailboxAuthError, MailboxError, MailboxUnavailable
+
+logger = logging.getLogger(__name__)
+
+SEEN = b"\\Seen"
+DELETED = b"\\Deleted"
+
+
+class _NoMailInTrace(logging.Filter):
+    """Cut mail contents out of the IMAP trace (-vv): imaplib logs every fetched mail whole,
+    and with it the ATES PW of every token. imapclient already masks the LOGIN line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message.startswith("untagged_responses["):  # "...[FETCH] 0 += [...]" and "... => [...]"
+            record.msg, record.args = message.partition("]")[0] + "] [contents not logged]", ()
+        return True
+
+
+_TRACE = logging.getLogger("imapclient.imaplib")
+_TRACE.addFilter(_NoMailInTrace())
+
+
+def ssl_context(settings: ImapSettings) -> ssl.SSLContext:
+    """Return the TLS context: system trust store or [imap] cafile; no verification if asked."""
+    context = ssl.create_default_context(cafile=settings.cafile)
+    if not settings.verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+@contextmanager
+def translated(what: str) -> Iterator[None]:
+    """Run an IMAP step, re-raising lower-layer errors as MailboxError subclasses."""
+    try:
+        yield
+    except MailboxError:
+        raise
+    except LoginError:
+        raise MailboxAuthError(f"{what}: the server refused the login; check [imap] username "
+                               "and password") from None
+    except ssl.SSLCertVerificationError as exc:
+        raise MailboxAuthError(
+            f"{what}: the server's certificate is not trusted ({exc.verify_message}); "
+            "set [imap] cafile to the CA that signed it"
+        ) from None
+    except ssl.SSLError as exc:
+        if exc.reason != "WRONG_VERSION_NUMBER":
+            raise MailboxUnavailable(f"{what}: {type(exc).__name__}: {exc}") from None
+        raise MailboxAuthError(f"{what}: the server does not speak TLS on this port; check "
+                               "[imap] port and security (ssl is usually port 993)") from None
+    except IMAPClientAbortError as exc:
+        raise MailboxUnavailable(f"{what}: the server closed the connection: {exc}") from None
+    except TimeoutError:
+        raise MailboxUnavailable(f"{what}: timed out") from None
+    except (ConnectionError, EOFError, OSError) as exc:
+        raise MailboxUnavailable(f"{what}: {type(exc).__name__}: {exc}") from None
+    except IMAPClientError as exc:
+        raise MailboxError(f"{what}: {exc}") from None
+
+
+class Mailbox:
+    """One logged-in IMAP connection. Use as a context manager; logs out on exit."""
+
+    def __init__(self, settings: ImapSettings):
+        self.settings = settings
+        self.client: IMAPClient | None = None
+        self._folders: set[str] = set()
+
+    def __enter__(self) -> Mailbox:
+        self.connect()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def connect(self) -> None:
+        """Open the connection (TLS as configured) and log in."""
+        s = self.settings
+        where = f"IMAP {s.host}:{s.port}"
+        with translated(f"connecting to {where}"):
+            context = ssl_context(s) if s.security != "none" else None
+            client = IMAPClient(s.host, port=s.port, ssl=s.security == "ssl",
+                                ssl_context=context, timeout=s.timeout)
+            if not _TRACE.isEnabledFor(logging.DEBUG):
+                # imapclient always turns imaplib's trace on, and imaplib then formats each
+                # fetched mail with repr() even when the line is dropped: a 25 MB mail cost
+                # another 25 MB or more, and the CPU to build it. There is no public switch.
+                client._imap.debug = 0
+            try:
+                if s.security == "starttls":
+                    # Never fall back to plaintext: a failed STARTTLS ends the connection.
+                    if b"STARTTLS" not in client.capabilities():
+                        raise MailboxAuthError(f"{where} does not offer STARTTLS; "
+                                               "use security = ssl, or none on a trusted network")
+                    client.starttls(context)
+                client.login(s.username, s.password)
+            except BaseException:
+                try:
+                    client.shutdown()
+                except OSError:
+                    pass  # after a failed TLS handshake the socket is gone; keep the real error
+                raise
+        self.client = client
+        logger.debug("logged in to %s as %s", where, s.username)
+
+    def close(self) -> None:
+        """Log out; a connection that is already broken is just dropped."""
+        client, self.client = self.client, None
+        if client is None:
+            return
+        try:
+            client.logout()
+        except (IMAPClientError, OSError):
+            client.shutdown()
+
+    def _client(self) -> IMAPClient:
+        if self.client is None:
+            raise MailboxUnavailable("not connected")
+        return self.client
+
+    def abort(self) -> None:
+        """Cut the connection from another thread, so that a call blocked on it fails at once."""
+        client = self.client
+        if client is None:
+            return
+        try:
+            client.socket().shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def has_capability(self, name: str) -> bool:
+        """Return True if the server announces the capability (e.g. 'IDLE')."""
+        with translated("reading capabilities"):
+            return self._client().has_capability(name)
+
+    def select(self, folder: str, readonly: bool = False) -> int:
+        """Select folder (read-write unless READONLY); return its UIDVALIDITY."""
+        try:
+            with translated(f"selecting {folder!r}"):
+                info = self._client().select_folder(folder, readonly=readonly)
+        except MailboxUnavailable:
+            raise
+        except MailboxError as exc:
+            raise MailboxError(f"{exc}; check that the folder exists and can hold mail") from None
+        return int(info[b"UIDVALIDITY"])
+
+    def exists(self, folder: str) -> bool:
+        """Return True if the folder exists."""
+        with translated(f"looking for folder {folder!r}"):
+            return bool(self._client().folder_exists(folder))
+
+    def count(self, folder: str) -> int:
+        """Return the number of mails in folder (0 if it does not exist)."""
+        with translated(f"counting mail in {folder!r}"):
+            client = self._client()
+            if not client.folder_exists(folder):
+                return 0
+            return int(client.folder_status(folder, [b"MESSAGES"])[b"MESSAGES"])
+
+    def ensure_folder(self, folder: str) -> None:
+        """Create folder unless it exists."""
+        if folder in self._folders:
+            return
+        with translated(f"creating folder {folder!r}"):
+            client = self._client()
+            if not client.folder_exists(folder):
+                client.create_folder(folder)
+                logger.info("created IMAP folder %r", folder)
+        self._folders.add(folder)
+
+    def search(self, criteria: str) -> list[int]:
+        """Return the UIDs matching an IMAP search (e.g. 'UNSEEN'), lowest first, skipping \\Deleted."""
+        with translated(f"searching {criteria!r}"):
+            uids = self._client().search(f"{criteria} NOT DELETED")
+        return sorted(uids)
+
+    def sizes(self, uids: list[int]) -> dict[int, int]:
+        """Return RFC822.SIZE for each UID that still exists."""
+        out: dict[int, int] = {}
+        for chunk in chunks(uids, UID_BATCH):
+            with translated("fetching sizes"):
+                data = self._client().fetch(chunk, [b"RFC822.SIZE"])
+            out.update({uid: int(item[b"RFC822.SIZE"]) for uid, item in data.items()
+                        if b"RFC822.SIZE" in item})
+        return out
+
+    def fetch(self, uids: list[int]) -> dict[int, bytes]:
+        """Return the raw bytes of each UID, fetched with BODY.PEEK[] so no flag changes."""
+        with translated("fetching mail"):
+            data = self._client().fetch(uids, [b"BODY.PEEK[]"])
+        return {uid: item[b"BODY[]"] for uid, item in data.items() if b"BODY[]" in item}
+
+    def message_ids(self, uids: list[int]) -> dict[int, str]:
+        """Return the Message-ID header of each UID ('' when it has none)."""
+        out: dict[int, str] = {}
+        for chunk in chunks(uids, UID_BATCH):
+            with translated("fetching Message-IDs"):
+                data = self._client().fetch(chunk, [b"BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"])
+            for uid, item in data.items():
+                raw = next((v for k, v in item.items() if k.startswith(b"BODY[HEADER")), b"")
+                _, _, value = (raw or b"").decode("utf-8", "replace").partition(":")
+                out[uid] = " ".join(value.split())
+        return out
+
+    def flag(self, uids: list[int], keyword: str) -> None:
+        """Mark the UIDs \\Seen and tag them with keyword."""
+        with translated("flagging mail"):
+            self._client().add_flags(uids, [SEEN, keyword.encode("ascii")], silent=True)
+
+    def unflag(self, uids: list[int], keyword: str) -> None:
+        """Remove \\Seen and keyword from the UIDs, so that a pass sees them as new."""
+        with translated("removing flags"):
+            self._client().remove_flags(uids, [SEEN, keyword.encode("ascii")], silent=True)
+
+    def idle_wait(self, seconds: float, halt: threading.Event) -> bool:
+        """Wait in IDLE on the selected folder up to SECONDS; return True when new mail came.
+
+        Returns early (False) when HALT is set. Raises MailboxUnavailable if the server says
+        BYE or the connection dies, which an IDLE alone would not notice.
+        """
+        with translated("waiting for new mail (IDLE)"):
+            client = self._client()
+            client.idle()
+            deadline = time.monotonic() + seconds
+            new = False
+            while not new and not halt.is_set():
+                step = min(1.0, deadline - time.monotonic())
+                if step <= 0:
+                    break
+                started = time.monotonic()
+                responses = client.idle_check(timeout=step)
+                new = _announces_mail(responses)
+                if not responses and time.monotonic() - started < step / 2:
+                    break  # readable but nothing to read: the peer may have gone; DONE tells
+            _, responses = client.idle_done()
+            return new or _announces_mail(responses)
+
+    def move(self, uids: list[int], folder: str) -> None:
+        """Move UIDs to folder: MOVE, else COPY + \\Deleted + UID EXPUNGE of just those UIDs."""
+        self.ensure_folder(folder)
+        with translated(f"moving mail to {folder!r}"):
+            client = self._client()
+            capabilities = client.capabilities()
+            if b"MOVE" in capabilities:
+                client.move(uids, folder)
+                return
+            client.copy(uids, folder)
+            client.add_flags(uids, [DELETED], silent=True)
+            # Without UIDPLUS an EXPUNGE would also remove mail others marked \Deleted,
+            # so the originals are left flagged instead.
+            if b"UIDPLUS" in capabilities:
+                client.uid_expunge(uids)
+
+
+def _announces_mail(responses: list[tuple]) -> bool:
+    """Return True if IDLE responses announce new mail; raise on BYE."""
+    new = False
+    for response in responses:
+        if response and response[0] == b"BYE":
+            detail = response[1].decode("utf-8", "replace") if len(response) > 1 else ""
+            raise MailboxUnavailable(f"the server ended the session: BYE {detail}".rstrip())
+        if len(response) > 1 and response[1] in (b"EXISTS", b"RECENT"):
+            new = True
+    return new
+

@@ -1,0 +1,75 @@
+"""The header block of a raw mail, split into what the MIME parser is to see and what is read
+here directly.
+
+mail-parser analyses every header it is given (trace hops, addresses, dates), which for a
+typical alert costs more than reading its body and token. So it is given only the headers it
+is read for (Message-ID, Subject, MIME-Version, Content-*); From and Date are taken from the raw
+header block here.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_HEADER_NAME_RE = re.compile(rb"[!-9;-~]+:")
+_PARSED_HEADERS = (b"message-id", b"subject", b"mime-version")
+_PLUCKED_HEADERS = (b"from", b"date")
+
+
+@dataclass(frozen=True)
+class Split:
+    """What mail-parser is to see of raw (`header` followed by raw[body:]), the first From and
+    Date (unfolded), and how many header fields raw had before its body.
+
+    The body is given as an offset, not as bytes, so that a large mail is not copied.
+    """
+
+    header: bytes
+    body: int
+    sender: str
+    date: str | None
+    fields: int
+
+
+def split_headers(raw: bytes) -> Split:
+    """Split raw as above. From the first line that is not a header on, everything is kept as
+    it is, so a malformed mail reaches mail-parser unchanged."""
+    ends = [end for end in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if end >= 0]
+    if not ends:
+        return Split(b"", 0, "", None, 0)
+    end = min(ends)
+    lines = raw[:end].split(b"\n")
+    kept: list[bytes] = []
+    plucked: dict[bytes, list[bytes]] = {}
+    keep, pluck, fields = False, None, 0
+    for index, line in enumerate(lines):
+        if line[:1] in (b" ", b"\t"):
+            if keep:
+                kept.append(line)
+            elif pluck is not None:
+                pluck.append(line)
+            continue
+        match = _HEADER_NAME_RE.match(line)
+        if match is None and index == 0 and line.startswith(b"From "):
+            kept.append(line)  # an mbox separator, which the parser skips
+            continue
+        if match is None:
+            kept.extend(lines[index:])
+            break
+        fields += 1
+        name = match.group(0)[:-1].lower()
+        keep = name in _PARSED_HEADERS or name.startswith(b"content-")
+        pluck = None
+        if keep:
+            kept.append(line)
+        elif name in _PLUCKED_HEADERS and name not in plucked:
+            pluck = plucked[name] = [line[match.end():]]
+    values = {name: " ".join(b" ".join(parts).decode("utf-8", "replace").split())
+              for name, parts in plucked.items()}
+    if not kept:
+        header, body = b"", raw.index(b"\n", end) + 1
+    else:
+        # The last kept line may have lost its LF to the split; raw[end:] brings the line end.
+        header, body = b"\n".join(kept).removesuffix(b"\r"), end
+    return Split(header, body, values.get(b"from", ""), values.get(b"date"), fields)

@@ -1,0 +1,214 @@
+"""Raw RFC 822 bytes → ParsedMessage: decoded subject, text and HTML bodies, attachments."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import email.errors
+import email.message
+import email.parser
+import email.policy
+import email.utils
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+import mailparser
+from mailparser.exceptions import MailParserError
+
+from poller.errors import MessageError
+from poller.mail.headers import Split, split_headers
+
+logger = logging.getLogger(__name__)
+
+# mail-parser logs every header and part at DEBUG through f-strings; silence it so a
+# DEBUG run of the worker stays readable and the hot path does not format those lines.
+logging.getLogger("mailparser").setLevel(logging.WARNING)
+
+FEED_CHUNK = 64 * 1024
+FORWARDED_TYPES = ("message/rfc822", "message/global")
+
+
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    content_type: str
+    content: bytes = b""
+
+    @property
+    def size(self) -> int:
+        return len(self.content)
+
+
+@dataclass(frozen=True)
+class ParsedMessage:
+    message_id: str | None
+    subject: str
+    sender: str
+    date: datetime | None
+    text: str
+    html: str
+    attachments: tuple[Attachment, ...]
+    defects: tuple[str, ...]
+
+
+def parse_message(raw: bytes) -> ParsedMessage:
+    """Parse raw mail bytes; raise MessageError when the bytes are not a mail at all."""
+    split = split_headers(raw)
+    try:
+        parsed = mailparser.MailParser(_mime_tree(split, raw))
+        plain, html, forwarded = _bodies(parsed.message)
+    except MailParserError as exc:
+        raise MessageError(f"unparseable MIME: {_detail(exc)}") from None
+    except RecursionError:
+        raise MessageError("unparseable MIME: nested too deeply") from None
+    except (email.errors.MessageError, LookupError, ValueError, TypeError, AttributeError) as exc:
+        raise MessageError(f"unparseable MIME: {type(exc).__name__}: {_detail(exc)}") from None
+    message = parsed.message
+    if not message.keys() and not split.fields:
+        raise MessageError("unparseable MIME: the data has no mail headers")
+    return ParsedMessage(
+        message_id=_message_id(message.get("Message-ID")),
+        subject=" ".join(_subject(message, parsed.subject).split()),
+        sender=split.sender,
+        date=_date(split.date),
+        text=_lines("\n".join(plain)),
+        html=_lines("\n".join(html)),
+        attachments=(*(_attachment(a) for a in parsed.attachments), *forwarded),
+        defects=tuple(str(d) for d in parsed.defects_categories),
+    )
+
+
+def _bodies(message: email.message.Message) -> tuple[list[str], list[str], list[Attachment]]:
+    """Return the text/plain and text/html body texts, and the inline forwarded mails.
+
+    A forwarded or attached mail (message/rfc822) is not body text: a token in it belongs to
+    someone else's alert, and an alert forwarded by a person must not authenticate as the
+    monitoring system. mail-parser reads such parts as body, so the bodies are gathered here.
+    """
+    plain: list[str] = []
+    html: list[str] = []
+    forwarded: list[Attachment] = []
+    stack = [message]
+    while stack:  # a loop, not recursion: nesting depth is up to the sender
+        part = stack.pop()
+        if part.get_content_maintype() == "message" and part is not message:
+            # delivery reports and the like carry no text of their own; a forwarded mail that
+            # mail-parser does not list (not Content-Disposition: attachment) is kept as one
+            if (part.get_content_type() in FORWARDED_TYPES
+                    and part.get_content_disposition() != "attachment"):
+                forwarded.append(_forward(part))
+            continue
+        if part.is_multipart():
+            payload = part.get_payload()
+            stack.extend(reversed(payload if isinstance(payload, list) else []))
+            continue
+        subtype = part.get_content_subtype()
+        if part.get_content_maintype() != "text" or subtype not in ("plain", "html"):
+            continue
+        disposition = part.get_content_disposition()
+        if disposition != "inline" and (disposition == "attachment" or part.get_filename()):
+            continue
+        text = _decoded_text(part)
+        if text:
+            (html if subtype == "html" else plain).append(text)
+    return plain, html, forwarded
+
+
+def _decoded_text(part: email.message.Message) -> str:
+    """Return a text part's payload after transfer and charset decoding, never raising."""
+    payload = part.get_payload(decode=True)
+    if not isinstance(payload, bytes) or not payload:
+        return ""
+    charset = part.get_content_charset() or "utf-8"
+    try:
+        return payload.decode(charset)
+    except (LookupError, UnicodeError):
+        return payload.decode("utf-8", "replace")
+
+
+def _forward(part: email.message.Message) -> Attachment:
+    inner = part.get_payload()
+    content = b""
+    if isinstance(inner, list) and inner:
+        try:
+            content = inner[0].as_bytes()
+        except (email.errors.MessageError, LookupError, ValueError, TypeError):
+            content = b""
+    return Attachment(filename=str(part.get_filename() or "forwarded-message.eml"),
+                      content_type=part.get_content_type(), content=content)
+
+
+def _subject(message: email.message.Message, decoded: object) -> str:
+    """Return the (first) subject; raw 8-bit bytes are read as UTF-8, else as Windows-1252."""
+    raw = next((value for name, value in message.raw_items() if name.lower() == "subject"), None)
+    if isinstance(decoded, list):  # mail-parser gives a list when the header repeats
+        decoded = decoded[0] if decoded else ""
+    if not isinstance(raw, str) or raw.isascii():
+        return _header_text(decoded)
+    data = raw.encode("utf-8", "surrogateescape")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("windows-1252", "replace")
+
+
+def _detail(exc: Exception) -> str:
+    """Return an exception's message fit for a log line: printable, one line, 200 characters."""
+    text = " ".join(str(exc).split())
+    return "".join(c if c.isprintable() else "?" for c in text[:200])
+
+
+def _mime_tree(split: Split, raw: bytes) -> email.message.Message:
+    """Build the stdlib MIME tree that mail-parser reads from split.header and raw[split.body:].
+
+    The bytes are fed in chunks: handing the whole mail to the parser at once (as
+    mailparser.parse_from_bytes does) first copies it into one string and then into one
+    string per line, which costs eight times the mail's size at its peak; chunks keep it
+    near three.
+    """
+    feeder = email.parser.BytesFeedParser(policy=email.policy.compat32)
+    feeder.feed(split.header)
+    for start in range(split.body, len(raw), FEED_CHUNK):
+        feeder.feed(raw[start:start + FEED_CHUNK])
+    return feeder.close()
+
+
+def _lines(text: str) -> str:
+    """Return text with CRLF and CR line ends made LF, so the encoding does not show."""
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
+
+
+def _header_text(value: object) -> str:
+    return "" if value is None else str(value)
+
+
+def _message_id(value: object) -> str | None:
+    text = _header_text(value).strip()
+    return text[:998] or None
+
+
+def _date(value: object) -> datetime | None:
+    text = _header_text(value).strip()
+    if not text:
+        return None
+    try:
+        return email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):  # e.g. a zone offset of 10**9 hours
+        return None
+
+
+def _attachment(item: dict) -> Attachment:
+    payload = item.get("payload") or ""
+    if item.get("binary"):
+        try:
+            content = base64.b64decode(payload)
+        except (binascii.Error, ValueError):
+            content = payload.encode("utf-8", "surrogateescape")
+    else:
+        content = payload.encode("utf-8", "surrogateescape")
+    return Attachment(
+        filename=str(item.get("filename") or "attachment"),
+        content_type=str(item.get("mail_content_type") or "application/octet-stream"),
+        content=content,
+    )

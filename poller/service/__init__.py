@@ -1,0 +1,6 @@
+"""Running the worker: a pass (the worker carries the rules' decisions out), the read-ahead
+helper, retries, the scheduler and IDLE watcher of `serve`, signals, the pass lock, the
+metrics textfile and the health checks of `status` and `check`.
+
+May import: everything in poller below the CLI (import-linter checks it; see pyproject.toml).
+"""

@@ -1,0 +1,163 @@
+"""A pass as `once` and `serve` run it: reconnect and carry on after transient IMAP failures,
+then record the pass (pass_log, metrics, summary line).
+
+Carrying on is re-running the pass on a new connection: the processed-message log makes that
+safe and cheap (decided mail is skipped, unfinished flag/move steps are finished), so a retry
+never applies anything twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+
+import peewee
+from tenacity import RetryCallState, Retrying, retry_if_exception_type
+
+from poller.config import Settings
+from poller.errors import MailboxError, MailboxUnavailable, StoreError
+from poller.imap.mailbox import Mailbox
+from poller.service import metrics
+from poller.service.worker import PassResult, Worker, utc_now
+from poller.store.database import open_database
+from poller.store.store import Store
+
+logger = logging.getLogger("poller")
+
+Sleep = Callable[[float], object]
+Track = Callable[[Mailbox | None], None]
+
+
+def open_store(settings: Settings) -> Store:
+    """Open (and create if needed) the configured database."""
+    db = open_database(settings.database.url)
+    return Store(db, settings.ates.local_organization, utc_now())
+
+
+@contextmanager
+def opened_store(settings: Settings) -> Iterator[Store]:
+    """Yield the configured store, closed again on the way out."""
+    store = open_store(settings)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def run_pass(settings: Settings, store: Store, stop: threading.Event, *,
+             sleep: Sleep | None = None, track: Track | None = None,
+             result: PassResult | None = None) -> PassResult:
+    """Run one pass, reconnecting after MailboxUnavailable with capped exponential back-off.
+
+    Gives up (re-raising the last error) after [retry] attempts in a row that made no
+    progress, or when STOP is set. TRACK is told the live connection, so that a shutdown can
+    cut it; SLEEP waits between attempts (default: STOP.wait, so a stop cuts the wait short).
+    Counts go to RESULT when given, so that they survive a failure.
+    """
+    policy = settings.retry
+    result = result if result is not None else PassResult()
+    fruitless = 0  # failed attempts in a row that decided nothing
+
+    def attempt() -> None:
+        nonlocal fruitless
+        before = result.decided()
+        try:
+            with Mailbox(settings.imap) as mailbox:
+                if track:
+                    track(mailbox)
+                Worker(settings, mailbox, store, stop=stop).run_pass(result)
+        except MailboxUnavailable:
+            fruitless = 1 if result.decided() > before else fruitless + 1
+            raise
+        finally:
+            if track:
+                track(None)
+
+    def give_up(_state: RetryCallState) -> bool:
+        return fruitless >= policy.attempts or stop.is_set()
+
+    def back_off(_state: RetryCallState) -> float:
+        return min(policy.max_wait, policy.initial_wait * 2 ** (fruitless - 1))
+
+    def log_retry(state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        logger.warning("IMAP unavailable (%s); reconnecting in %.1fs and carrying on "
+                       "(attempt %d of %d)", error, state.next_action.sleep if state.next_action
+                       else 0.0, fruitless + 1, policy.attempts)
+
+    Retrying(
+        retry=retry_if_exception_type(MailboxUnavailable),
+        stop=give_up,
+        wait=back_off,
+        before_sleep=log_retry,
+        sleep=sleep or stop.wait,
+        reraise=True,
+    )(attempt)
+    return result
+
+
+def recorded_pass(settings: Settings, stop: threading.Event, *, sleep: Sleep | None = None,
+                  track: Track | None = None) -> PassResult:
+    """Run a pass and record it: pass_log row, metrics textfile, one summary log line.
+
+    Raises MailboxError or StoreError when the pass failed; a pass cut short by STOP is
+    returned with interrupted set.
+    """
+    store = open_store(settings)
+    started = utc_now()
+    result = PassResult()
+    try:
+        try:
+            run_pass(settings, store, stop, sleep=sleep, track=track, result=result)
+        except MailboxError as exc:
+            if not (stop.is_set() and isinstance(exc, MailboxUnavailable)):
+                _record_failure(store, started, result, str(exc))
+                raise
+            result.interrupted = True  # the shutdown cut the connection
+        except peewee.PeeweeException:
+            raise  # the database is failing: recording the failure in it would fail too
+        except Exception as exc:
+            _record_failure(store, started, result, f"unexpected error: {type(exc).__name__}: {exc}")
+            raise
+        finished = utc_now()
+        result.seconds = (finished - started).total_seconds()
+        # An interrupted pass still shows a working mailbox, so it counts as a good one.
+        store.log_pass(started, finished, True, result.summary(),
+                       "stopped before the end (shutdown)" if result.interrupted else "")
+    except peewee.PeeweeException as exc:
+        raise StoreError(f"database error: {exc}") from None
+    finally:
+        _write_metrics(settings)
+        store.close()
+    details = []
+    if result.pending:
+        details.append(f"{result.pending} mail left for the next pass")
+    if result.interrupted:
+        details.append("stopped before the end; the rest is left for the next pass")
+    logger.info("pass done in %.2fs: %s%s", result.seconds, result.summary(),
+                "".join(f"; {d}" for d in details),
+                extra={"pass": {"seconds": round(result.seconds, 3), "counts": dict(result.counts),
+                                "pending": result.pending, "interrupted": result.interrupted}})
+    return result
+
+
+def _record_failure(store: Store, started: datetime, result: PassResult, error: str) -> None:
+    """Log a failed pass in pass_log, as far as the database lets us (the error comes first)."""
+    try:
+        store.log_pass(started, utc_now(), False, result.summary() if result.decided() else "",
+                       error)
+    except peewee.PeeweeException as exc:
+        logger.warning("could not record the failed pass in the database: %s", exc)
+
+
+def _write_metrics(settings: Settings) -> None:
+    path = settings.metrics.textfile
+    if not path:
+        return
+    try:
+        metrics.write_textfile(path)
+    except (OSError, peewee.PeeweeException) as exc:
+        logger.warning("could not write metrics to %s: %s", path, exc)

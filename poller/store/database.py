@@ -1,0 +1,88 @@
+"""Opening the database: SQLite pragmas, the schema version, upgrades of older databases."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import peewee
+from playhouse import db_url
+
+from poller.errors import StoreError
+from poller.store.schema import MODELS, database
+
+SQLITE_PRAGMAS = {
+    "journal_mode": "wal",
+    "foreign_keys": 1,
+    # WAL + NORMAL survives a killed process; only a power loss may lose the last commit.
+    "synchronous": "normal",
+    "busy_timeout": 10000,
+    "cache_size": -16000,
+}
+
+# PRAGMA user_version of a database with the schema of schema.py. A database made before the
+# version was recorded reads 0.
+SCHEMA_VERSION = 1
+
+
+def _create_missing_tables(db: peewee.Database) -> None:
+    db.create_tables(MODELS, safe=True)
+
+
+# version → the step that upgrades a database of the version before to it
+MIGRATIONS: dict[int, Callable[[peewee.Database], None]] = {
+    1: _create_missing_tables,
+}
+
+
+def iso(moment: datetime) -> str:
+    """Return an aware datetime as ISO-8601 UTC text, the one timestamp format of the schema."""
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def sqlite_path(url: str) -> str | None:
+    """Return the file an SQLite URL names, or None for an in-memory database."""
+    parsed = urlparse(url)
+    path = unquote(parsed.path[1:]) if parsed.path.startswith("/") else parsed.path
+    return path if path and path != ":memory:" else None
+
+
+def open_database(url: str) -> peewee.Database:
+    """Connect to the SQLite database named by url, creating or upgrading its schema; return it.
+
+    Raises StoreError when it cannot be opened, or was written by a newer version.
+    """
+    try:
+        path = sqlite_path(url)
+        if path is not None:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        db = db_url.connect(url, pragmas=SQLITE_PRAGMAS)
+        database.initialize(db)
+        db.connect(reuse_if_open=True)
+        if _version(db) != SCHEMA_VERSION:
+            _upgrade(db)
+    except (peewee.PeeweeException, OSError, RuntimeError) as exc:
+        raise StoreError(f"cannot open database {url}: {exc}") from None
+    return db
+
+
+def _version(db: peewee.Database) -> int:
+    return db.execute_sql("PRAGMA user_version").fetchone()[0]
+
+
+def _upgrade(db: peewee.Database) -> None:
+    """Create the schema of a new database, or upgrade an older one in place, in one
+    transaction that other processes opening the same file wait for."""
+    with db.atomic(lock_type="IMMEDIATE"):
+        version = _version(db)
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"the database has schema version {version}, newer than this "
+                             f"ates-poller's {SCHEMA_VERSION}: upgrade ates-poller")
+        if "processed_message" not in db.get_tables():
+            db.create_tables(MODELS)
+        else:
+            for step in range(version + 1, SCHEMA_VERSION + 1):
+                MIGRATIONS[step](db)
+        db.execute_sql(f"PRAGMA user_version = {SCHEMA_VERSION}")

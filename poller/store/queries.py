@@ -1,0 +1,183 @@
+"""Read-only queries for the commands: tickets with their notes, the processed-mail log, and
+the totals that `status` and the metrics report."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+
+from peewee import JOIN, fn
+
+from poller.ates.decision import STATUS_COMPLETE, Outcome
+from poller.batches import SQL_BATCH, chunks
+from poller.store.schema import (
+    Attachment,
+    Contact,
+    Device,
+    Organization,
+    PassLog,
+    ProcessedMessage,
+    Ticket,
+    TicketNote,
+    UdfDefinition,
+    UdfValue,
+)
+
+
+@dataclass(frozen=True)
+class PassRecord:
+    """One row of pass_log."""
+
+    started: datetime
+    finished: datetime
+    seconds: float
+    ok: bool
+    counts: str
+    error: str
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Everything counted from the database: passes, mails by outcome, open work."""
+
+    passes_ok: int
+    passes_failed: int
+    mails: dict[str, int]
+    open_tickets: int
+    pending_steps: int
+    last_pass: PassRecord | None
+    last_good_pass: PassRecord | None
+
+
+def totals() -> Totals:
+    """Return the totals of the open database."""
+    passes = dict(PassLog.select(PassLog.ok, fn.COUNT(PassLog.id)).group_by(PassLog.ok).tuples())
+    by_outcome = dict(ProcessedMessage.select(ProcessedMessage.outcome, fn.COUNT(
+        ProcessedMessage.id)).group_by(ProcessedMessage.outcome).tuples())
+    return Totals(
+        passes_ok=passes.get(True, 0),
+        passes_failed=passes.get(False, 0),
+        mails={outcome.value: by_outcome.get(outcome.value, 0) for outcome in Outcome},
+        open_tickets=Ticket.select().where(Ticket.status != STATUS_COMPLETE).count(),
+        pending_steps=ProcessedMessage.select().where(
+            ProcessedMessage.mailbox_done == False).count(),  # noqa: E712
+        last_pass=_pass(PassLog.select().order_by(PassLog.id.desc()).first()),
+        last_good_pass=_pass(PassLog.select().where(PassLog.ok == True)  # noqa: E712
+                             .order_by(PassLog.id.desc()).first()),
+    )
+
+
+def _pass(row: PassLog | None) -> PassRecord | None:
+    if row is None:
+        return None
+    return PassRecord(started=datetime.fromisoformat(row.started),
+                      finished=datetime.fromisoformat(row.finished), seconds=float(row.seconds),
+                      ok=bool(row.ok), counts=row.counts, error=row.error)
+
+
+def tickets(status: str | None = None, number: str | None = None) -> list[dict[str, object]]:
+    """Return tickets (oldest first) as JSON-ready dicts with their UDFs, notes and attachments."""
+    query = (
+        Ticket.select(Ticket, Organization.name.alias("organization_name"),
+                      Device.name.alias("device_name"), Contact.email.alias("contact_email"))
+        .join(Organization)
+        .switch(Ticket)
+        .join(Device, join_type=JOIN.LEFT_OUTER)
+        .switch(Ticket)
+        .join(Contact, join_type=JOIN.LEFT_OUTER)
+        .order_by(Ticket.id)
+        .objects()
+    )
+    if status:
+        query = query.where(Ticket.status == status)
+    if number:
+        query = query.where(Ticket.number == number)
+    rows = list(query)
+    ids = [t.id for t in rows]
+    udfs, notes, files = _udfs(ids), _notes(ids), _attachments(ids)
+    return [
+        {
+            "number": t.number,
+            "title": t.title,
+            "description": t.description,
+            "status": t.status,
+            "organization": t.organization_name,
+            "device": t.device_name,
+            "contact": t.contact_email,
+            "udfs": udfs.get(t.id, {}),
+            "occurrences": t.occurrences,
+            "created": t.created,
+            "updated": t.updated,
+            "completed": t.completed,
+            "notes": notes.get(t.id, []),
+            "attachments": files.get(t.id, []),
+        }
+        for t in rows
+    ]
+
+
+def messages(outcome: str | None = None) -> list[dict[str, object]]:
+    """Return the processed-mail log, oldest first."""
+    query = (
+        ProcessedMessage.select(ProcessedMessage, Ticket.number.alias("ticket_number"))
+        .join(Ticket, join_type=JOIN.LEFT_OUTER)
+        .order_by(ProcessedMessage.id)
+        .objects()
+    )
+    if outcome:
+        query = query.where(ProcessedMessage.outcome == outcome)
+    return [
+        {
+            "message_id": m.message_id,
+            "subject": m.subject,
+            "outcome": m.outcome,
+            "reason": m.reason,
+            "ticket": m.ticket_number,
+            "folder": m.folder,
+            "uidvalidity": m.uidvalidity,
+            "uid": m.uid,
+            "mailbox_done": m.mailbox_done,
+            "created": m.created,
+        }
+        for m in query
+    ]
+
+
+def _udfs(ids: list[int]) -> dict[int, dict[str, str]]:
+    out: dict[int, dict[str, str]] = defaultdict(dict)
+    for chunk in chunks(ids, SQL_BATCH):
+        query = (
+            UdfValue.select(UdfValue.entity_id, UdfDefinition.label, UdfValue.value)
+            .join(UdfDefinition)
+            .where((UdfDefinition.entity == "ticket") & UdfValue.entity_id.in_(chunk))
+        )
+        for ticket_id, label, value in query.tuples():
+            out[ticket_id][label] = value
+    return out
+
+
+def _notes(ids: list[int]) -> dict[int, list[dict[str, object]]]:
+    out: dict[int, list[dict[str, object]]] = defaultdict(list)
+    for chunk in chunks(ids, SQL_BATCH):
+        query = TicketNote.select().where(TicketNote.ticket.in_(chunk)).order_by(TicketNote.id)
+        for note in query:
+            out[note.ticket_id].append(
+                {"kind": note.kind, "title": note.title, "text": note.text, "created": note.created}
+            )
+    return out
+
+
+def _attachments(ids: list[int]) -> dict[int, list[dict[str, object]]]:
+    out: dict[int, list[dict[str, object]]] = defaultdict(list)
+    for chunk in chunks(ids, SQL_BATCH):
+        query = (
+            Attachment.select(Attachment.ticket, Attachment.filename, Attachment.size,
+                              Attachment.content_type, Attachment.sha256)
+            .where(Attachment.ticket.in_(chunk))
+            .order_by(Attachment.id)
+        )
+        for ticket_id, filename, size, content_type, sha256 in query.tuples():
+            out[ticket_id].append({"filename": filename, "size": size,
+                                   "content_type": content_type, "sha256": sha256})
+    return out

@@ -1,0 +1,160 @@
+"""Writes a Decision into the store: tickets, notes, UDF values, attachments and the log row."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import peewee
+
+from poller.ates import udf
+from poller.ates.alert import TITLE_LIMIT, Alert
+from poller.ates.decision import (
+    STATUS_COMPLETE,
+    STATUS_NEW,
+    TICKET_OUTCOMES,
+    Decision,
+    NewContact,
+    Outcome,
+)
+from poller.store.database import iso
+from poller.store.store import Store
+
+
+@dataclass(frozen=True)
+class MessageKey:
+    """Where a mail was found and how to recognise the same mail delivered again."""
+
+    folder: str
+    uidvalidity: int
+    uid: int
+    message_id: str | None
+    fingerprint: str
+
+
+def record(store: Store, key: MessageKey, decision: Decision, alert: Alert | None,
+           now: datetime, attachments_dir: Path | None, subject: str = "") -> tuple[int, str | None]:
+    """Apply the decision and log the mail in the caller's transaction; attachment content goes
+    to files under attachments_dir when it is set.
+
+    Returns the log row's id and the number of the ticket created or changed (or None).
+    The statements are plain SQL: they run once or more per mail, and building them with
+    peewee costs far more than executing them.
+    """
+    db = store.db
+    stamp = iso(now)
+    ticket: tuple[int, str] | None = None
+    if alert is not None and decision.outcome in TICKET_OUTCOMES:
+        for source in alert.token.sources():
+            store.ensure_source(source, now)
+        if decision.outcome is Outcome.CREATED:
+            ticket = _create(store, decision, alert, now, attachments_dir)
+        else:
+            ticket = _update(db, decision, alert, now, attachments_dir)
+    row_id = db.execute_sql(
+        "INSERT INTO processed_message (folder, uidvalidity, uid, message_id, fingerprint, "
+        "subject, outcome, reason, ticket_id, action, mailbox_done, created, updated) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (key.folder, key.uidvalidity, key.uid, key.message_id, key.fingerprint,
+         (alert.title if alert else subject)[:TITLE_LIMIT], decision.outcome.value,
+         decision.reason, ticket[0] if ticket else decision.ticket_id, str(decision.step),
+         decision.step.kind == "none", stamp, stamp),
+    ).lastrowid
+    return row_id, ticket[1] if ticket else None
+
+
+def next_ticket_number(db: peewee.Database, now: datetime) -> str:
+    """Return the next number of the day, TYYYYMMDD.NNNN (local date, as Autotask shows it)."""
+    day = now.astimezone().strftime("%Y%m%d")
+    db.execute_sql("INSERT INTO ticket_sequence (day, last) VALUES (?, 1) "
+                   "ON CONFLICT (day) DO UPDATE SET last = last + 1", (day,))
+    last = db.execute_sql("SELECT last FROM ticket_sequence WHERE day = ?", (day,)).fetchone()[0]
+    return f"T{day}.{last:04d}"
+
+
+def _create(store: Store, decision: Decision, alert: Alert, now: datetime,
+            attachments_dir: Path | None) -> tuple[int, str]:
+    db = store.db
+    contact_id = decision.contact_id
+    if decision.new_contact is not None:
+        contact_id = _create_contact(db, decision.organization_id, decision.new_contact, now)
+    number = next_ticket_number(db, now)
+    stamp = iso(now)
+    ticket_id = db.execute_sql(
+        "INSERT INTO ticket (number, title, description, status, organization_id, contact_id, "
+        "device_id, occurrences, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?)",
+        (number, alert.title, alert.description, STATUS_NEW, decision.organization_id,
+         contact_id, decision.device_id, stamp, stamp),
+    ).lastrowid
+    for source, kind, value in decision.ticket_udfs:
+        udf_id = store.udf_id("ticket", udf.label(source, kind), source, kind, now)
+        db.execute_sql("INSERT INTO udf_value (udf_id, entity_id, value) VALUES (?, ?, ?)",
+                       (udf_id, ticket_id, value))
+    for text in decision.notes:
+        _note(db, ticket_id, "system", "Alert processing", text, now)
+    _attach(db, ticket_id, None, decision, now, attachments_dir)
+    return ticket_id, number
+
+
+def _update(db: peewee.Database, decision: Decision, alert: Alert, now: datetime,
+            attachments_dir: Path | None) -> tuple[int, str]:
+    found = db.execute_sql("SELECT id, number FROM ticket WHERE id = ?",
+                           (decision.ticket_id,)).fetchone()
+    if found is None:
+        raise LookupError(f"ticket id {decision.ticket_id} does not exist")
+    ticket_id, number = found
+    stamp = iso(now)
+    if decision.outcome is Outcome.COMPLETED:
+        note = _note(db, ticket_id, "resolution", alert.title, alert.description, now)
+        db.execute_sql("UPDATE ticket SET status = ?, completed = ?, updated = ? WHERE id = ?",
+                       (STATUS_COMPLETE, stamp, stamp, ticket_id))
+    else:
+        note = _note(db, ticket_id, "duplicate", alert.title, alert.description, now)
+        db.execute_sql("UPDATE ticket SET occurrences = occurrences + 1, updated = ? WHERE id = ?",
+                       (stamp, ticket_id))
+    _attach(db, ticket_id, note, decision, now, attachments_dir)
+    return ticket_id, number
+
+
+def _create_contact(db: peewee.Database, organization_id: int | None, new: NewContact,
+                    now: datetime) -> int:
+    return db.execute_sql(
+        "INSERT INTO contact (organization_id, first_name, last_name, email, created) "
+        "VALUES (?, ?, ?, ?, ?)",
+        (organization_id, new.first_name, new.last_name, new.email.strip().lower(), iso(now)),
+    ).lastrowid
+
+
+def _note(db: peewee.Database, ticket_id: int, kind: str, title: str, text: str,
+          now: datetime) -> int:
+    return db.execute_sql(
+        "INSERT INTO ticket_note (ticket_id, kind, title, text, created) VALUES (?, ?, ?, ?, ?)",
+        (ticket_id, kind, title[:TITLE_LIMIT], text, iso(now)),
+    ).lastrowid
+
+
+def _attach(db: peewee.Database, ticket_id: int, note_id: int | None, decision: Decision,
+            now: datetime, directory: Path | None) -> None:
+    """Store the attachments the decision keeps, and a note for each one it refused."""
+    for text in decision.refused_attachments:
+        _note(db, ticket_id, "system", "Attachment not stored", text, now)
+    for item in decision.attachments:
+        digest = hashlib.sha256(item.content).hexdigest()
+        content: bytes | None = item.content
+        path = None
+        if directory is not None:
+            target = directory / digest[:2] / digest
+            if not target.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                tmp = target.with_suffix(".tmp")
+                tmp.write_bytes(item.content)
+                tmp.replace(target)
+            content, path = None, str(target)
+        db.execute_sql(
+            "INSERT INTO attachment (ticket_id, note_id, filename, content_type, size, sha256, "
+            "content, path, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (ticket_id, note_id, item.filename[:255], item.content_type, item.size, digest,
+             content, path, iso(now)),
+        )

@@ -1,0 +1,205 @@
+"""The database schema: explicit table names and plain columns, for people who use sqlite3.
+
+Timestamps are ISO-8601 UTC text. UDF values are one row per (definition, entity), indexed by
+(definition, value) so every look-up the rules make is an index search.
+"""
+
+from __future__ import annotations
+
+from peewee import (
+    AutoField,
+    BlobField,
+    BooleanField,
+    DatabaseProxy,
+    ForeignKeyField,
+    IntegerField,
+    Model,
+    TextField,
+)
+
+from poller.ates.decision import STATUS_NEW
+
+database = DatabaseProxy()
+
+
+class BaseModel(Model):
+    class Meta:
+        database = database
+        legacy_table_names = False
+
+
+class Organization(BaseModel):
+    id = AutoField()
+    name = TextField(index=True)
+    is_local = BooleanField(default=False)
+    created = TextField()
+
+    class Meta:
+        table_name = "organization"
+
+
+class Contact(BaseModel):
+    id = AutoField()
+    organization = ForeignKeyField(Organization, backref="contacts", on_delete="CASCADE")
+    first_name = TextField(default="")
+    last_name = TextField(default="")
+    email = TextField(null=True, index=True)
+    email2 = TextField(null=True, index=True)
+    email3 = TextField(null=True, index=True)
+    created = TextField()
+
+    class Meta:
+        table_name = "contact"
+
+
+class Device(BaseModel):
+    id = AutoField()
+    organization = ForeignKeyField(Organization, backref="devices", on_delete="CASCADE")
+    name = TextField()
+    created = TextField()
+
+    class Meta:
+        table_name = "device"
+        indexes = ((("organization", "name"), True),)
+
+
+class UdfDefinition(BaseModel):
+    """A user-defined field, e.g. entity 'organization', label 'Kaseya Customer ID'."""
+
+    id = AutoField()
+    entity = TextField()  # organization | device | ticket
+    label = TextField()
+    source = TextField()
+    kind = TextField()  # Customer ID | Device ID | Agent GUID | Alert ID | Ticket ID
+    created = TextField()
+
+    class Meta:
+        table_name = "udf_definition"
+        indexes = ((("entity", "label"), True),)
+
+
+class UdfValue(BaseModel):
+    id = AutoField()
+    udf = ForeignKeyField(UdfDefinition, backref="values", on_delete="CASCADE")
+    entity_id = IntegerField()  # organization.id, device.id or ticket.id, per udf.entity
+    value = TextField()
+
+    class Meta:
+        table_name = "udf_value"
+        indexes = (
+            (("udf", "entity_id"), True),
+            (("udf", "value"), False),
+        )
+
+
+class Ticket(BaseModel):
+    id = AutoField()
+    number = TextField(unique=True)
+    title = TextField()
+    description = TextField(default="")
+    status = TextField(default=STATUS_NEW)
+    organization = ForeignKeyField(Organization, backref="tickets")
+    contact = ForeignKeyField(Contact, null=True, backref="tickets", on_delete="SET NULL")
+    device = ForeignKeyField(Device, null=True, backref="tickets", on_delete="SET NULL")
+    occurrences = IntegerField(default=1)
+    created = TextField()
+    updated = TextField()
+    completed = TextField(null=True)
+
+    class Meta:
+        table_name = "ticket"
+        indexes = ((("status", "id"), False),)
+
+
+class TicketSequence(BaseModel):
+    """The last ticket number handed out per day: TYYYYMMDD.NNNN."""
+
+    day = TextField(primary_key=True)
+    last = IntegerField()
+
+    class Meta:
+        table_name = "ticket_sequence"
+
+
+class TicketNote(BaseModel):
+    id = AutoField()
+    ticket = ForeignKeyField(Ticket, backref="notes", on_delete="CASCADE")
+    kind = TextField()  # duplicate | resolution | system
+    title = TextField()
+    text = TextField(default="")
+    created = TextField()
+
+    class Meta:
+        table_name = "ticket_note"
+
+
+class Attachment(BaseModel):
+    id = AutoField()
+    ticket = ForeignKeyField(Ticket, backref="attachments", on_delete="CASCADE")
+    note = ForeignKeyField(TicketNote, null=True, backref="attachments", on_delete="SET NULL")
+    filename = TextField()
+    content_type = TextField()
+    size = IntegerField()
+    sha256 = TextField()
+    content = BlobField(null=True)  # NULL when kept on disk under [database] attachments_dir
+    path = TextField(null=True)
+    created = TextField()
+
+    class Meta:
+        table_name = "attachment"
+
+
+class ProcessedMessage(BaseModel):
+    """One row per mail the worker has decided on; the source of truth for exactly-once."""
+
+    id = AutoField()
+    folder = TextField()
+    uidvalidity = IntegerField()
+    uid = IntegerField()
+    message_id = TextField(null=True)  # not indexed: nothing looks mail up by it
+    fingerprint = TextField(index=True)
+    subject = TextField(default="")
+    outcome = TextField(index=True)
+    reason = TextField(default="")
+    ticket = ForeignKeyField(Ticket, null=True, backref="messages", on_delete="SET NULL")
+    action = TextField()  # flag | move:<folder> | none
+    mailbox_done = BooleanField(default=False)
+    created = TextField()
+    updated = TextField()
+
+    class Meta:
+        table_name = "processed_message"
+        indexes = (
+            (("folder", "uidvalidity", "uid"), True),
+            (("mailbox_done", "folder"), False),
+        )
+
+
+class PassLog(BaseModel):
+    """One row per pass: when, how long, and the counts by outcome."""
+
+    id = AutoField()
+    started = TextField()
+    finished = TextField()
+    seconds = TextField()
+    ok = BooleanField()
+    counts = TextField(default="")  # "created=3 appended=1 …"
+    error = TextField(default="")
+
+    class Meta:
+        table_name = "pass_log"
+
+
+MODELS = (
+    Organization,
+    Contact,
+    Device,
+    UdfDefinition,
+    UdfValue,
+    Ticket,
+    TicketSequence,
+    TicketNote,
+    Attachment,
+    ProcessedMessage,
+    PassLog,
+)

@@ -1,0 +1,180 @@
+"""The ticket store: the look-ups the rules make (the Directory protocol), the UDF definitions,
+and the processed-mail and pass logs.
+
+Ticket writes live in poller.store.record; both work on the database opened by
+poller.store.database.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import peewee
+
+from poller.ates import udf
+from poller.ates.decision import STATUS_COMPLETE, Outcome
+from poller.ates.directory import ContactMatch, DeviceMatch, Earlier, TicketRef
+from poller.batches import SQL_BATCH, chunks
+from poller.store.database import iso
+from poller.store.schema import Organization, PassLog, ProcessedMessage, UdfDefinition
+
+
+class Store:
+    """Reads for the rules (the Directory protocol) and the processed-mail log."""
+
+    def __init__(self, db: peewee.Database, local_organization: str, now: datetime):
+        self.db = db
+        self._udf_ids: dict[tuple[str, str], int] = {
+            (d.entity, d.label): d.id for d in UdfDefinition.select()
+        }
+        self._local_id = self._ensure_local_organization(local_organization, now)
+        self._org_names: dict[int, str] = {}
+        self._sources: set[str] = set()  # sources whose UDFs are known to exist
+
+    def close(self) -> None:
+        if not self.db.is_closed():
+            self.db.close()
+
+    # -- Directory -------------------------------------------------------------------------
+
+    def local_organization_id(self) -> int:
+        return self._local_id
+
+    def organization_name(self, organization_id: int) -> str:
+        if organization_id not in self._org_names:
+            org = Organization.get_or_none(Organization.id == organization_id)
+            self._org_names[organization_id] = org.name if org else f"organization {organization_id}"
+        return self._org_names[organization_id]
+
+    def organizations_by_udf(self, label: str, value: str) -> list[int]:
+        return self._entities_by_udf("organization", label, value)
+
+    def organizations_by_name(self, name: str) -> list[int]:
+        return [row[0] for row in self._rows("SELECT id FROM organization WHERE name = ?", (name,))]
+
+    def contacts_by_email(self, email: str) -> list[ContactMatch]:
+        address = email.strip().lower()
+        rows = self._rows(
+            "SELECT id, organization_id, email, email2, email3 FROM contact "
+            "WHERE email = ? OR email2 = ? OR email3 = ?", (address, address, address))
+        return [ContactMatch(contact_id, org_id, list(emails).index(address) + 1)
+                for contact_id, org_id, *emails in rows]
+
+    def devices_by_udf(self, label: str, value: str) -> list[DeviceMatch]:
+        udf_id = self._udf_ids.get(("device", label))
+        if udf_id is None:
+            return []
+        rows = self._rows(
+            "SELECT d.id, d.organization_id FROM udf_value v CROSS JOIN device d "
+            "ON d.id = v.entity_id WHERE v.udf_id = ? AND v.value = ?", (udf_id, value))
+        return [DeviceMatch(*row) for row in rows]
+
+    def open_tickets_by_udf(self, organization_id: int, label: str, value: str) -> list[int]:
+        udf_id = self._udf_ids.get(("ticket", label))
+        if udf_id is None:
+            return []
+        # CROSS JOIN makes SQLite start from the (udf, value) index; left to itself it walks
+        # every ticket of the organization, which grows with the store.
+        rows = self._rows(
+            "SELECT t.id FROM udf_value v CROSS JOIN ticket t ON t.id = v.entity_id "
+            "WHERE v.udf_id = ? AND v.value = ? AND t.organization_id = ? AND t.status != ? "
+            "ORDER BY t.id DESC", (udf_id, value, organization_id, STATUS_COMPLETE))
+        return [row[0] for row in rows]
+
+    def ticket_by_number(self, number: str) -> TicketRef | None:
+        rows = self._rows("SELECT id, number, organization_id, status FROM ticket WHERE number = ?",
+                          (number.strip(),))
+        return TicketRef(*rows[0]) if rows else None
+
+    def _entities_by_udf(self, entity: str, label: str, value: str) -> list[int]:
+        udf_id = self._udf_ids.get((entity, label))
+        if udf_id is None:
+            return []
+        rows = self._rows("SELECT entity_id FROM udf_value WHERE udf_id = ? AND value = ?",
+                          (udf_id, value))
+        return [row[0] for row in rows]
+
+    def _rows(self, sql: str, params: tuple[object, ...]) -> list[tuple]:
+        """Run one of the per-mail statements: plain SQL, as peewee's query building costs
+        about a hundred times more than the indexed look-up itself."""
+        return self.db.execute_sql(sql, params).fetchall()
+
+    # -- UDF definitions ---------------------------------------------------------------------
+
+    def udf_id(self, entity: str, label: str, source: str, kind: str, now: datetime) -> int:
+        """Return the id of a UDF definition, creating it the first time it is needed."""
+        key = (entity, label)
+        if key not in self._udf_ids:
+            UdfDefinition.insert(
+                entity=entity, label=label, source=source, kind=kind, created=iso(now)
+            ).on_conflict_ignore().execute()
+            self._udf_ids[key] = UdfDefinition.get(
+                (UdfDefinition.entity == entity) & (UdfDefinition.label == label)
+            ).id
+        return self._udf_ids[key]
+
+    def ensure_source(self, source: str, now: datetime) -> None:
+        """Create the UDFs of a partner application the first time its name is seen."""
+        if source in self._sources:
+            return
+        for kind, entity in udf.ENTITY_OF.items():
+            self.udf_id(entity, udf.label(source, kind), source, kind, now)
+        self._sources.add(source)
+
+    def forget_cached_udfs(self) -> None:
+        """Drop the UDF id cache, e.g. after a transaction that created some was rolled back."""
+        self._udf_ids = {(d.entity, d.label): d.id for d in UdfDefinition.select()}
+        self._sources.clear()
+
+    # -- processed-mail log ------------------------------------------------------------------
+
+    def decided(self, folder: str, uidvalidity: int, uids: list[int]) -> set[int]:
+        """Return those of the given UIDs that the log already has a decision for."""
+        found: set[int] = set()
+        for chunk in chunks(uids, SQL_BATCH):
+            query = ProcessedMessage.select(ProcessedMessage.uid).where(
+                (ProcessedMessage.folder == folder)
+                & (ProcessedMessage.uidvalidity == uidvalidity)
+                & (ProcessedMessage.uid.in_(chunk))
+            )
+            found.update(uid for (uid,) in query.tuples())
+        return found
+
+    def pending(self, folder: str) -> list[tuple[int, int, int, str]]:
+        """Return (row id, uidvalidity, uid, action) of decisions whose mailbox step is not done."""
+        query = ProcessedMessage.select(
+            ProcessedMessage.id, ProcessedMessage.uidvalidity, ProcessedMessage.uid,
+            ProcessedMessage.action,
+        ).where((ProcessedMessage.mailbox_done == False) & (ProcessedMessage.folder == folder))  # noqa: E712
+        return list(query.tuples())
+
+    def delivered_before(self, fingerprint: str) -> Earlier | None:
+        """Return the earlier log row of the same mail if it had an effect, else None."""
+        rows = self._rows(
+            "SELECT id, ticket_id FROM processed_message WHERE fingerprint = ? AND outcome != ? "
+            "LIMIT 1", (fingerprint, Outcome.QUARANTINED.value))
+        return Earlier(*rows[0]) if rows else None
+
+    def mark_done(self, row_ids: list[int], now: datetime) -> None:
+        """Record that the mailbox step of these log rows has happened."""
+        for chunk in chunks(row_ids, SQL_BATCH):
+            ProcessedMessage.update(mailbox_done=True, updated=iso(now)).where(
+                ProcessedMessage.id.in_(chunk)
+            ).execute()
+
+    def log_pass(self, started: datetime, finished: datetime, ok: bool, counts: str,
+                 error: str = "") -> None:
+        """Record one pass (for `poller status` and people reading the database)."""
+        PassLog.insert(started=iso(started), finished=iso(finished),
+                       seconds=f"{(finished - started).total_seconds():.3f}", ok=ok,
+                       counts=counts, error=error).execute()
+
+    def _ensure_local_organization(self, name: str, now: datetime) -> int:
+        """Return the id of the MSP's own organization ("org 0"), creating it as id 0."""
+        local = Organization.get_or_none(Organization.is_local == True)  # noqa: E712
+        if local is None:
+            Organization.insert(id=0, name=name, is_local=True, created=iso(now)).execute()
+            return 0
+        if local.name != name:
+            Organization.update(name=name).where(Organization.id == local.id).execute()
+        return local.id
