@@ -13,11 +13,13 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+import mailparser
 import pytest
 
 from poller.ates.alert import Alert, read_alert
 from poller.errors import MessageError
-from poller.mail.message import parse_message
+from poller.mail.headers import split_headers
+from poller.mail.message import _bodies, _mime_tree, parse_message
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 ATES = FIXTURES / "ates"
@@ -90,3 +92,13 @@ def test_every_corpus_mail_has_provenance() -> None:
     assert CORPUS_MAILS, "no corpus mails found"
     for path in CORPUS_MAILS:
         assert f"| {path.relative_to(CORPUS).as_posix()} |" in sources, path
+
+
+@pytest.mark.parametrize("path", ATES_MAILS + CORPUS_MAILS, ids=lambda p: str(p.relative_to(FIXTURES)))
+def test_mail_passed_over_by_mail_parser_has_no_attachment_it_would_list(path):
+    """parse_message hands mail-parser only mail with a part that is not an inline text body:
+    for every other mail, mail-parser itself lists no attachment either."""
+    raw = path.read_bytes()
+    tree = _mime_tree(split_headers(raw), raw)
+    if _bodies(tree).only_text:
+        assert mailparser.MailParser(tree).attachments == []

@@ -61,7 +61,7 @@ def alert(title: str = "CPU high on SRV1", attachments: tuple[Attachment, ...] =
           **token_fields: object) -> Alert:
     token = AtesToken(pw=token_fields.pop("pw", PW), **token_fields)
     message = ParsedMessage(message_id="<m@x>", subject=title, sender="rmm@x", date=None,
-                            text="", html="", attachments=attachments, defects=())
+                            text="", html="", attachments=attachments)
     return Alert(message=message, token=token, title=title, description="body")
 
 

@@ -10,7 +10,7 @@ import email.parser
 import email.policy
 import email.utils
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import mailparser
@@ -49,55 +49,73 @@ class ParsedMessage:
     text: str
     html: str
     attachments: tuple[Attachment, ...]
-    defects: tuple[str, ...]
 
 
 def parse_message(raw: bytes) -> ParsedMessage:
-    """Parse raw mail bytes; raise MessageError when the bytes are not a mail at all."""
+    """Parse raw mail bytes; raise MessageError when the bytes are not a mail at all.
+
+    The MIME tree is the standard library's; mail-parser decodes the subject and lists the
+    attachments. It analyses the whole mail to do so (every body decoded again, summaries of
+    the mail), so a mail whose parts are all inline text bodies, which has no attachment to
+    list, is not handed to it: that is most alerts, and reading them costs a sixth less.
+    """
     split = split_headers(raw)
     try:
-        parsed = mailparser.MailParser(_mime_tree(split, raw))
-        plain, html, forwarded = _bodies(parsed.message)
+        message = _mime_tree(split, raw)
+        bodies = _bodies(message)
+        listed = () if bodies.only_text else mailparser.MailParser(message).attachments
+        subject = mailparser.get_header(message, "subject")
     except MailParserError as exc:
         raise MessageError(f"unparseable MIME: {_detail(exc)}") from None
     except RecursionError:
         raise MessageError("unparseable MIME: nested too deeply") from None
     except (email.errors.MessageError, LookupError, ValueError, TypeError, AttributeError) as exc:
         raise MessageError(f"unparseable MIME: {type(exc).__name__}: {_detail(exc)}") from None
-    message = parsed.message
     if not message.keys() and not split.fields:
         raise MessageError("unparseable MIME: the data has no mail headers")
     return ParsedMessage(
         message_id=_message_id(message.get("Message-ID")),
-        subject=" ".join(_subject(message, parsed.subject).split()),
+        subject=" ".join(_subject(message, subject).split()),
         sender=split.sender,
         date=_date(split.date),
-        text=_lines("\n".join(plain)),
-        html=_lines("\n".join(html)),
-        attachments=(*(_attachment(a) for a in parsed.attachments), *forwarded),
-        defects=tuple(str(d) for d in parsed.defects_categories),
+        text=_lines("\n".join(bodies.plain)),
+        html=_lines("\n".join(bodies.html)),
+        attachments=(*(_attachment(a) for a in listed), *bodies.forwarded),
     )
 
 
-def _bodies(message: email.message.Message) -> tuple[list[str], list[str], list[Attachment]]:
-    """Return the text/plain and text/html body texts, and the inline forwarded mails.
+@dataclass
+class _Bodies:
+    """The text/plain and text/html body texts, the inline forwarded mails, and whether every
+    part of the mail was an inline text body (so that mail-parser would list no attachment)."""
+
+    plain: list[str] = field(default_factory=list)
+    html: list[str] = field(default_factory=list)
+    forwarded: list[Attachment] = field(default_factory=list)
+    only_text: bool = True
+
+
+def _bodies(message: email.message.Message) -> _Bodies:
+    """Gather the body texts of message.
 
     A forwarded or attached mail (message/rfc822) is not body text: a token in it belongs to
     someone else's alert, and an alert forwarded by a person must not authenticate as the
     monitoring system. mail-parser reads such parts as body, so the bodies are gathered here.
     """
-    plain: list[str] = []
-    html: list[str] = []
-    forwarded: list[Attachment] = []
+    out = _Bodies(only_text=not message.defects)
     stack = [message]
     while stack:  # a loop, not recursion: nesting depth is up to the sender
         part = stack.pop()
+        disposition = part.get_content_disposition()
+        if part.get_filename() is not None or disposition not in (None, "inline") or (
+                part.defects and part is not message):
+            out.only_text = False
         if part.get_content_maintype() == "message" and part is not message:
+            out.only_text = False
             # delivery reports and the like carry no text of their own; a forwarded mail that
             # mail-parser does not list (not Content-Disposition: attachment) is kept as one
-            if (part.get_content_type() in FORWARDED_TYPES
-                    and part.get_content_disposition() != "attachment"):
-                forwarded.append(_forward(part))
+            if part.get_content_type() in FORWARDED_TYPES and disposition != "attachment":
+                out.forwarded.append(_forward(part))
             continue
         if part.is_multipart():
             payload = part.get_payload()
@@ -105,14 +123,14 @@ def _bodies(message: email.message.Message) -> tuple[list[str], list[str], list[
             continue
         subtype = part.get_content_subtype()
         if part.get_content_maintype() != "text" or subtype not in ("plain", "html"):
+            out.only_text = False
             continue
-        disposition = part.get_content_disposition()
         if disposition != "inline" and (disposition == "attachment" or part.get_filename()):
             continue
         text = _decoded_text(part)
         if text:
-            (html if subtype == "html" else plain).append(text)
-    return plain, html, forwarded
+            (out.html if subtype == "html" else out.plain).append(text)
+    return out
 
 
 def _decoded_text(part: email.message.Message) -> str:
