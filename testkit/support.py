@@ -51,11 +51,14 @@ def alert_mail(subject: str = "Disk full on SRV1", body: str = "Disk C: is 99% f
 
 
 def write_settings(tmp_path: Path, account, **sections: dict[str, str]) -> Path:
-    """Write a settings.ini for a test account; sections override or add keys."""
+    """Write a settings.ini for a test account (None: a mailbox that is never connected to, for
+    passes over a fake); sections override or add keys."""
+    imap = {"host": "imap.invalid", "port": "143", "username": "alerts", "password": "unused"}
+    if account is not None:
+        imap = {"host": account.host, "port": str(account.port), "username": account.username,
+                "password": account.password, "cafile": str(account.cafile)}
     values: dict[str, dict[str, str]] = {
-        "imap": {"host": account.host, "port": str(account.port), "security": "none",
-                 "username": account.username, "password": account.password,
-                 "cafile": str(account.cafile), "timeout": "10"},
+        "imap": {**imap, "security": "none", "timeout": "10"},
         "ates": {"password": PW, "local_organization": "Acme MSP"},
         "database": {"url": f"sqlite:///{tmp_path}/tickets.db"},
     }

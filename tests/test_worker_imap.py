@@ -1,8 +1,9 @@
-"""`poller once` end to end against the private Dovecot: every ATES rule and mailbox guarantee."""
+"""`poller once` end to end against the private Dovecot: what the mailbox sees of a pass (flags,
+moves, folders, sizes, TLS, logins) and exactly-once across kill -9. The decision paths are
+tested over a fake mailbox in test_worker.py."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 
 import pytest
@@ -73,104 +74,6 @@ def test_wrong_pw_is_quarantined_with_its_reason(setup, capsys):
     assert "not-the-key" not in json.dumps(row)
 
 
-def test_unknown_customer_goes_to_local_organization_with_a_note(setup, capsys):
-    account, config = setup
-    account.append("INBOX", alert_mail(tok=token(CustomerID="Kaseya:999", DeviceID="Kaseya:777")))
-    assert poller(config, "once") == 0
-    (ticket,) = tickets(config, capsys)
-    assert ticket["organization"] == "Acme MSP" and ticket["device"] is None
-    texts = " ".join(n["text"] for n in ticket["notes"])
-    assert "Kaseya Customer ID '999'" in texts and "777" in texts
-
-
-def test_email_maps_organization_and_contact(setup, capsys):
-    account, config = setup
-    account.append("INBOX", alert_mail(tok=token(Email="Jane@Two.example")))
-    assert poller(config, "once") == 0
-    (ticket,) = tickets(config, capsys)
-    assert (ticket["organization"], ticket["contact"]) == ("Client Two", "jane@two.example")
-
-
-def test_contact_element_creates_a_missing_contact(setup, capsys):
-    account, config = setup
-    account.append("INBOX", alert_mail(tok=token(Customer="Client One", Email="fred@one.example",
-                                                 Contact="Fred Jones")))
-    assert poller(config, "once") == 0
-    (ticket,) = tickets(config, capsys)
-    assert (ticket["organization"], ticket["contact"]) == ("Client One", "fred@one.example")
-
-
-def test_repeated_alert_is_appended_as_a_note(setup, capsys):
-    account, config = setup
-    for n in range(3):
-        account.append("INBOX", alert_mail(body=f"occurrence {n}",
-                                           tok=token(CustomerID="Kaseya:100", AlertID="Kaseya:5")))
-    assert poller(config, "once") == 0
-    (ticket,) = tickets(config, capsys)
-    assert ticket["occurrences"] == 3
-    assert [n["text"] for n in ticket["notes"] if n["kind"] == "duplicate"] == [
-        "occurrence 1", "occurrence 2"]
-    assert [m["outcome"] for m in messages(config, capsys)] == ["created", "appended", "appended"]
-
-
-def test_same_alert_id_in_other_organization_or_source_is_a_new_ticket(setup, capsys):
-    account, config = setup
-    account.append("INBOX", alert_mail(tok=token(CustomerID="Kaseya:100", AlertID="Kaseya:5")))
-    account.append("INBOX", alert_mail(tok=token(CustomerID="Kaseya:200", AlertID="Kaseya:5")))
-    account.append("INBOX", alert_mail(tok=token(CustomerID="Kaseya:100", AlertID="Nagios:5")))
-    assert poller(config, "once") == 0
-    assert len(tickets(config, capsys)) == 3
-
-
-def test_action_new_creates_a_ticket_per_alert(tmp_path, setup, capsys):
-    account, config = setup
-    write_settings(tmp_path, account, duplicates={"action": "new"})
-    for _ in range(2):
-        account.append("INBOX", alert_mail(tok=token(AlertID="Kaseya:5")))
-    assert poller(config, "once") == 0
-    assert len(tickets(config, capsys)) == 2
-
-
-def test_external_ticket_id_and_ticket_number(setup, capsys):
-    account, config = setup
-    account.append("INBOX", alert_mail(tok=token(CustomerID="Kaseya:100", TicketID="Kaseya:K-1")))
-    assert poller(config, "once") == 0
-    (first,) = tickets(config, capsys)
-    account.append("INBOX", alert_mail(tok=token(CustomerID="Kaseya:100", TicketID="Kaseya:K-1")))
-    account.append("INBOX", alert_mail(tok=token(TicketNumber=first["number"])))
-    assert poller(config, "once") == 0
-    (ticket,) = tickets(config, capsys)
-    assert ticket["occurrences"] == 3
-    assert ticket["udfs"] == {"Kaseya Ticket ID": "K-1"}
-
-
-def test_clear_completes_then_same_alert_opens_a_new_ticket(setup, capsys):
-    account, config = setup
-    tok = token(CustomerID="Kaseya:100", AlertID="Kaseya:77")
-    account.append("INBOX", alert_mail(subject="CPU high on SRV1", tok=tok))
-    account.append("INBOX", alert_mail(subject="RESOLVED: CPU high on SRV1", body="back to 10%",
-                                       tok=tok))
-    assert poller(config, "once") == 0
-    (ticket,) = tickets(config, capsys)
-    assert ticket["status"] == "Complete" and ticket["completed"]
-    assert ticket["notes"][-1]["kind"] == "resolution"
-    assert ticket["notes"][-1]["text"] == "back to 10%"
-    account.append("INBOX", alert_mail(subject="CPU high on SRV1", tok=tok))
-    assert poller(config, "once") == 0
-    assert [t["status"] for t in tickets(config, capsys)] == ["Complete", "New"]
-
-
-def test_clear_with_nothing_open_is_recorded_and_creates_nothing(setup, capsys):
-    account, config = setup
-    account.append("INBOX", alert_mail(subject="Cleared: disk", tok=token(AlertID="Kaseya:404")))
-    assert poller(config, "once") == 0
-    assert tickets(config, capsys) == []
-    (row,) = messages(config, capsys)
-    assert row["outcome"] == "skipped" and "no open ticket" in row["reason"]
-    ((_, flags, _),) = account.messages("INBOX")
-    assert SEEN in flags  # handled: it will not be looked at again
-
-
 def test_mail_without_token_is_left_untouched_and_not_parsed_again(setup, capsys):
     account, config = setup
     account.append("INBOX", b"Subject: lunch?\r\nMessage-ID: <l@x>\r\n\r\nPizza at noon.\r\n")
@@ -201,30 +104,6 @@ def test_move_mode_moves_processed_mail(tmp_path, setup, capsys):
     assert len(account.messages("Done/Alerts")) == 1
 
 
-def test_same_mail_delivered_twice_has_one_effect(setup, capsys):
-    account, config = setup
-    raw = alert_mail(message_id="<once@client.example>", tok=token(AlertID="Kaseya:3"))
-    account.append("INBOX", raw)
-    account.append("INBOX", b"Received: from relay2 by mx; Thu, 26 Nov 2026 10:00:05 +0000\r\n"
-                   + raw)
-    assert poller(config, "once") == 0
-    (ticket,) = tickets(config, capsys)
-    assert ticket["occurrences"] == 1
-    assert [n for n in ticket["notes"] if n["kind"] == "duplicate"] == []
-    assert [m["outcome"] for m in messages(config, capsys)] == ["created", "duplicate"]
-
-
-def test_attachments_are_stored_with_the_ticket(setup, capsys):
-    account, config = setup
-    pdf = b"%PDF-1.4\n" + bytes(range(256)) * 40
-    account.append("INBOX", alert_mail(attachments=(("report.pdf", pdf, "application/pdf"),)))
-    assert poller(config, "once") == 0
-    (ticket,) = tickets(config, capsys)
-    assert ticket["attachments"] == [
-        {"filename": "report.pdf", "size": len(pdf), "content_type": "application/pdf",
-         "sha256": hashlib.sha256(pdf).hexdigest()}]
-
-
 def test_oversized_mail_is_quarantined_without_a_ticket(tmp_path, setup, capsys):
     account, config = setup
     write_settings(tmp_path, account, limits={"max_message_bytes": "4096"})
@@ -235,17 +114,6 @@ def test_oversized_mail_is_quarantined_without_a_ticket(tmp_path, setup, capsys)
     assert len(account.messages("Quarantine")) == 1
     reasons = [m["reason"] for m in messages(config, capsys) if m["outcome"] == "quarantined"]
     assert len(reasons) == 1 and "over the limit of 4096 bytes" in reasons[0]
-
-
-def test_broken_token_is_quarantined_and_the_pass_goes_on(setup, capsys):
-    account, config = setup
-    account.append("INBOX", alert_mail(tok='<Autotask><PW name="x"/><!DOCTYPE a></Autotask>'))
-    account.append("INBOX", b"\x00\xff garbage that is no mail at all")
-    account.append("INBOX", alert_mail(tok=token(AlertID="Kaseya:9")))
-    assert poller(config, "once") == 0
-    assert len(tickets(config, capsys)) == 1
-    quarantined = [m for m in messages(config, capsys) if m["outcome"] == "quarantined"]
-    assert any("DTD" in m["reason"] for m in quarantined)
 
 
 @pytest.mark.parametrize("security", ["ssl", "starttls"])
