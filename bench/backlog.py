@@ -161,47 +161,9 @@ def poller_command() -> list[str]:
 
 
 # Linux carries a process's peak RSS across exec, and a child forked from this process starts
-# with this process's (which holds the whole backlog). So `poller once` is forked by a small
-# launcher instead, which also times it from fork to exit and reports wait4's rusage.
-LAUNCHER = """
-import json, os, sys, time
-
-def pss_kib(pid):
-    total = 0
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as handle:
-            children = [int(c) for c in handle.read().split()]
-        for proc in (pid, *children):
-            with open(f"/proc/{proc}/smaps_rollup") as handle:
-                total += sum(int(line.split()[1]) for line in handle if line.startswith("Pss:"))
-    except (OSError, ValueError):
-        pass
-    return total
-
-log = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND | os.O_CREAT)
-started = time.perf_counter()
-pid = os.fork()
-if pid == 0:
-    os.dup2(log, 1)
-    os.dup2(log, 2)
-    os.execv(sys.argv[2], sys.argv[2:])
-peak_pss, running = [0], [True]
-
-def sample():
-    while running[0]:
-        peak_pss[0] = max(peak_pss[0], pss_kib(pid))
-        time.sleep(0.05)
-
-import threading
-sampler = threading.Thread(target=sample, daemon=True)
-sampler.start()
-_, status, usage = os.wait4(pid, 0)
-seconds = time.perf_counter() - started
-running[0] = False
-print(json.dumps({"seconds": seconds, "maxrss_kib": usage.ru_maxrss,
-                  "cpu": usage.ru_utime + usage.ru_stime, "pss_kib": peak_pss[0],
-                  "code": os.waitstatus_to_exitcode(status)}))
-"""
+# with this process's (which holds the whole backlog): `poller once` is forked by
+# bench/launcher.py instead.
+LAUNCHER = Path(__file__).with_name("launcher.py")
 
 
 @dataclass
@@ -216,7 +178,7 @@ def run_poller(config: Path, log: Path, timeout: float, wrapper: list[str] | Non
     """Run `poller once` as a child process and measure it."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("POLLER_")}
     command = [*(wrapper or poller_command()), "--config", str(config), "once"]
-    launcher = subprocess.Popen([sys.executable, "-c", LAUNCHER, str(log), *command],
+    launcher = subprocess.Popen([sys.executable, str(LAUNCHER), str(log), *command],
                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, env=env,
                                 start_new_session=True)
     try:

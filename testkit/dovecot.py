@@ -1,30 +1,17 @@
-"""A private Dovecot IMAP server for integration tests and benchmarks.
+"""A private Dovecot IMAP server for integration tests and benchmarks (no pytest needed).
 
-``Dovecot`` runs ``dovecot -F -c <workdir>/dovecot.conf`` as a child process
-with a configuration written from scratch: nothing is read from /etc/dovecot
-and the system service is never touched.  The server listens on 127.0.0.1
-only, on two ports picked at run time:
-
-* ``port``: plain IMAP, STARTTLS offered, LOGIN allowed without TLS;
-* ``ssl_port``: IMAP over implicit TLS.
-
-The certificate is signed by a throw-away CA created with the ``openssl``
-command line tool; ``cafile`` is the CA certificate for clients to verify
-against (it is valid for "127.0.0.1" and "localhost").  Each user has a
-passwd-file of its own with a plaintext password, and keeps its mail in a
-maildir of its own inside the work directory.
-
-Works as root (mail is then owned by the unprivileged ``nobody`` user,
-because Dovecot refuses to access mail as UID 0) and as a normal user.
-
-Example::
+``Dovecot`` runs ``dovecot -F -c <workdir>/dovecot.conf`` as a child process with a
+configuration written from scratch: nothing is read from /etc/dovecot and the system service
+is never touched. It listens on 127.0.0.1 only, on two ports picked at run time: ``port``
+(plain IMAP, STARTTLS offered, LOGIN allowed without TLS) and ``ssl_port`` (implicit TLS),
+with a certificate from a throw-away CA (``cafile``). Each user has a passwd-file and a
+maildir of its own. Works as root (mail is then owned by ``nobody``, as Dovecot refuses to
+access mail as UID 0) and as a normal user.
 
     with Dovecot() as server:
-        user, password = server.add_user()
-        server.append(user, password, "INBOX", b"Subject: hi\\r\\n\\r\\nbody\\r\\n")
-        print(server.messages(user, password, "INBOX"))
-
-This module deliberately does not depend on pytest.
+        account = server.account()
+        account.append("INBOX", b"Subject: hi\\r\\n\\r\\nbody\\r\\n")
+        print(account.messages("INBOX"))
 """
 
 from __future__ import annotations
@@ -35,7 +22,6 @@ import os
 import pwd
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -58,7 +44,6 @@ from testkit.imapserver import (
 __all__ = ["Dovecot", "ImapAccount"]
 
 START_TIMEOUT = 10.0
-STOP_TIMEOUT = 10.0
 
 # Unix socket paths are limited to 108 bytes and Dovecot puts sockets up to
 # ~25 characters deep below base_dir ("token-login/imap-urlauth"), so a
@@ -170,22 +155,6 @@ class Dovecot(ImapServer):
                 raise
         raise AssertionError("unreachable")
 
-    def stop(self) -> None:
-        """Stop the server: SIGTERM, wait, then SIGKILL its process group."""
-        process = self._process
-        self._process = None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            try:
-                os.killpg(process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            process.wait(timeout=STOP_TIMEOUT)
-
     def restart(self) -> None:
         """Stop and start again with the same ports, users, certificates and mail."""
         self.stop()
@@ -198,11 +167,6 @@ class Dovecot(ImapServer):
             shutil.rmtree(self.base_dir, ignore_errors=True)
         if self._owns_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
-
-    @property
-    def running(self) -> bool:
-        """True while the dovecot master process is alive."""
-        return self._process is not None and self._process.poll() is None
 
     def __enter__(self) -> Dovecot:
         return self.start()
@@ -428,16 +392,3 @@ service anvil {{
             imap.select_folder("INBOX")
         finally:
             imap.logout()
-
-    def _tail(self, lines: int = 30) -> str:
-        """Return the last lines of dovecot's stderr and log, for error messages."""
-        parts = []
-        for path in (self.stderr_path, self.log_path):
-            try:
-                text = path.read_text(errors="replace")
-            except FileNotFoundError:
-                continue
-            tail = "\n".join(text.splitlines()[-lines:])
-            if tail:
-                parts.append(f"\n--- {path} (last {lines} lines) ---\n{tail}")
-        return "".join(parts)

@@ -28,11 +28,12 @@ class FakeMailbox:
     moved: dict[int, str] = field(default_factory=dict)
     fetched: list[list[int]] = field(default_factory=list)
     refuse_steps: bool = False  # flag and move answer NO, as a server with a full quota would
+    next_uid: int = 1
 
     def add(self, *raws: bytes) -> list[int]:
         """Deliver mails to the folder; return their UIDs."""
-        first = max([*self.mails, *self.moved, 0]) + 1
-        uids = list(range(first, first + len(raws)))
+        uids = list(range(self.next_uid, self.next_uid + len(raws)))
+        self.next_uid += len(raws)
         self.mails.update(zip(uids, raws, strict=True))
         return uids
 

@@ -22,6 +22,7 @@ from imapclient import IMAPClient
 
 HOST = "127.0.0.1"
 CLIENT_TIMEOUT = 10.0
+STOP_TIMEOUT = 10.0
 
 
 def free_ports(count: int) -> list[int]:
@@ -140,9 +141,47 @@ class ImapServer:
     ssl_port: int
     cafile: Path
 
+    _process: subprocess.Popen[bytes] | None = None
+    stderr_path: Path
+    log_path: Path
+
     def add_user(self, name: str | None = None, password: str | None = None) -> tuple[str, str]:
         """Add a user and return ``(username, password)`` (made up when None)."""
         raise NotImplementedError
+
+    def stop(self) -> None:
+        """Stop the server: SIGTERM, wait, then SIGKILL its process group."""
+        process = self._process
+        self._process = None
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            process.wait(timeout=STOP_TIMEOUT)
+
+    @property
+    def running(self) -> bool:
+        """True while the server's master process is alive."""
+        return self._process is not None and self._process.poll() is None
+
+    def _tail(self, lines: int = 30) -> str:
+        """Return the last lines of the server's stderr and log, for error messages."""
+        parts = []
+        for path in (self.stderr_path, self.log_path):
+            try:
+                text = path.read_text(errors="replace")
+            except FileNotFoundError:
+                continue
+            tail = "\n".join(text.splitlines()[-lines:])
+            if tail:
+                parts.append(f"\n--- {path} (last {lines} lines) ---\n{tail}")
+        return "".join(parts)
 
     def account(self, name: str | None = None, password: str | None = None) -> ImapAccount:
         """Add a user (as ``add_user``) and return it as an ``ImapAccount``."""

@@ -64,7 +64,6 @@ class AtesToken:
     device_guid: Sourced | None = None
     alert_id: Sourced | None = None
     ticket_id: Sourced | None = None
-    non_canonical: tuple[str, ...] = ()
 
     def public(self) -> dict[str, object]:
         """Return the token as a JSON-ready dict without the PW."""
@@ -203,13 +202,10 @@ def _elements_from_scan(xml: str) -> list[tuple[str, dict[str, str]]]:
 
 def _build(elements: list[tuple[str, dict[str, str]]]) -> AtesToken:
     values: dict[str, object] = {}
-    non_canonical: list[str] = []
     for raw_name, raw_attrs in elements:
         canonical = CANONICAL.get(raw_name.lower())
         if canonical is None or canonical in values:
             continue  # unknown elements are extensions; a repeated element keeps its first value
-        if raw_name != canonical:
-            non_canonical.append(raw_name)
         attrs = {k.lower(): v.strip() for k, v in raw_attrs.items()}
         if canonical in TEXT_ELEMENTS:
             value = attrs.get("#text") or attrs.get("@name")
@@ -241,5 +237,4 @@ def _build(elements: list[tuple[str, dict[str, str]]]) -> AtesToken:
         device_guid=values.get("DeviceGUID"),
         alert_id=values.get("AlertID"),
         ticket_id=values.get("TicketID"),
-        non_canonical=tuple(non_canonical),
     )

@@ -19,8 +19,6 @@ from mailparser.exceptions import MailParserError
 from poller.errors import MessageError
 from poller.mail.headers import Split, split_headers
 
-logger = logging.getLogger(__name__)
-
 # mail-parser logs every header and part at DEBUG through f-strings; silence it so a
 # DEBUG run of the worker stays readable and the hot path does not format those lines.
 logging.getLogger("mailparser").setLevel(logging.WARNING)

@@ -20,7 +20,6 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type
 from poller.config import Settings
 from poller.errors import MailboxError, MailboxUnavailable, StoreError
 from poller.imap.mailbox import Mailbox
-from poller.service import metrics
 from poller.service.worker import PassResult, Worker, utc_now
 from poller.store.database import open_database
 from poller.store.store import Store
@@ -157,6 +156,8 @@ def _write_metrics(settings: Settings) -> None:
     path = settings.metrics.textfile
     if not path:
         return
+    from poller.service import metrics  # prometheus_client is only needed with a textfile
+
     try:
         metrics.write_textfile(path)
     except (OSError, peewee.PeeweeException) as exc:

@@ -1,0 +1,35 @@
+"""The shape of the code base: module sizes, and package docstrings that say what each package
+owns and may import. The import contracts themselves are checked by lint-imports (see
+pyproject.toml; scripts/test runs it)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+MAX_LINES = 400
+SOURCES = sorted(p for folder in ("poller", "testkit", "tests", "bench", "scripts", "fuzz")
+                 for p in (ROOT / folder).rglob("*.py"))
+PACKAGES = ("ates", "mail", "imap", "store", "service", "cli", "config")
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_module_is_over_400_lines(path):
+    lines = len(path.read_text(encoding="utf-8").splitlines())
+    assert lines <= MAX_LINES, f"{path.relative_to(ROOT)} has {lines} lines; split it by owner"
+
+
+@pytest.mark.parametrize("name", PACKAGES)
+def test_each_package_says_what_it_owns_and_may_import(name):
+    docstring = ast.get_docstring(ast.parse((ROOT / "poller" / name / "__init__.py").read_text()))
+    assert docstring and "May import:" in docstring, f"poller/{name}/__init__.py"
+
+
+def test_the_readme_architecture_table_names_every_package():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Architecture", 1)[1].split("\n## ", 1)[0]
+    for name in PACKAGES:
+        assert f"`poller/{name}/`" in section, name
