@@ -11,10 +11,11 @@ import fcntl
 import logging
 import os
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from poller.errors import StoreError
 
@@ -31,26 +32,23 @@ class PassLock:
         self._fd: int | None = None
 
     def acquire(self, wait: float = 0.0, stop: threading.Event | None = None) -> bool:
-        """Take the lock, waiting up to WAIT seconds; return False if another process holds it."""
+        """Take the lock, waiting up to WAIT seconds (less if STOP is set); return False if
+        another process holds it."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as exc:
             raise StoreError(f"[schedule] lock_file: cannot open {self.path}: {exc.strerror}") \
                 from None
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline or (stop is not None and stop.is_set()):
-                    os.close(fd)
-                    return False
-                if stop is not None:
-                    stop.wait(POLL_SECONDS)
-                else:
-                    time.sleep(POLL_SECONDS)
+        stop = stop or threading.Event()
+        try:
+            Retrying(retry=retry_if_exception_type(BlockingIOError),
+                     stop=stop_after_delay(wait) | (lambda _state: stop.is_set()),
+                     wait=wait_fixed(POLL_SECONDS), sleep=stop.wait, reraise=True,
+                     )(fcntl.flock, fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode("ascii"))
         self._fd = fd
