@@ -66,15 +66,17 @@ def test_import_is_idempotent_and_reports_counts(tmp_path, config, capsys):
     assert "1 updated" in run(config, capsys, "import", "organizations", str(orgs))[1]
 
 
+# A good row before each bad one: the import is all or nothing, so it must not be kept either.
 @pytest.mark.parametrize(
     ("kind", "text", "message"),
     [
         ("organizations", "name,Kaseya Customer ID\nA,1\n,2\n", ":3: column 'name' is empty"),
         ("organizations", "name,Colour\nA,red\n", ":2: unknown column 'Colour'"),
-        ("devices", "name,organization,Kaseya Device ID\nPC,Nobody Inc,1\n",
-         ":2: organization 'Nobody Inc' does not exist"),
+        ("devices", "name,organization,Kaseya Device ID\nPC1,Acme MSP,1\nPC2,Nobody Inc,2\n",
+         ":3: organization 'Nobody Inc' does not exist"),
         ("contacts", "organization,first_name,last_name,email,email2,email3\n"
-                     "Acme MSP,A,B,not-an-address,,\n", ":2: email 'not-an-address'"),
+                     "Acme MSP,A,B,a@msp.example,,\nAcme MSP,C,D,not-an-address,,\n",
+         ":3: email 'not-an-address'"),
     ],
 )
 def test_bad_import_row_names_its_line_and_keeps_nothing(tmp_path, config, capsys, kind, text,
@@ -84,8 +86,10 @@ def test_bad_import_row_names_its_line_and_keeps_nothing(tmp_path, config, capsy
     code, _, err = run(config, capsys, "import", kind, str(path))
     assert code == 2
     assert message in err
+    table = {"organizations": "organization WHERE is_local = 0", "devices": "device",
+             "contacts": "contact"}[kind]
     rows = sqlite3.connect(tmp_path / "tickets.db").execute(
-        "SELECT count(*) FROM organization WHERE is_local = 0").fetchone()
+        f"SELECT count(*) FROM {table}").fetchone()
     assert rows == (0,)
 
 
