@@ -123,8 +123,9 @@ def test_bad_settings_exit_2_before_any_io(tmp_path, capsys):
 
 def test_unreachable_server_exits_3(tmp_path, capsys):
     path = tmp_path / "settings.ini"
-    # port 1 on loopback: nothing listens there, the connection is refused at once
+    # port 1 on loopback: nothing listens there, the connection is refused at once; one
+    # attempt, as the retries and their back-off are test_faults.py's
     path.write_text(SETTINGS.replace("host = 127.0.0.1", "host = 127.0.0.1\nport = 1\n"
-                                     "security = none"))
+                                     "security = none") + "[retry]\nattempts = 1\n")
     assert main(["--config", str(path), "once"]) == 3
     assert "imap-secret" not in capsys.readouterr().err
