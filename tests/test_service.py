@@ -38,11 +38,9 @@ def test_idle_makes_a_ticket_within_seconds_without_waiting_for_the_interval(
         serve.wait_for("waiting for new mail in 'INBOX' with IMAP IDLE")
         serve.wait_for("pass done")
         for n in range(3):
-            started = time.monotonic()
             imap_account.append("INBOX", alert_mail(tok=token(AlertID=f"Kaseya:{n}")))
             # The interval is an hour: only IDLE can start this pass.
             wait_until(lambda n=n: count_tickets(db) == n + 1, 15, lambda: serve.log)
-            assert time.monotonic() - started < 15
         assert serve.stop() == 0
     assert_each_alert_once(db, 3)
     assert all(SEEN in flags and KEYWORD in flags
