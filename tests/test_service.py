@@ -104,10 +104,10 @@ def test_sigterm_while_the_server_hangs_cuts_the_connection_after_stop_grace(
                                 schedule={"interval": "3600", "stop_grace": "1"})
         with Child(config, "serve") as serve:
             wait_until(lambda: proxy.faults == 1, 15, lambda: serve.log)
-            started = time.monotonic()
             assert serve.stop() == 0
-            assert time.monotonic() - started < 10  # not the 120 s socket timeout
-        assert "cutting the IMAP connection" in serve.log
+        assert "did not end within 1s of the stop request; cutting the IMAP connection" in \
+            serve.log
+        assert "exiting anyway" not in serve.log  # the cut ended the pass, not the last resort
     assert count_tickets(tmp_path / "tickets.db") == 0
     assert query(tmp_path / "tickets.db", "SELECT count(*) FROM processed_message") == [(0,)]
 
