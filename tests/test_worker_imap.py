@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from testkit.proxy import TcpProxy
 from testkit.support import (
     alert_mail,
     poller,
@@ -117,12 +118,19 @@ def test_oversized_mail_is_quarantined_without_a_ticket(tmp_path, setup, capsys)
 
 
 @pytest.mark.parametrize("security", ["ssl", "starttls"])
-def test_tls_connections_verify_against_cafile(tmp_path, imap_account, capsys, security):
+def test_tls_connections_work_and_keep_the_login_off_the_wire(tmp_path, imap_account, capsys,
+                                                              security):
+    """A certificate not signed by [imap] cafile is refused: test_faults.py."""
     port = imap_account.ssl_port if security == "ssl" else imap_account.port
-    config = write_settings(tmp_path, imap_account, imap={"security": security, "port": str(port)})
     imap_account.append("INBOX", alert_mail())
-    assert poller(config, "once") == 0
+    with TcpProxy(port) as proxy:
+        config = write_settings(tmp_path, imap_account,
+                                imap={"security": security, "port": str(proxy.port)})
+        assert poller(config, "once") == 0
+        sent = b"".join(proxy.sent)
     assert len(tickets(config, capsys)) == 1
+    assert (b"STARTTLS" in sent) is (security == "starttls")
+    assert b"LOGIN" not in sent.upper() and imap_account.password.encode() not in sent
 
 
 def test_wrong_imap_password_fails_with_exit_3_and_no_secret(tmp_path, imap_account, capsys):
