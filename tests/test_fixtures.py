@@ -57,7 +57,7 @@ def _outcome(raw: bytes) -> dict[str, object]:
 
 
 @pytest.mark.parametrize("path", ATES_MAILS, ids=[f"{p.parent.name}/{p.stem}" for p in ATES_MAILS])
-def test_ates_fixture(path: Path) -> None:
+def test_ates_fixture_gives_its_expected_extraction(path: Path) -> None:
     expected_path = path.with_name(path.stem + EXPECTED_SUFFIX)
     expected = json.loads(expected_path.read_text(encoding="utf-8"))
     outcome = _outcome(path.read_bytes())

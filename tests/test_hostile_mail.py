@@ -198,7 +198,7 @@ def test_oversized_mail_is_quarantined_without_its_body_crossing_the_wire(tmp_pa
     assert proxy.from_server > 2_000_000
 
 
-def test_header_oddities_found_by_fuzzing() -> None:
+def test_the_first_of_two_subjects_is_the_title_and_an_overflowing_date_is_none() -> None:
     raw = (b"Subject: first\r\nSubject: second\r\nDate: Wed, 7 Dec 2011 20:32:40 +0900000000000"
            b"000000000000000\r\n\r\n" + token().encode())
     message = parse_message(raw)
