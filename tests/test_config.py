@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import configparser
+import re
 from pathlib import Path
 
 import pytest
 
 from poller.ates.policy import MASK
 from poller.config import load_settings
+from poller.config.sections import Section
 from poller.errors import ConfigError
 
 MINIMAL = """
@@ -35,11 +38,24 @@ def test_minimal_settings_get_documented_defaults(tmp_path):
     assert settings.database.url == f"sqlite:///{tmp_path}/tickets.db"
 
 
-def test_sample_settings_file_in_repo_is_valid(tmp_path):
-    sample = Path(__file__).resolve().parent.parent / "settings.ini"
-    env = {"POLLER_IMAP_PASSWORD": "x", "POLLER_ATES_PASSWORD": "y"}
-    settings = load_settings(sample, environ=env)
-    assert settings.imap.password == "x"
+def test_sample_settings_file_loads_and_every_key_in_it_is_read(tmp_path, monkeypatch):
+    sample = (Path(__file__).resolve().parent.parent / "settings.ini").read_text(encoding="utf-8")
+    (tmp_path / "secret").write_text("s3cret\n")
+    text = re.sub(r"(?m)^password_file = .*$", f"password_file = {tmp_path}/secret", sample)
+    read: set[tuple[str, str]] = set()
+    original = Section.str
+
+    def spy(self, key, *args, **kwargs):
+        read.add((self.name, key))
+        return original(self, key, *args, **kwargs)
+
+    monkeypatch.setattr(Section, "str", spy)
+    settings = load_settings(write(tmp_path, text), environ={})
+    assert (settings.imap.password, settings.ates.passwords) == ("s3cret", ("s3cret",))
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read_string(text)
+    written = {(section, key) for section in parser.sections() for key in parser[section]}
+    assert sorted(written - read) == [], "keys in the sample that no setting reads"
 
 
 def test_environment_overrides_any_key(tmp_path):

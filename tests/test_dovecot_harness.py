@@ -56,10 +56,11 @@ def test_starttls_verifies_against_cafile(imap_account: ImapAccount) -> None:
 @pytest.mark.parametrize("hostname", ["127.0.0.1", "localhost"])
 def test_imaps_verifies_against_cafile(imap_account: ImapAccount, hostname: str) -> None:
     context = ssl.create_default_context(cafile=str(imap_account.cafile))
+    # The handshake fails (SSLCertVerificationError) unless the test CA signed a certificate
+    # for this name: connecting and logging in is the assertion.
     client = IMAPClient(hostname, port=imap_account.ssl_port, ssl=True, ssl_context=context)
     try:
         client.login(imap_account.username, imap_account.password)
-        assert isinstance(client.socket(), ssl.SSLSocket)
     finally:
         client.logout()
 

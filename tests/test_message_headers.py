@@ -46,7 +46,7 @@ def test_first_from_and_date_win_and_folds_are_joined():
     assert message.date == datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 
 
-def test_mbox_separator_line_and_lf_only_mail():
+def test_mail_after_an_mbox_separator_line_and_with_lf_only_lines_is_read():
     raw = (b"From nobody Wed Mar 30 12:15:10 2016\nReceived: by mx\nSubject: lf only\n"
            b"From: a@x.example\nMessage-ID: <lf@x>\n\nline one\nline two\n")
     message = parse_message(raw)

@@ -38,11 +38,9 @@ def test_idle_makes_a_ticket_within_seconds_without_waiting_for_the_interval(
         serve.wait_for("waiting for new mail in 'INBOX' with IMAP IDLE")
         serve.wait_for("pass done")
         for n in range(3):
-            started = time.monotonic()
             imap_account.append("INBOX", alert_mail(tok=token(AlertID=f"Kaseya:{n}")))
             # The interval is an hour: only IDLE can start this pass.
             wait_until(lambda n=n: count_tickets(db) == n + 1, 15, lambda: serve.log)
-            assert time.monotonic() - started < 15
         assert serve.stop() == 0
     assert_each_alert_once(db, 3)
     assert all(SEEN in flags and KEYWORD in flags
@@ -65,6 +63,24 @@ def test_idle_is_renewed_and_comes_back_after_its_connection_is_cut(tmp_path, im
         assert proxy.faults == 1
 
 
+# SIGTERM comes while the 7th mail (UID 7, in the middle of the 2nd chunk) is in hand; that
+# mail goes on once the stop request is seen.
+TERM_WITH_THE_7TH_MAIL_IN_HAND = """
+import os, signal, time
+import poller.service.worker as _w
+_original = _w.Worker._handle_one
+_calls = []
+def _handle(self, *args, **kwargs):
+    _calls.append(1)
+    if len(_calls) == 7:
+        os.kill(os.getpid(), signal.SIGTERM)
+        while not self.stop.is_set():
+            time.sleep(0.01)
+    return _original(self, *args, **kwargs)
+_w.Worker._handle_one = _handle
+"""
+
+
 @pytest.mark.parametrize("command", ["serve", "once"])
 def test_sigterm_in_the_middle_of_a_pass_finishes_the_mail_in_hand_and_exits_0(
         tmp_path, imap_account, dovecot, command):
@@ -72,15 +88,13 @@ def test_sigterm_in_the_middle_of_a_pass_finishes_the_mail_in_hand_and_exits_0(
                             schedule={"interval": "3600"})
     db = tmp_path / "tickets.db"
     append_many(imap_account, alerts(20))
-    with Child(config, command, prelude=SLOW.format(delay=0.2)) as child:
-        child.wait_for("outcome=created", times=7)
-        started = time.monotonic()
-        assert child.stop() == 0
-        assert time.monotonic() - started < 5
-        assert "stopped before the end" in child.log
+    with Child(config, command, prelude=TERM_WITH_THE_7TH_MAIL_IN_HAND) as child:
+        assert child.wait() == 0
+    assert "received SIGTERM: finishing the mail in hand" in child.log
+    assert "stopped before the end" in child.log
     rows = query(db, "SELECT uid, mailbox_done FROM processed_message")
     decided = {uid for uid, _ in rows}
-    assert 7 <= len(decided) < 20 and all(done for _, done in rows)
+    assert sorted(decided) == list(range(1, 8)) and all(done for _, done in rows)
     for uid, flags, _ in imap_account.messages("INBOX"):
         assert (SEEN in flags and KEYWORD in flags) == (uid in decided)
     user = imap_account.username
@@ -106,10 +120,10 @@ def test_sigterm_while_the_server_hangs_cuts_the_connection_after_stop_grace(
                                 schedule={"interval": "3600", "stop_grace": "1"})
         with Child(config, "serve") as serve:
             wait_until(lambda: proxy.faults == 1, 15, lambda: serve.log)
-            started = time.monotonic()
             assert serve.stop() == 0
-            assert time.monotonic() - started < 10  # not the 120 s socket timeout
-        assert "cutting the IMAP connection" in serve.log
+        assert "did not end within 1s of the stop request; cutting the IMAP connection" in \
+            serve.log
+        assert "exiting anyway" not in serve.log  # the cut ended the pass, not the last resort
     assert count_tickets(tmp_path / "tickets.db") == 0
     assert query(tmp_path / "tickets.db", "SELECT count(*) FROM processed_message") == [(0,)]
 

@@ -81,10 +81,6 @@ def test_bad_values_name_section_and_key(tmp_path, extra, message):
     assert message in str(error.value)
 
 
-def test_lock_wait_zero_means_do_not_wait(tmp_path):
-    assert load(tmp_path, "[schedule]\nlock_wait = 0\n").schedule.lock_wait == 0
-
-
 def test_secrets_from_systemd_credentials(tmp_path, monkeypatch):
     credentials = tmp_path / "credentials"
     credentials.mkdir()

@@ -125,7 +125,7 @@ def test_action_new_creates_a_ticket_per_alert(box):
     assert len(box.tickets()) == 2
 
 
-def test_external_ticket_id_and_ticket_number(box):
+def test_same_external_ticket_id_and_the_ticket_number_append_to_that_ticket(box):
     box.mailbox.add(alert_mail(tok=token(CustomerID="Kaseya:100", TicketID="Kaseya:K-1")))
     box.run()
     (first,) = box.tickets()

@@ -1,13 +1,13 @@
 """`poller once` end to end against the private Dovecot: what the mailbox sees of a pass (flags,
-moves, folders, sizes, TLS, logins) and exactly-once across kill -9. The decision paths are
-tested over a fake mailbox in test_worker.py."""
+moves, folders, TLS) and exactly-once across kill -9. The decision paths are tested over a fake
+mailbox in test_worker.py; oversized mail on the wire in test_hostile_mail.py, refused logins
+in test_faults.py."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
+from testkit.proxy import TcpProxy
 from testkit.support import (
     alert_mail,
     poller,
@@ -62,18 +62,6 @@ def test_new_alert_becomes_a_ticket_and_the_mail_is_flagged(setup, capsys):
     assert (row["outcome"], row["ticket"]) == ("created", ticket["number"])
 
 
-def test_wrong_pw_is_quarantined_with_its_reason(setup, capsys):
-    account, config = setup
-    account.append("INBOX", alert_mail(tok=token(pw="not-the-key", AlertID="Kaseya:1")))
-    assert poller(config, "once") == 0
-    assert tickets(config, capsys) == []
-    assert account.messages("INBOX") == []
-    assert len(account.messages("Quarantine")) == 1
-    (row,) = messages(config, capsys)
-    assert row["outcome"] == "quarantined" and "PW" in row["reason"]
-    assert "not-the-key" not in json.dumps(row)
-
-
 def test_mail_without_token_is_left_untouched_and_not_parsed_again(setup, capsys):
     account, config = setup
     account.append("INBOX", b"Subject: lunch?\r\nMessage-ID: <l@x>\r\n\r\nPizza at noon.\r\n")
@@ -81,17 +69,8 @@ def test_mail_without_token_is_left_untouched_and_not_parsed_again(setup, capsys
     assert poller(config, "once") == 0
     ((_, flags, _),) = account.messages("INBOX")
     assert SEEN not in flags and KEYWORD not in flags
-    (row,) = messages(config, capsys)  # one row: the second pass did not parse it again
+    (row,) = messages(config, capsys)  # deciding it again fails the pass on the log's unique key
     assert row["outcome"] == "skipped"
-
-
-def test_mail_without_token_can_be_moved(tmp_path, setup, capsys):
-    account, config = setup
-    write_settings(tmp_path, account, mailbox={"on_no_token": "move", "no_token_folder": "Other"})
-    account.append("INBOX", b"Subject: lunch?\r\n\r\nPizza at noon.\r\n")
-    assert poller(config, "once") == 0
-    assert account.messages("INBOX") == []
-    assert len(account.messages("Other")) == 1
 
 
 def test_move_mode_moves_processed_mail(tmp_path, setup, capsys):
@@ -104,32 +83,20 @@ def test_move_mode_moves_processed_mail(tmp_path, setup, capsys):
     assert len(account.messages("Done/Alerts")) == 1
 
 
-def test_oversized_mail_is_quarantined_without_a_ticket(tmp_path, setup, capsys):
-    account, config = setup
-    write_settings(tmp_path, account, limits={"max_message_bytes": "4096"})
-    account.append("INBOX", alert_mail(body="x" * 10_000))
-    account.append("INBOX", alert_mail(tok=token(AlertID="Kaseya:2")))
-    assert poller(config, "once") == 0
-    assert len(tickets(config, capsys)) == 1
-    assert len(account.messages("Quarantine")) == 1
-    reasons = [m["reason"] for m in messages(config, capsys) if m["outcome"] == "quarantined"]
-    assert len(reasons) == 1 and "over the limit of 4096 bytes" in reasons[0]
-
-
 @pytest.mark.parametrize("security", ["ssl", "starttls"])
-def test_tls_connections_verify_against_cafile(tmp_path, imap_account, capsys, security):
+def test_tls_connections_work_and_keep_the_login_off_the_wire(tmp_path, imap_account, capsys,
+                                                              security):
+    """A certificate not signed by [imap] cafile is refused: test_faults.py."""
     port = imap_account.ssl_port if security == "ssl" else imap_account.port
-    config = write_settings(tmp_path, imap_account, imap={"security": security, "port": str(port)})
     imap_account.append("INBOX", alert_mail())
-    assert poller(config, "once") == 0
+    with TcpProxy(port) as proxy:
+        config = write_settings(tmp_path, imap_account,
+                                imap={"security": security, "port": str(proxy.port)})
+        assert poller(config, "once") == 0
+        sent = b"".join(proxy.sent)
     assert len(tickets(config, capsys)) == 1
-
-
-def test_wrong_imap_password_fails_with_exit_3_and_no_secret(tmp_path, imap_account, capsys):
-    config = write_settings(tmp_path, imap_account, imap={"password": "Wr0ngPassw0rd"})
-    assert poller(config, "once") == 3
-    err = capsys.readouterr().err
-    assert "refused the login" in err and "Wr0ngPassw0rd" not in err
+    assert (b"STARTTLS" in sent) is (security == "starttls")
+    assert b"LOGIN" not in sent.upper() and imap_account.password.encode() not in sent
 
 
 CRASH = """
