@@ -128,6 +128,23 @@ def test_sigterm_while_the_server_hangs_cuts_the_connection_after_stop_grace(
     assert query(tmp_path / "tickets.db", "SELECT count(*) FROM processed_message") == [(0,)]
 
 
+NO_CUT = "import poller.imap.mailbox as m\nm.Mailbox.abort = lambda self: None\n"
+
+
+def test_a_pass_that_even_the_cut_does_not_end_is_left_and_serve_exits(tmp_path, imap_account):
+    append_many(imap_account, alerts(3))
+    with TcpProxy(imap_account.port, stall=b"BODY.PEEK[]") as proxy:
+        config = write_settings(tmp_path, imap_account,
+                                imap={"port": str(proxy.port), "timeout": "300"},
+                                schedule={"interval": "3600", "stop_grace": "1"})
+        with Child(config, "serve", prelude=NO_CUT) as serve:
+            wait_until(lambda: proxy.faults == 1, 15, lambda: serve.log)
+            # Without the last resort the process would wait for the 300 s socket timeout.
+            assert serve.stop() == 0
+        assert "did not end within 6s of the stop request; exiting anyway" in serve.log
+    assert query(tmp_path / "tickets.db", "SELECT count(*) FROM processed_message") == [(0,)]
+
+
 def test_dovecot_stopped_and_restarted_while_serving_loses_and_doubles_nothing(
         tmp_path, imap_account, dovecot):
     config = write_settings(tmp_path, imap_account, imap={"fetch_chunk": "5"},

@@ -51,8 +51,10 @@ class Service:
         self._again = threading.Event()
         self._state = threading.Lock()
 
-    def run(self) -> int:
-        """Serve until SIGTERM or SIGINT; return 0 once the pass in hand is finished."""
+    def run(self) -> bool:
+        """Serve until SIGTERM or SIGINT; return True once the pass in hand is finished, False
+        when it did not end within the grace period (its thread is stuck in a call that the
+        cut connection did not end)."""
         s = self.settings.schedule
         logger.info("serving %s: a pass every %d s%s", self.settings.imap.folder, s.interval,
                     ", and at once on new mail (IMAP IDLE)" if s.idle else "")
@@ -61,9 +63,9 @@ class Service:
         with SignalThread(self._stop, self._reload):
             self._start_watcher()
             self.scheduler.start()  # blocks until _stop() shuts the scheduler down
-            self._finish()
+            finished = self._finish()
         logger.info("stopped")
-        return 0
+        return finished
 
     def request_pass(self, why: str) -> None:
         """Run a pass now, or right after the one running; never two at once."""
@@ -146,20 +148,22 @@ class Service:
             self._start_watcher()
         self._wake("settings reloaded")
 
-    def _finish(self) -> None:
-        """After the scheduler stopped: end IDLE, wait for the pass in hand."""
+    def _finish(self) -> bool:
+        """After the scheduler stopped: end IDLE, wait for the pass in hand; return whether it
+        ended in time."""
         if self.watcher is not None:
             self.watcher.stop()
         grace = self.shutdown.grace + 5.0
         if self._running.acquire(timeout=grace):
             self._running.release()
-        else:
-            logger.error("the pass did not end within %.0fs of the stop request; exiting anyway",
-                         grace)
+            return True
+        logger.error("the pass did not end within %.0fs of the stop request; exiting anyway",
+                     grace)
+        return False
 
 
-def serve(settings: Settings, config_path: str, verbosity: int = 0) -> int:
-    """Run the service; return the exit code (0 after a clean stop)."""
+def serve(settings: Settings, config_path: str, verbosity: int = 0) -> bool:
+    """Run the service until a stop signal; return whether the pass in hand ended in time."""
     # The listeners say what matters (a failed pass, coalesced runs) once, in our words.
     logging.getLogger("apscheduler").setLevel(logging.DEBUG if verbosity >= 2 else logging.ERROR)
     logging.getLogger("apscheduler.executors").setLevel(logging.CRITICAL)
