@@ -9,7 +9,10 @@ PollerError
 │   ├── MailboxUnavailable  transient: retried, then the pass aborts (exit 3)
 │   └── MailboxAuthError    permanent: wrong password, untrusted certificate (exit 3)
 ├── StoreError           store: database unusable (exit 3)
-└── ImportFileError      importer: a bad CSV row, with its line number (exit 2)
+├── ImportFileError      importer: a bad CSV row, with its line number (exit 2)
+└── WebhookError         webhooks: the receiver did not take an event (answered other than 2xx)
+    └── WebhookUnreachable  no connection, or no answer within [webhook] timeout
+                         http.client/socket/ssl errors translated once; the event stays pending
 """
 
 
@@ -51,3 +54,11 @@ class StoreError(PollerError):
 
 class ImportFileError(PollerError):
     """A directory CSV file has a bad header or row."""
+
+
+class WebhookError(PollerError):
+    """The webhook receiver did not take an event; it stays in the outbox and is retried."""
+
+
+class WebhookUnreachable(WebhookError):
+    """The webhook receiver could not be reached or did not answer in time."""

@@ -18,6 +18,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from testkit.dovecot import Dovecot, ImapAccount  # noqa: E402
+from testkit.webhook_receiver import Receiver  # noqa: E402
+from testkit.webhooks import SECRET  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -39,3 +41,10 @@ def imap_account(dovecot: Dovecot) -> ImapAccount:
     """A new user on the session's Dovecot, with an empty INBOX of its own."""
     dovecot.start()  # no-op unless an earlier test left it stopped
     return dovecot.account()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A webhook receiver on 127.0.0.1 that checks signatures with testkit.webhooks.SECRET."""
+    with Receiver(SECRET) as running:
+        yield running

@@ -68,7 +68,7 @@ def test_environment_overrides_any_key(tmp_path):
 
 
 def test_password_file_relative_to_settings(tmp_path):
-    (tmp_path / "imap.pw").write_text("file-secret\n")
+    (tmp_path / "imap.pw").write_text("file-secret\n# changed 2026-11-01 by root\n")
     text = MINIMAL.replace("password = imap-secret", "password_file = imap.pw")
     assert load_settings(write(tmp_path, text), environ={}).imap.password == "file-secret"
 

@@ -13,6 +13,7 @@ from poller.service.passes import opened_store
 from poller.service.worker import Worker
 from poller.store.database import SCHEMA_VERSION, open_database
 from testkit.fake_mailbox import FakeMailbox
+from testkit.serving import query
 from testkit.support import alert_mail, poller, poller_json, token, write_settings
 
 DUMPS = Path(__file__).resolve().parent.parent / "fixtures" / "databases"
@@ -73,3 +74,30 @@ def test_a_database_from_a_newer_release_is_refused_with_a_clear_error(tmp_path,
         open_database(f"sqlite:///{old_database}")
     assert poller(write_settings(tmp_path, None), "tickets") == 3
     assert "upgrade ates-poller" in capsys.readouterr().err
+
+
+def test_an_upgraded_database_gets_the_outbox_and_the_views(tmp_path, old_database, capsys):
+    config = write_settings(tmp_path, None, webhook={
+        "url": "http://127.0.0.1:1/hooks", "secret": "s", "events": "completed"})
+    assert poller_json(config, capsys, "outbox") == []
+    assert user_version(old_database) == SCHEMA_VERSION
+    with sqlite3.connect(old_database) as con:
+        con.row_factory = sqlite3.Row
+        (ticket,) = [dict(row) for row in con.execute(
+            "SELECT number, status, organization, device, occurrences, udfs FROM open_tickets")]
+        per_day = [tuple(row) for row in con.execute("SELECT * FROM alerts_per_day")]
+    con.close()
+    assert ticket == {"number": "T20261128.0002", "status": "New", "organization": "Contoso Ltd",
+                      "device": None, "occurrences": 1,
+                      "udfs": '{"Kaseya Alert ID":"77","Kaseya Ticket ID":"KT-1"}'}
+    assert per_day == [("2026-11-28", "Contoso Ltd", 1, 1, 0, 0),
+                       ("2026-11-28", "Northwind Traders", 3, 1, 1, 1)]
+
+    # a technician completes an old ticket: the event is written with the change
+    assert poller(config, "ticket", "complete", "T20261128.0002", "--by", "alice") == 0
+    (event,) = poller_json(config, capsys, "outbox")
+    assert (event["event"], event["ticket"], event["status"]) == (
+        "completed", "T20261128.0002", "failed")
+    assert query(old_database, "SELECT id, actor, attempts FROM outbox_events") == [
+        (event["id"], "alice", 1)]
+    assert query(old_database, "SELECT count(*) FROM open_tickets") == [(0,)]

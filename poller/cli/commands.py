@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from poller.cli import service_commands as service
 from poller.cli import store_commands as store
+from poller.cli import ticket_commands as ticket
 from poller.config import Settings, load_settings
 
 Command = Callable[[Settings, argparse.Namespace], int]
@@ -19,7 +20,8 @@ COMMANDS: dict[str, Command] = {
     "requeue": service.requeue_command,
     "import": store.import_command,
     "tickets": store.tickets_command,
-    "ticket": store.ticket_command,
+    "ticket": ticket.ticket_command,
+    "outbox": ticket.outbox_command,
     "messages": store.messages_command,
     "parse": store.parse_command,
 }

@@ -7,7 +7,8 @@ ticket); 3 mailbox or database unavailable, or login/certificate refused (`check
 or logging in failed; `status`: the mailbox could not be looked at); 4 unexpected error (a
 bug: please report it with the log); 5 `status`: no good pass for longer than max_age;
 6 `check`: a folder cannot be selected or created; 7 `check`: the database, lock file or
-metrics folder is not writable.
+metrics folder is not writable; 8 `check --webhook-ping`: the webhook receiver did not take the
+ping.
 """
 
 EXIT_OK = 0
@@ -18,7 +19,8 @@ EXIT_BUG = 4
 EXIT_STALE = 5
 EXIT_FOLDERS = 6
 EXIT_LOCAL = 7
+EXIT_WEBHOOK = 8
 
 # `check`: the exit code of the first part that failed
 CHECK_EXIT = {"imap": EXIT_UNAVAILABLE, "folders": EXIT_FOLDERS, "database": EXIT_LOCAL,
-              "files": EXIT_LOCAL}
+              "files": EXIT_LOCAL, "webhook": EXIT_WEBHOOK}

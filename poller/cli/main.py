@@ -17,13 +17,31 @@ from poller.errors import ConfigError, ImportFileError, MailboxError, StoreError
 logger = logging.getLogger("poller")
 
 
+class TicketForm(argparse.Action):
+    """`ticket NUMBER`, `ticket complete NUMBER` or `ticket note NUMBER TEXT…`: sets action
+    (show, complete, note), number and text."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        words = list(values)  # type: ignore[call-overload]
+        action = words.pop(0) if words[0] in ("complete", "note") else "show"
+        if action == "note" and len(words) < 2:
+            parser.error("ticket note: give the ticket number and the note's text")
+        if action != "note" and len(words) != 1:
+            parser.error(f"ticket {'complete ' if action == 'complete' else ''}takes one "
+                         f"ticket number, got {' '.join(words) or 'none'}")
+        namespace.action, namespace.number = action, words[0]
+        namespace.text = " ".join(words[1:]) if action == "note" else None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="poller",
         description="Turn ATES-token alert mail in an IMAP mailbox into tickets.",
         epilog="Exit codes: 0 done, 1 mail left for next pass, 2 bad settings or input, "
                "3 mailbox/database unavailable, 4 unexpected error, 5 status: last good pass "
-               "too old, 6 check: folders, 7 check: database or local files.",
+               "too old, 6 check: folders, 7 check: database or local files, 8 check: "
+               "webhook.",
     )
     parser.add_argument("--config", default=os.environ.get("POLLER_CONFIG", "settings.ini"),
                         help="settings file (default: $POLLER_CONFIG or ./settings.ini)")
@@ -47,12 +65,15 @@ def build_parser() -> argparse.ArgumentParser:
                                     "SIGHUP: reload the settings file. Example: poller --config "
                                     "/etc/ates-poller/settings.ini serve")
 
-    commands.add_parser("check", help="check settings, mailbox, folders and database",
-                        description="Print the effective settings (secrets masked), then connect, "
-                                    "log in, check (and create) the folders and check that the "
-                                    "database takes a write. The exit code names the first part "
-                                    "that failed (3 IMAP, 6 folders, 7 database or local files). "
-                                    "Example: poller check")
+    chk = commands.add_parser("check", help="check settings, mailbox, folders and database",
+                              description="Print the effective settings (secrets masked), then "
+                                          "connect, log in, check (and create) the folders and "
+                                          "check that the database takes a write. The exit code "
+                                          "names the first part that failed (3 IMAP, 6 folders, "
+                                          "7 database or local files, 8 webhook). Example: "
+                                          "poller check --webhook-ping")
+    chk.add_argument("--webhook-ping", action="store_true",
+                     help="also post a signed 'ping' event to [webhook] url")
 
     sts = commands.add_parser("status", help="health: last pass, mail waiting, quarantine",
                               description="Show the last pass, mail waiting, the quarantine size "
@@ -86,10 +107,30 @@ def build_parser() -> argparse.ArgumentParser:
     lst.add_argument("--status", choices=("New", "Complete"))
     lst.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
-    one = commands.add_parser("ticket", help="show one ticket with its notes",
-                              description="Show one ticket. Example: poller ticket T20261127.0001")
-    one.add_argument("number")
-    one.add_argument("--json", action="store_true")
+    one = commands.add_parser(
+        "ticket", help="show one ticket; complete it or add a note by hand",
+        usage="poller ticket NUMBER [--json]\n"
+              "       poller ticket complete NUMBER [--note TEXT] [--by NAME]\n"
+              "       poller ticket note NUMBER TEXT [--by NAME]",
+        description="Show one ticket with its notes; or complete it (a resolution note, and a "
+                    "'completed' event to the webhook, delivered at once); or add a note. "
+                    "Completing a ticket that is Complete already changes nothing. Examples: "
+                    "poller ticket T20261127.0001; poller ticket complete T20261127.0001 "
+                    "--note 'Disk replaced'; poller ticket note T20261127.0001 'Called the "
+                    "customer'")
+    one.add_argument("words", nargs="+", action=TicketForm, metavar="NUMBER",
+                     help="the ticket number, after 'complete' or 'note' (and the note's text)")
+    one.add_argument("--json", action="store_true", help="show: print JSON")
+    one.add_argument("--note", metavar="TEXT", help="complete: why, for the resolution note")
+    one.add_argument("--by", metavar="NAME", default=None,
+                     help="complete, note: who (default: your login name)")
+
+    box = commands.add_parser("outbox", help="list the ticket events for the webhook",
+                              description="List the events of the outbox: pending (not tried "
+                                          "yet), failed (tried, retried later) or delivered. "
+                                          "Example: poller outbox --status failed")
+    box.add_argument("--status", choices=("pending", "delivered", "failed"))
+    box.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     msgs = commands.add_parser("messages", help="show the processed-mail log",
                                description="Show what happened to each mail. Example: "

@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import sys
 
 from poller.cli.exits import (
     CHECK_EXIT,
@@ -19,6 +20,7 @@ from poller.config import Settings
 from poller.imap.mailbox import Mailbox
 from poller.imap.requeue import requeue
 from poller.service import health
+from poller.service.delivery import deliver_pending
 from poller.service.lock import pass_lock
 from poller.service.passes import opened_store, recorded_pass
 from poller.service.signals import Shutdown, SignalThread
@@ -30,11 +32,15 @@ from poller.store.queries import PassRecord
 def once(settings: Settings, args: argparse.Namespace) -> int:
     shutdown = Shutdown(settings.schedule.stop_grace)
     with SignalThread(lambda why: shutdown.request(f"received {why}")):
-        with pass_lock(settings.schedule.lock_file, settings.schedule.lock_wait,
-                       shutdown.event) as lock:
-            if lock is None:
-                return EXIT_OK
-            result = recorded_pass(settings, shutdown.event, track=shutdown.track)
+        try:
+            with pass_lock(settings.schedule.lock_file, settings.schedule.lock_wait,
+                           shutdown.event) as lock:
+                if lock is None:
+                    return EXIT_OK
+                result = recorded_pass(settings, shutdown.event, track=shutdown.track)
+        finally:
+            # after the pass lock is let go: the mail side never waits for a receiver
+            deliver_pending(settings, shutdown.event)
     return EXIT_PENDING if result.pending else EXIT_OK
 
 
@@ -50,6 +56,9 @@ def serve_command(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def check_command(settings: Settings, args: argparse.Namespace) -> int:
+    if args.webhook_ping and not settings.webhook.url:
+        print("poller: --webhook-ping: no [webhook] url is set", file=sys.stderr)
+        return EXIT_CONFIG
     print(f"# effective settings from {settings.source} (secrets masked)")
     for section, values in settings.redacted().items():
         print(f"[{section}]")
@@ -64,6 +73,7 @@ def check_command(settings: Settings, args: argparse.Namespace) -> int:
         print()
     checks = [health.check_database(settings), *health.check_files(settings),
               *health.check_mailbox(settings)]
+    checks += health.check_webhook(settings, ping_it=args.webhook_ping)
     for item in checks:
         print(f"{item.part:<9} {'ok' if item.ok else 'FAILED':<6} {item.detail}")
     failed = [item for item in checks if not item.ok]
@@ -79,6 +89,8 @@ def status_command(settings: Settings, args: argparse.Namespace) -> int:
     good = totals.last_good_pass
     age = (now - good.finished).total_seconds() if good else None
     stale = age is None or age > max_age
+    oldest = None if totals.oldest_undelivered is None else \
+        (now - totals.oldest_undelivered).total_seconds()
     last = totals.last_pass
     if args.json:
         print(json.dumps({
@@ -89,6 +101,8 @@ def status_command(settings: Settings, args: argparse.Namespace) -> int:
             "mailbox_error": box.error if box else None, "open_tickets": totals.open_tickets,
             "pending_mailbox_steps": totals.pending_steps, "passes_ok": totals.passes_ok,
             "passes_failed": totals.passes_failed, "mails": totals.mails,
+            "undelivered_events": totals.undelivered_events,
+            "oldest_undelivered_age_seconds": None if oldest is None else round(oldest),
         }, indent=2))
     else:
         if last is None:
@@ -106,6 +120,8 @@ def status_command(settings: Settings, args: argparse.Namespace) -> int:
             print(f"quarantine:       {unknown if box.quarantine is None else box.quarantine}")
         print(f"open tickets:     {totals.open_tickets}")
         print(f"pending steps:    {totals.pending_steps}")
+        print(f"webhook events:   {totals.undelivered_events} undelivered" +
+              ("" if oldest is None else f", the oldest {oldest:.0f}s old"))
     if stale:
         return EXIT_STALE
     return EXIT_UNAVAILABLE if box is not None and box.error else EXIT_OK

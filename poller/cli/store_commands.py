@@ -1,15 +1,14 @@
-"""The commands that read or fill the store: import, tickets, ticket, messages, parse."""
+"""The commands that read or fill the store: import, tickets, messages, parse."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from poller.ates.alert import read_alert
 from poller.ates.rules import decide_alert
-from poller.cli.exits import EXIT_CONFIG, EXIT_OK
+from poller.cli.exits import EXIT_OK
 from poller.cli.output import show
 from poller.config import Settings
 from poller.errors import MessageError
@@ -34,29 +33,6 @@ def tickets_command(settings: Settings, args: argparse.Namespace) -> int:
     with opened_store(settings):
         rows = queries.tickets(status=args.status)
     show(rows, args.json, ("number", "status", "occurrences", "organization", "device", "title"))
-    return EXIT_OK
-
-
-def ticket_command(settings: Settings, args: argparse.Namespace) -> int:
-    with opened_store(settings):
-        rows = queries.tickets(number=args.number)
-    if not rows:
-        print(f"poller: no ticket {args.number}", file=sys.stderr)
-        return EXIT_CONFIG
-    ticket = rows[0]
-    if args.json:
-        print(json.dumps(ticket, indent=2, ensure_ascii=False))
-        return EXIT_OK
-    for key in ("number", "title", "status", "organization", "device", "contact", "occurrences",
-                "created", "updated", "completed"):
-        print(f"{key:>12}: {ticket[key] if ticket[key] is not None else '-'}")
-    for label, value in ticket["udfs"].items():
-        print(f"{label:>12}: {value}")
-    print(f"\n{ticket['description']}\n")
-    for note in ticket["notes"]:
-        print(f"--- {note['created']} [{note['kind']}] {note['title']}\n{note['text']}\n")
-    for item in ticket["attachments"]:
-        print(f"attachment: {item['filename']} ({item['content_type']}, {item['size']} bytes)")
     return EXIT_OK
 
 

@@ -85,7 +85,8 @@ class Section:
         if not path.is_absolute():
             path = base / path
         try:
-            text = path.read_text(encoding="utf-8").strip()
+            lines = path.read_text(encoding="utf-8").splitlines()
+            text = lines[0].strip() if lines else ""
         except OSError as exc:
             raise self._fail(f"{key}_file", f"cannot read {path}: {exc.strerror}") from None
         if not text:

@@ -27,6 +27,7 @@ from poller.config.service import (
     StatusSettings,
     read_service_settings,
 )
+from poller.config.webhook import WebhookSettings, masked_url, read_webhook_settings
 from poller.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ class Settings:
     retry: RetrySettings = field(default_factory=RetrySettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     status: StatusSettings = field(default_factory=StatusSettings)
+    webhook: WebhookSettings = field(default_factory=WebhookSettings)
     source: str = ""
 
     def policy(self) -> Policy:
@@ -78,11 +80,18 @@ class Settings:
             value = getattr(self, section.name)
             if not hasattr(value, "__dataclass_fields__"):
                 continue
-            out[section.name] = {
-                f.name: (MASK if f.name in ("password", "passwords") else getattr(value, f.name))
-                for f in fields(value)
-            }
+            out[section.name] = {f.name: _shown(section.name, f.name, getattr(value, f.name))
+                                 for f in fields(value)}
         return out
+
+
+def _shown(section: str, key: str, value: object) -> object:
+    """Return a setting's value as `check` prints it: secrets masked."""
+    if key in ("password", "passwords", "secret"):
+        return MASK if value else value
+    if section == "webhook" and key == "url" and isinstance(value, str):
+        return masked_url(value)
+    return value
 
 
 def _split(value: str | None) -> tuple[str, ...]:
@@ -192,6 +201,7 @@ def load_settings(path: str | os.PathLike[str], environ: dict[str, str] | None =
         duplicates=duplicates,
         limits=limits,
         database=database,
+        webhook=read_webhook_settings(section("webhook"), base),
         source=str(path),
         **read_service_settings(section, base, database.url, mailbox_key),
     )
@@ -199,8 +209,9 @@ def load_settings(path: str | os.PathLike[str], environ: dict[str, str] | None =
 
 def _warn_if_exposed(path: Path, parser: configparser.ConfigParser) -> None:
     """Log a warning when the file holds a password and users other than its owner can read it."""
-    holds_password = any(parser.get(name, "password", fallback="").strip()
-                         for name in ("imap", "ates"))
+    holds_password = any(parser.get(name, key, fallback="").strip()
+                         for name, key in (("imap", "password"), ("ates", "password"),
+                                           ("webhook", "secret")))
     try:
         mode = path.stat().st_mode
     except OSError:

@@ -12,9 +12,10 @@ from pathlib import Path
 import peewee
 
 from poller.config import Settings
-from poller.errors import MailboxError, StoreError
+from poller.errors import MailboxError, StoreError, WebhookError
 from poller.imap.mailbox import Mailbox
 from poller.service.lock import PassLock
+from poller.service.webhooks import ping
 from poller.store.database import open_database
 from poller.store.schema import PassLog
 from poller.store.store import Store
@@ -126,3 +127,21 @@ def _target_folders(settings: Settings) -> list[str]:
     if m.on_no_token == "move":
         folders.append(m.no_token_folder)
     return folders
+
+
+def check_webhook(settings: Settings, ping_it: bool = False) -> list[Check]:
+    """Say where events go; with ping_it, post a signed ping and report the answer."""
+    hook = settings.webhook
+    if not hook.url:
+        return []
+    checks = [Check("webhook", True, f"events {', '.join(hook.events)} go to {hook.shown_url()}, "
+                                     "signed with the secret")]
+    if ping_it:
+        try:
+            status = ping(hook)
+        except WebhookError as exc:
+            checks.append(Check("webhook", False, f"the ping was not taken: {exc}"))
+        else:
+            checks.append(Check("webhook", True, f"the receiver answered {status} to a signed "
+                                                 "ping"))
+    return checks

@@ -1,6 +1,6 @@
 """Prometheus metrics in a textfile, for node_exporter's textfile collector (prometheus_client).
 
-Counters are totals read from the database (pass_log, processed_message), so they are the
+Counters are totals read from the database (pass_log, processed_message, outbox), so they are the
 same whichever process wrote them (`once` from cron, or `serve`) and survive restarts.
 """
 
@@ -45,6 +45,14 @@ class TotalsCollector:
         yield GaugeMetricFamily(f"{PREFIX}_pending_mailbox_steps",
                                 "Mails decided whose flag or move is left for the next pass.",
                                 value=t.pending_steps)
+        yield GaugeMetricFamily(f"{PREFIX}_webhook_undelivered_events",
+                                "Ticket events in the outbox not delivered to the webhook yet.",
+                                value=t.undelivered_events)
+        if t.oldest_undelivered is not None:
+            yield GaugeMetricFamily(
+                f"{PREFIX}_webhook_oldest_undelivered_timestamp_seconds",
+                "Unix time the oldest undelivered ticket event happened (its age: time() minus "
+                "this).", value=t.oldest_undelivered.timestamp())
         if t.last_pass is not None:
             yield GaugeMetricFamily(f"{PREFIX}_last_pass_duration_seconds",
                                     "How long the last pass took.", value=t.last_pass.seconds)

@@ -129,7 +129,7 @@ def recorded_pass(settings: Settings, stop: threading.Event, *, sleep: Sleep | N
     except peewee.PeeweeException as exc:
         raise StoreError(f"database error: {exc}") from None
     finally:
-        _write_metrics(settings)
+        write_metrics(settings)
         store.close()
     details = []
     if result.pending:
@@ -152,7 +152,8 @@ def _record_failure(store: Store, started: datetime, result: PassResult, error: 
         logger.warning("could not record the failed pass in the database: %s", exc)
 
 
-def _write_metrics(settings: Settings) -> None:
+def write_metrics(settings: Settings) -> None:
+    """Rewrite the metrics textfile, if one is configured, from the open database."""
     path = settings.metrics.textfile
     if not path:
         return

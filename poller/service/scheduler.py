@@ -23,6 +23,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 
 from poller.config import Settings, load_settings
 from poller.errors import MailboxAuthError, MailboxError, PollerError, StoreError
+from poller.service.delivery import Deliverer
 from poller.service.idle import IdleWatcher
 from poller.service.lock import pass_lock
 from poller.service.passes import recorded_pass
@@ -47,6 +48,7 @@ class Service:
         # A stop that came before the scheduler ran is carried out as soon as it runs.
         self.scheduler.add_listener(self._stop_scheduler, EVENT_SCHEDULER_STARTED)
         self.watcher: IdleWatcher | None = None
+        self.deliverer = Deliverer(self._settings, self.shutdown.event)
         self._running = threading.Lock()
         self._again = threading.Event()
         self._state = threading.Lock()
@@ -61,6 +63,7 @@ class Service:
         self.scheduler.add_job(self.request_pass, "interval", args=("interval",), id=JOB_ID,
                                seconds=s.interval, next_run_time=datetime.now(UTC))
         with SignalThread(self._stop, self._reload):
+            self.deliverer.start()
             self._start_watcher()
             self.scheduler.start()  # blocks until _stop() shuts the scheduler down
             finished = self._finish()
@@ -83,9 +86,12 @@ class Service:
             if not self._again.is_set():
                 return
 
-    def _one_pass(self, why: str) -> None:
+    def _settings(self) -> Settings:
         with self._state:
-            settings = self.settings
+            return self.settings
+
+    def _one_pass(self, why: str) -> None:
+        settings = self._settings()
         logger.debug("pass (%s)", why)
         try:
             with pass_lock(settings.schedule.lock_file, settings.schedule.lock_wait,
@@ -96,6 +102,8 @@ class Service:
             logger.error("%s; trying again in %d s", exc, settings.schedule.interval)
         except (MailboxError, StoreError) as exc:
             logger.error("pass failed: %s; trying again in %d s", exc, settings.schedule.interval)
+        finally:
+            self.deliverer.wake()
 
     def _wake(self, why: str) -> None:
         """Start a pass from another thread, as a job of its own (errors reach the listener)."""
@@ -149,17 +157,20 @@ class Service:
         self._wake("settings reloaded")
 
     def _finish(self) -> bool:
-        """After the scheduler stopped: end IDLE, wait for the pass in hand; return whether it
-        ended in time."""
+        """After the scheduler stopped: end IDLE, wait for the pass and the delivery in hand;
+        return whether the pass ended in time."""
         if self.watcher is not None:
             self.watcher.stop()
         grace = self.shutdown.grace + 5.0
         if self._running.acquire(timeout=grace):
             self._running.release()
-            return True
-        logger.error("the pass did not end within %.0fs of the stop request; exiting anyway",
-                     grace)
-        return False
+            finished = True
+        else:
+            logger.error("the pass did not end within %.0fs of the stop request; exiting anyway",
+                         grace)
+            finished = False
+        self.deliverer.stop(self.settings.webhook.timeout + 1.0)
+        return finished
 
 
 def serve(settings: Settings, config_path: str, verbosity: int = 0) -> bool:

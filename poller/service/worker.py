@@ -94,6 +94,7 @@ class Worker:
         self.stop = stop or threading.Event()
         self._moves: list[tuple[int, int, Step]] = []
         self.policy = settings.policy()
+        self.subscribed = settings.webhook.subscribed()
         directory = settings.database.attachments_dir
         self.attachments_dir = Path(directory) if directory else None
 
@@ -214,7 +215,7 @@ class Worker:
         alert = reading.alert if reading is not None and with_alert else None
         subject = reading.message.subject if reading is not None and reading.message else ""
         row_id, ticket = record(self.store, key, decision, alert, now, self.attachments_dir,
-                                subject=subject)
+                                subject=subject, subscribed=self.subscribed)
         return Handled(row_id, key, decision, ticket)
 
     def _finish_pending(self, folder: str, uidvalidity: int, waiting: set[int],

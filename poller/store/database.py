@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,7 +12,8 @@ import peewee
 from playhouse import db_url
 
 from poller.errors import StoreError
-from poller.store.schema import MODELS, database
+from poller.store.schema import MODELS, Outbox, database
+from poller.store.views import create_views
 
 SQLITE_PRAGMAS = {
     "journal_mode": "wal",
@@ -24,17 +26,26 @@ SQLITE_PRAGMAS = {
 
 # PRAGMA user_version of a database with the schema of schema.py. A database made before the
 # version was recorded reads 0.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def _create_missing_tables(db: peewee.Database) -> None:
     db.create_tables(MODELS, safe=True)
 
 
-# version → the step that upgrades a database of the version before to it
+def _add_outbox(db: peewee.Database) -> None:
+    """The event outbox of round-trip closure (the views come with every upgrade)."""
+    db.create_tables([Outbox], safe=True)
+
+
+# version → the step that upgrades a database of the version before to it. Views are not
+# steps: every upgrade creates them again at its end (views.py).
 MIGRATIONS: dict[int, Callable[[peewee.Database], None]] = {
     1: _create_missing_tables,
+    2: _add_outbox,
 }
+
+_opening = threading.Lock()
 
 
 def iso(moment: datetime) -> str:
@@ -52,14 +63,21 @@ def sqlite_path(url: str) -> str | None:
 def open_database(url: str) -> peewee.Database:
     """Connect to the SQLite database named by url, creating or upgrading its schema; return it.
 
-    Raises StoreError when it cannot be opened, or was written by a newer version.
+    Raises StoreError when it cannot be opened, or was written by a newer version. Opening the
+    same file again gives the same Database, which keeps one connection per thread, so the
+    models stay bound to it while `serve` delivers events in one thread and passes in another.
     """
     try:
-        path = sqlite_path(url)
-        if path is not None:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        db = db_url.connect(url, pragmas=SQLITE_PRAGMAS)
-        database.initialize(db)
+        with _opening:
+            path = sqlite_path(url)
+            db = database.obj if path is not None and getattr(
+                database.obj, "poller_url", None) == url else None
+            if db is None:
+                if path is not None:
+                    Path(path).parent.mkdir(parents=True, exist_ok=True)
+                db = db_url.connect(url, pragmas=SQLITE_PRAGMAS)
+                db.poller_url = url
+                database.initialize(db)
         db.connect(reuse_if_open=True)
         if _version(db) != SCHEMA_VERSION:
             _upgrade(db)
@@ -85,4 +103,5 @@ def _upgrade(db: peewee.Database) -> None:
         else:
             for step in range(version + 1, SCHEMA_VERSION + 1):
                 MIGRATIONS[step](db)
+        create_views(db)
         db.execute_sql(f"PRAGMA user_version = {SCHEMA_VERSION}")

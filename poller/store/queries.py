@@ -1,5 +1,5 @@
-"""Read-only queries for the commands: tickets with their notes, the processed-mail log, and
-the totals that `status` and the metrics report."""
+"""Read-only queries for the commands: tickets with their notes, the processed-mail log, the
+event outbox, and the totals that `status` and the metrics report."""
 
 from __future__ import annotations
 
@@ -11,11 +11,13 @@ from peewee import JOIN, fn
 
 from poller.ates.decision import STATUS_COMPLETE, Outcome
 from poller.batches import SQL_BATCH, chunks
+from poller.store.outbox import DELIVERED, FAILED, PENDING
 from poller.store.schema import (
     Attachment,
     Contact,
     Device,
     Organization,
+    Outbox,
     PassLog,
     ProcessedMessage,
     Ticket,
@@ -48,6 +50,8 @@ class Totals:
     pending_steps: int
     last_pass: PassRecord | None
     last_good_pass: PassRecord | None
+    undelivered_events: int = 0
+    oldest_undelivered: datetime | None = None  # when the oldest undelivered event was written
 
 
 def totals() -> Totals:
@@ -55,6 +59,8 @@ def totals() -> Totals:
     passes = dict(PassLog.select(PassLog.ok, fn.COUNT(PassLog.id)).group_by(PassLog.ok).tuples())
     by_outcome = dict(ProcessedMessage.select(ProcessedMessage.outcome, fn.COUNT(
         ProcessedMessage.id)).group_by(ProcessedMessage.outcome).tuples())
+    undelivered, oldest = Outbox.select(fn.COUNT(Outbox.id), fn.MIN(Outbox.created)).where(
+        Outbox.status.in_((PENDING, FAILED))).tuples().get()
     return Totals(
         passes_ok=passes.get(True, 0),
         passes_failed=passes.get(False, 0),
@@ -65,6 +71,8 @@ def totals() -> Totals:
         last_pass=_pass(PassLog.select().order_by(PassLog.id.desc()).first()),
         last_good_pass=_pass(PassLog.select().where(PassLog.ok == True)  # noqa: E712
                              .order_by(PassLog.id.desc()).first()),
+        undelivered_events=undelivered,
+        oldest_undelivered=datetime.fromisoformat(oldest) if oldest else None,
     )
 
 
@@ -141,6 +149,27 @@ def messages(outcome: str | None = None) -> list[dict[str, object]]:
             "created": m.created,
         }
         for m in query
+    ]
+
+
+def outbox(status: str | None = None) -> list[dict[str, object]]:
+    """Return the events of the outbox, oldest first, without their bodies."""
+    query = Outbox.select().order_by(Outbox.id)
+    if status:
+        query = query.where(Outbox.status == status)
+    return [
+        {
+            "id": e.delivery_id,
+            "event": e.event,
+            "ticket": e.ticket_number,
+            "status": e.status,
+            "attempts": e.attempts,
+            "last_error": e.last_error,
+            "next_attempt": None if e.status == DELIVERED else e.next_attempt,
+            "created": e.created,
+            "delivered": e.delivered,
+        }
+        for e in query
     ]
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import peewee
 
-from poller.ates import udf
+from poller.ates import events, udf
 from poller.ates.alert import TITLE_LIMIT, Alert
 from poller.ates.decision import (
     STATUS_COMPLETE,
@@ -20,6 +20,7 @@ from poller.ates.decision import (
     Outcome,
 )
 from poller.store.database import iso
+from poller.store.outbox import add_event
 from poller.store.store import Store
 
 
@@ -35,9 +36,11 @@ class MessageKey:
 
 
 def record(store: Store, key: MessageKey, decision: Decision, alert: Alert | None,
-           now: datetime, attachments_dir: Path | None, subject: str = "") -> tuple[int, str | None]:
+           now: datetime, attachments_dir: Path | None, subject: str = "",
+           subscribed: frozenset[str] = frozenset()) -> tuple[int, str | None]:
     """Apply the decision and log the mail in the caller's transaction; attachment content goes
-    to files under attachments_dir when it is set.
+    to files under attachments_dir when it is set; the event the change causes goes to the
+    outbox when it is one of the subscribed.
 
     Returns the log row's id and the number of the ticket created or changed (or None).
     The statements are plain SQL: they run once or more per mail, and building them with
@@ -53,6 +56,10 @@ def record(store: Store, key: MessageKey, decision: Decision, alert: Alert | Non
             ticket = _create(store, decision, alert, now, attachments_dir)
         else:
             ticket = _update(db, decision, alert, now, attachments_dir)
+        event = events.event_of(decision.outcome)
+        if event in subscribed:
+            note = None if decision.outcome is Outcome.CREATED else alert.description or None
+            add_event(db, event, ticket[0], events.BY_ALERT, note, now)
     row_id = db.execute_sql(
         "INSERT INTO processed_message (folder, uidvalidity, uid, message_id, fingerprint, "
         "subject, outcome, reason, ticket_id, action, mailbox_done, created, updated) "
@@ -93,7 +100,7 @@ def _create(store: Store, decision: Decision, alert: Alert, now: datetime,
         db.execute_sql("INSERT INTO udf_value (udf_id, entity_id, value) VALUES (?, ?, ?)",
                        (udf_id, ticket_id, value))
     for text in decision.notes:
-        _note(db, ticket_id, "system", "Alert processing", text, now)
+        write_note(db, ticket_id, "system", "Alert processing", text, now)
     _attach(db, ticket_id, None, decision, now, attachments_dir)
     return ticket_id, number
 
@@ -107,11 +114,11 @@ def _update(db: peewee.Database, decision: Decision, alert: Alert, now: datetime
     ticket_id, number = found
     stamp = iso(now)
     if decision.outcome is Outcome.COMPLETED:
-        note = _note(db, ticket_id, "resolution", alert.title, alert.description, now)
+        note = write_note(db, ticket_id, "resolution", alert.title, alert.description, now)
         db.execute_sql("UPDATE ticket SET status = ?, completed = ?, updated = ? WHERE id = ?",
                        (STATUS_COMPLETE, stamp, stamp, ticket_id))
     else:
-        note = _note(db, ticket_id, "duplicate", alert.title, alert.description, now)
+        note = write_note(db, ticket_id, "duplicate", alert.title, alert.description, now)
         db.execute_sql("UPDATE ticket SET occurrences = occurrences + 1, updated = ? WHERE id = ?",
                        (stamp, ticket_id))
     _attach(db, ticket_id, note, decision, now, attachments_dir)
@@ -127,8 +134,9 @@ def _create_contact(db: peewee.Database, organization_id: int | None, new: NewCo
     ).lastrowid
 
 
-def _note(db: peewee.Database, ticket_id: int, kind: str, title: str, text: str,
-          now: datetime) -> int:
+def write_note(db: peewee.Database, ticket_id: int, kind: str, title: str, text: str,
+               now: datetime) -> int:
+    """Add a note to the ticket; return its id."""
     return db.execute_sql(
         "INSERT INTO ticket_note (ticket_id, kind, title, text, created) VALUES (?, ?, ?, ?, ?)",
         (ticket_id, kind, title[:TITLE_LIMIT], text, iso(now)),
@@ -139,7 +147,7 @@ def _attach(db: peewee.Database, ticket_id: int, note_id: int | None, decision: 
             now: datetime, directory: Path | None) -> None:
     """Store the attachments the decision keeps, and a note for each one it refused."""
     for text in decision.refused_attachments:
-        _note(db, ticket_id, "system", "Attachment not stored", text, now)
+        write_note(db, ticket_id, "system", "Attachment not stored", text, now)
     for item in decision.attachments:
         digest = hashlib.sha256(item.content).hexdigest()
         content: bytes | None = item.content

@@ -124,7 +124,7 @@ class TicketSequence(BaseModel):
 class TicketNote(BaseModel):
     id = AutoField()
     ticket = ForeignKeyField(Ticket, backref="notes", on_delete="CASCADE")
-    kind = TextField()  # duplicate | resolution | system
+    kind = TextField()  # duplicate | resolution | system | technician
     title = TextField()
     text = TextField(default="")
     created = TextField()
@@ -190,6 +190,29 @@ class PassLog(BaseModel):
         table_name = "pass_log"
 
 
+class Outbox(BaseModel):
+    """The transactional outbox: one row per ticket event, written in the transaction of the
+    change that caused it, delivered (POSTed) after the commit. body is the exact JSON sent on
+    every attempt; delivery_id is its "id", the same on every retry."""
+
+    id = AutoField()  # the order events happened in
+    delivery_id = TextField(unique=True)
+    event = TextField()  # created | appended | completed
+    ticket = ForeignKeyField(Ticket, null=True, backref="events", on_delete="SET NULL")
+    ticket_number = TextField()
+    body = TextField()
+    status = TextField(default="pending")  # pending | failed (retried) | delivered
+    attempts = IntegerField(default=0)
+    last_error = TextField(default="")
+    next_attempt = TextField()
+    created = TextField()
+    delivered = TextField(null=True)
+
+    class Meta:
+        table_name = "outbox"
+        indexes = ((("status", "id"), False),)
+
+
 MODELS = (
     Organization,
     Contact,
@@ -202,4 +225,5 @@ MODELS = (
     Attachment,
     ProcessedMessage,
     PassLog,
+    Outbox,
 )

@@ -1,0 +1,107 @@
+"""The commands of one ticket and its events: ticket (show, complete, note) and outbox."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import sys
+
+from poller.cli.exits import EXIT_CONFIG, EXIT_OK
+from poller.cli.output import show
+from poller.config import Settings
+from poller.service.delivery import deliver_pending
+from poller.service.passes import opened_store
+from poller.service.worker import utc_now
+from poller.store import queries, technician
+
+
+def ticket_command(settings: Settings, args: argparse.Namespace) -> int:
+    misplaced = {"show": ("note", "by"), "complete": ("json",), "note": ("json", "note")}
+    for option in misplaced[args.action]:
+        if getattr(args, option):
+            print(f"poller: ticket {'' if args.action == 'show' else args.action + ' '}"
+                  f"does not take --{option}", file=sys.stderr)
+            return EXIT_CONFIG
+    if args.action == "complete":
+        return complete(settings, args)
+    if args.action == "note":
+        return note(settings, args)
+    return show_ticket(settings, args)
+
+
+def default_by() -> str:
+    """Return who runs the command: the user who ran sudo, else the login name."""
+    if os.environ.get("SUDO_USER"):
+        return os.environ["SUDO_USER"]
+    try:
+        return os.getlogin()
+    except OSError:  # no controlling terminal (cron, systemd)
+        return getpass.getuser()
+
+
+def complete(settings: Settings, args: argparse.Namespace) -> int:
+    by = args.by or default_by()
+    with opened_store(settings) as store:
+        done = technician.complete_ticket(store, args.number, by, args.note, utc_now(),
+                                          settings.webhook.subscribed())
+    if done is None:
+        print(f"poller: no ticket {args.number}", file=sys.stderr)
+        return EXIT_CONFIG
+    if not done.changed:
+        print(f"{done.number} is Complete already; nothing changed, nothing sent")
+        return EXIT_OK
+    print(f"{done.number} completed by {by}")
+    if done.delivery_id is not None:
+        run = deliver_pending(settings)
+        if done.delivery_id in run.delivered:
+            print(f"completed event {done.delivery_id} delivered to "
+                  f"{settings.webhook.shown_url()}")
+        else:
+            why = "another process is delivering" if run.busy else "see the log above"
+            print(f"completed event {done.delivery_id} not delivered yet ({why}); it stays in "
+                  "the outbox and is delivered after a later pass")
+    return EXIT_OK
+
+
+def note(settings: Settings, args: argparse.Namespace) -> int:
+    by = args.by or default_by()
+    with opened_store(settings) as store:
+        number = technician.add_note(store, args.number, by, args.text, utc_now())
+    if number is None:
+        print(f"poller: no ticket {args.number}", file=sys.stderr)
+        return EXIT_CONFIG
+    print(f"note by {by} added to {number}")
+    return EXIT_OK
+
+
+def show_ticket(settings: Settings, args: argparse.Namespace) -> int:
+    with opened_store(settings):
+        rows = queries.tickets(number=args.number)
+    if not rows:
+        print(f"poller: no ticket {args.number}", file=sys.stderr)
+        return EXIT_CONFIG
+    ticket = rows[0]
+    if args.json:
+        print(json.dumps(ticket, indent=2, ensure_ascii=False))
+        return EXIT_OK
+    for key in ("number", "title", "status", "organization", "device", "contact", "occurrences",
+                "created", "updated", "completed"):
+        print(f"{key:>12}: {ticket[key] if ticket[key] is not None else '-'}")
+    for label, value in ticket["udfs"].items():
+        print(f"{label:>12}: {value}")
+    print(f"\n{ticket['description']}\n")
+    for item in ticket["notes"]:
+        print(f"--- {item['created']} [{item['kind']}] {item['title']}\n{item['text']}\n")
+    for item in ticket["attachments"]:
+        print(f"attachment: {item['filename']} ({item['content_type']}, {item['size']} bytes)")
+    return EXIT_OK
+
+
+def outbox_command(settings: Settings, args: argparse.Namespace) -> int:
+    with opened_store(settings):
+        rows = queries.outbox(args.status)
+    show(rows, args.json, ("id", "event", "ticket", "status", "attempts", "last_error", "created",
+                           "delivered"))
+    return EXIT_OK

@@ -1,0 +1,73 @@
+"""The [webhook] settings: where ticket events go, the secret they are signed with, which events.
+
+Read by poller.config.settings.load_settings, which hands over its typed section reader.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from poller.ates.events import COMPLETED, EVENTS
+from poller.ates.policy import MASK
+from poller.config.sections import Section
+from poller.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    """url None: no webhooks. Events are written to the outbox only for the subscribed ones."""
+
+    url: str | None = None
+    secret: str = field(default="", repr=False)
+    events: tuple[str, ...] = (COMPLETED,)
+    timeout: float = 10.0
+    initial_wait: float = 10.0
+    max_wait: float = 600.0
+
+    def subscribed(self) -> frozenset[str]:
+        """Return the events to write to the outbox: none while no url is set."""
+        return frozenset(self.events) if self.url else frozenset()
+
+    def shown_url(self) -> str:
+        """Return the url as logs and listings may show it: a password or query string masked
+        (receivers sometimes take a token there)."""
+        return masked_url(self.url) if self.url else ""
+
+
+def masked_url(url: str) -> str:
+    """Return url with the password of its user part and its query string replaced by a mask."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = f"{parts.username}:{MASK}@{netloc.rpartition('@')[2]}"
+    return urlunsplit((parts.scheme, netloc, parts.path, MASK if parts.query else "", ""))
+
+
+def read_webhook_settings(section: Section, base: Path) -> WebhookSettings:
+    """Return the [webhook] settings, checked: a url needs a secret (or secret_file)."""
+    url = section.str("url")
+    if url is None:
+        return WebhookSettings()
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"[webhook] url: {masked_url(url)!r} is not an http:// or https:// URL")
+    names = tuple(dict.fromkeys(
+        part.strip().lower() for part in (section.str("events") or COMPLETED).split(",")
+        if part.strip()))
+    unknown = [name for name in names if name not in EVENTS]
+    if unknown or not names:
+        raise ConfigError(f"[webhook] events: unknown {', '.join(unknown) or '(none given)'} "
+                          f"(use any of {', '.join(EVENTS)})")
+    settings = WebhookSettings(
+        url=url,
+        secret=section.secret("secret", base=base),
+        events=names,
+        timeout=section.float("timeout", WebhookSettings.timeout),
+        initial_wait=section.float("initial_wait", WebhookSettings.initial_wait),
+        max_wait=section.float("max_wait", WebhookSettings.max_wait),
+    )
+    if settings.max_wait < settings.initial_wait:
+        raise ConfigError("[webhook] max_wait: must be at least [webhook] initial_wait")
+    return settings

@@ -1,0 +1,176 @@
+"""Delivering the outbox: after each pass of `once` and `serve`, and at once after a technician
+completes a ticket.
+
+A run takes the events not delivered yet in the order they happened and posts each one that is
+due. A 2xx answer marks it delivered; anything else leaves it in the outbox with its attempt
+counted and a capped exponential back-off (tenacity's wait_exponential) before the next, never
+dropped. An event waits while an earlier event of its ticket waits, so a receiver gets the
+events of a ticket in order. A receiver that cannot be reached (or does not answer in time)
+ends the run: the rest waits for the next one. Runs of different processes are kept apart by a
+lock file next to the pass lock, so two never post the same ticket's events out of order.
+
+`serve` delivers in a thread of its own (Deliverer), so a slow or absent receiver never holds a
+pass up, and tries a failed event again as soon as its back-off ends; `once` tries it again
+after a later pass. The mail side never waits for, or fails because of, a receiver.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import peewee
+from tenacity import RetryCallState, Retrying, wait_exponential
+
+from poller.config import Settings
+from poller.config.webhook import WebhookSettings
+from poller.errors import StoreError, WebhookError, WebhookUnreachable
+from poller.service.lock import PassLock
+from poller.service.passes import write_metrics
+from poller.service.webhooks import post
+from poller.service.worker import Clock, utc_now
+from poller.store import outbox
+from poller.store.database import open_database
+
+logger = logging.getLogger("poller.webhook")
+
+
+@dataclass
+class DeliveryRun:
+    """What one run did: the ids of the events delivered, attempts that failed, events left in
+    the outbox. busy is True when another process was delivering and this run left it to that
+    one."""
+
+    delivered: list[str] = field(default_factory=list)
+    failed: int = 0
+    left: int = 0
+    busy: bool = False
+    retry_at: datetime | None = None  # when the first event waiting out its back-off is due
+
+
+def back_off(hook: WebhookSettings, attempts: int) -> float:
+    """Return the seconds to wait after an event's attempts-th failed attempt."""
+    state = RetryCallState(Retrying(), fn=None, args=(), kwargs={})
+    state.attempt_number = attempts
+    return wait_exponential(multiplier=hook.initial_wait, max=hook.max_wait)(state)
+
+
+def outbox_lock(settings: Settings) -> Path:
+    """Return the lock file that keeps delivery runs of several processes apart."""
+    return Path(settings.schedule.lock_file).with_suffix(".outbox.lock")
+
+
+def deliver_pending(settings: Settings, stop: threading.Event | None = None,
+                    clock: Clock = utc_now) -> DeliveryRun:
+    """Post the due events of the outbox; never raises for the receiver or the database (it
+    logs them): the events stay and the next run tries again."""
+    hook = settings.webhook
+    if not hook.url:
+        return DeliveryRun()
+    stop = stop or threading.Event()
+    try:
+        lock = PassLock(outbox_lock(settings))
+        if not lock.acquire(settings.schedule.lock_wait, stop):
+            logger.info("another process is delivering webhook events; leaving them to it")
+            return DeliveryRun(busy=True)
+        try:
+            db = open_database(settings.database.url)
+            try:
+                run = _deliver(db, hook, stop, clock)
+                if run.delivered or run.failed:
+                    write_metrics(settings)
+                return run
+            finally:
+                db.close()
+        finally:
+            lock.release()
+    except (StoreError, peewee.PeeweeException) as exc:
+        logger.error("webhook events not delivered: %s; the next run tries again", exc)
+        return DeliveryRun()
+
+
+def _deliver(db: peewee.Database, hook: WebhookSettings, stop: threading.Event,
+             clock: Clock) -> DeliveryRun:
+    run = DeliveryRun()
+    pending = outbox.undelivered(db)
+    waiting: set[str] = set()  # tickets with an earlier event still in the outbox
+    for item in pending:
+        if stop.is_set():
+            break
+        if item.ticket_number in waiting:
+            continue
+        if item.next_attempt > clock():
+            waiting.add(item.ticket_number)
+            run.retry_at = min(run.retry_at or item.next_attempt, item.next_attempt)
+            continue
+        try:
+            post(hook, item.delivery_id, item.event, outbox.body(db, item.row_id))
+        except WebhookError as exc:
+            run.failed += 1
+            waiting.add(item.ticket_number)
+            wait = back_off(hook, item.attempts + 1)
+            retry_at = clock() + timedelta(seconds=wait)
+            outbox.mark_failed(db, item.row_id, str(exc), retry_at)
+            run.retry_at = min(run.retry_at or retry_at, retry_at)
+            unreachable = isinstance(exc, WebhookUnreachable)
+            logger.warning(
+                "webhook: %s event %s of ticket %s not delivered (attempt %d): %s; tried again "
+                "in %.0fs at the earliest%s", item.event, item.delivery_id, item.ticket_number,
+                item.attempts + 1, exc, wait,
+                "; the other events wait for the next run" if unreachable else "")
+            if unreachable:
+                run.retry_at = retry_at  # the receiver's back-off, not the next event's
+                break
+            continue
+        outbox.mark_delivered(db, item.row_id, clock())
+        run.delivered.append(item.delivery_id)
+        logger.info("webhook: %s event %s of ticket %s delivered", item.event, item.delivery_id,
+                    item.ticket_number)
+    run.left = len(pending) - len(run.delivered)
+    return run
+
+
+class Deliverer:
+    """`serve`'s delivery thread: a run each time it is woken (after a pass), and when the back-off
+    of a failed event ends; a wake during a run makes one more run after it, so no event waits
+    for the next pass because the thread was busy."""
+
+    def __init__(self, settings: Callable[[], Settings], stop: threading.Event,
+                 clock: Clock = utc_now):
+        self._settings = settings
+        self._stop = stop
+        self._clock = clock
+        self._wake = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="webhooks", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def wake(self) -> None:
+        """Ask for a delivery run (returns at once)."""
+        self._wake.set()
+
+    def stop(self, timeout: float) -> None:
+        """Let the run in hand end (its stop event is set) and wait up to timeout seconds; an
+        event posted but not yet marked is posted again later, with the same id."""
+        self._wake.set()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        retry_at: datetime | None = None
+        while True:
+            timeout = None if retry_at is None else \
+                max(0.0, (retry_at - self._clock()).total_seconds())
+            self._wake.wait(timeout)
+            if self._stop.is_set():
+                return
+            self._wake.clear()
+            try:
+                retry_at = deliver_pending(self._settings(), self._stop, self._clock).retry_at
+            except Exception:  # noqa: BLE001 - the thread must outlive a bug in one run
+                logger.exception("webhook delivery failed unexpectedly (please report this)")
+                retry_at = None

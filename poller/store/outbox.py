@@ -1,0 +1,77 @@
+"""The event outbox: writing an event in the transaction of the change that causes it, and the
+bookkeeping of its delivery (which events are due, delivered, failed).
+
+The body is made when the event is written and never again: every attempt sends the same bytes
+with the same id and signature, and it tells the ticket as it was when the event happened.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+import peewee
+
+from poller.ates import events
+from poller.store.database import iso
+from poller.store.views import ticket_snapshot
+
+PENDING, FAILED, DELIVERED = "pending", "failed", "delivered"
+STATUSES = (PENDING, FAILED, DELIVERED)
+
+
+@dataclass(frozen=True)
+class Pending:
+    """An event not delivered yet, without its body."""
+
+    row_id: int
+    delivery_id: str
+    event: str
+    ticket_id: int | None
+    ticket_number: str
+    attempts: int
+    next_attempt: datetime
+
+
+def add_event(db: peewee.Database, event: str, ticket_id: int, by: str, note: str | None,
+              now: datetime) -> str:
+    """Write an event about the ticket as it is now; return its delivery id. Runs in the
+    caller's transaction, which makes the event exactly as durable as the change."""
+    ticket = ticket_snapshot(db, ticket_id)
+    delivery_id = str(uuid.uuid4())
+    stamp = iso(now)
+    db.execute_sql(
+        "INSERT INTO outbox (delivery_id, event, ticket_id, ticket_number, body, status, "
+        "attempts, last_error, next_attempt, created) VALUES (?, ?, ?, ?, ?, ?, 0, '', ?, ?)",
+        (delivery_id, event, ticket_id, ticket["number"],
+         events.body(delivery_id, event, stamp, by, note, ticket), PENDING, stamp, stamp))
+    return delivery_id
+
+
+def undelivered(db: peewee.Database) -> list[Pending]:
+    """Return the events not delivered yet, in the order they happened."""
+    rows = db.execute_sql(
+        "SELECT id, delivery_id, event, ticket_id, ticket_number, attempts, next_attempt "
+        "FROM outbox WHERE status IN (?, ?) ORDER BY id", (PENDING, FAILED)).fetchall()
+    return [Pending(*row[:6], datetime.fromisoformat(row[6])) for row in rows]
+
+
+def body(db: peewee.Database, row_id: int) -> str:
+    """Return the JSON body written with the event."""
+    return db.execute_sql("SELECT body FROM outbox WHERE id = ?", (row_id,)).fetchone()[0]
+
+
+def mark_delivered(db: peewee.Database, row_id: int, now: datetime) -> None:
+    """Record that the receiver took the event."""
+    with db.atomic():
+        db.execute_sql("UPDATE outbox SET status = ?, attempts = attempts + 1, last_error = '', "
+                       "delivered = ? WHERE id = ?", (DELIVERED, iso(now), row_id))
+
+
+def mark_failed(db: peewee.Database, row_id: int, error: str, next_attempt: datetime) -> None:
+    """Record a failed attempt; the event is tried again from next_attempt on."""
+    with db.atomic():
+        db.execute_sql("UPDATE outbox SET status = ?, attempts = attempts + 1, last_error = ?, "
+                       "next_attempt = ? WHERE id = ?",
+                       (FAILED, error, iso(next_attempt), row_id))

@@ -1,0 +1,134 @@
+"""A webhook receiver on 127.0.0.1 for the tests and the demo: the standard library's http.server
+in a thread, checking each delivery's signature as a receiver must (its own HMAC code, not
+poller's).
+
+It answers 200 to a well-signed POST, 401 to a badly signed one, or what the test scripts:
+`answers` (status codes for the next requests), `hang()` (hold every request unanswered until
+`release()`), `stop()`/`start()` (nothing listens on the port in between).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+
+MAX_BODY = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One POST as the receiver saw it, and what it answered (0: held, never answered)."""
+
+    id: str  # X-Ates-Delivery
+    event: str  # X-Ates-Event
+    signed: bool  # X-Ates-Signature matched the body
+    body: dict
+    raw: bytes
+    status: int
+
+
+def signature_matches(secret: str, raw: bytes, header: str) -> bool:
+    """Return whether header is 'sha256=' + the hex HMAC-SHA256 of raw with secret."""
+    expected = "sha256=" + hmac.new(secret.encode("utf-8"), raw, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected.encode("ascii"), (header or "").encode("ascii",
+                                                                                "replace"))
+
+
+class Receiver:
+    """Listens on 127.0.0.1 (a port picked at run time, kept across stop/start)."""
+
+    def __init__(self, secret: str, on_delivery: Callable[[Delivery], None] | None = None,
+                 path: str = "/hooks/ates"):
+        self.secret = secret
+        self.path = path
+        self.on_delivery = on_delivery
+        self.answers: list[int] = []
+        self.requests: list[Delivery] = []
+        self._lock = threading.Lock()
+        self._released = threading.Event()
+        self._released.set()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{self.path}"
+
+    @property
+    def taken(self) -> list[Delivery]:
+        """The deliveries answered 2xx, in the order they came."""
+        with self._lock:
+            return [d for d in self.requests if 200 <= d.status < 300]
+
+    def start(self) -> Receiver:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                receiver._handle(self)
+
+            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        server.daemon_threads = True
+        server.block_on_close = False
+        self._server, self.port = server, server.server_address[1]
+        self._thread = threading.Thread(target=server.serve_forever, args=(0.05,),
+                                        name="webhook-receiver", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop listening: connections to the port are refused until start()."""
+        self.release()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def hang(self) -> None:
+        """Hold every request unanswered until release()."""
+        self._released.clear()
+
+    def release(self) -> None:
+        self._released.set()
+
+    def _handle(self, request: BaseHTTPRequestHandler) -> None:
+        length = min(int(request.headers.get("Content-Length") or 0), MAX_BODY)
+        raw = request.rfile.read(length)
+        signed = signature_matches(self.secret, raw, request.headers.get("X-Ates-Signature", ""))
+        held = not self._released.is_set()
+        if held:
+            self._released.wait(60)
+        with self._lock:
+            status = 401 if not signed else self.answers.pop(0) if self.answers else 200
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                body = {}
+            delivery = Delivery(request.headers.get("X-Ates-Delivery", ""),
+                                request.headers.get("X-Ates-Event", ""), signed, body, raw,
+                                0 if held else status)
+            self.requests.append(delivery)
+        if self.on_delivery is not None:
+            self.on_delivery(delivery)
+        if held:
+            return  # the sender gave up long ago; answering would only hit a closed socket
+        request.send_response(status)
+        request.send_header("Content-Length", "0")
+        request.end_headers()
+
+    def __enter__(self) -> Receiver:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
