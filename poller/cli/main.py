@@ -114,10 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
               "       poller ticket note NUMBER TEXT [--by NAME]",
         description="Show one ticket with its notes; or complete it (a resolution note, and a "
                     "'completed' event to the webhook, delivered at once); or add a note. "
-                    "Completing a ticket that is Complete already changes nothing. Examples: "
-                    "poller ticket T20261127.0001; poller ticket complete T20261127.0001 "
+                    "Completing a ticket that is Complete already changes nothing. Example: "
+                    "poller ticket T20261127.0001 (and: poller ticket complete T20261127.0001 "
                     "--note 'Disk replaced'; poller ticket note T20261127.0001 'Called the "
-                    "customer'")
+                    "customer')")
     one.add_argument("words", nargs="+", action=TicketForm, metavar="NUMBER",
                      help="the ticket number, after 'complete' or 'note' (and the note's text)")
     one.add_argument("--json", action="store_true", help="show: print JSON")

@@ -46,13 +46,14 @@ def masked_url(url: str) -> str:
 
 
 def read_webhook_settings(section: Section, base: Path) -> WebhookSettings:
-    """Return the [webhook] settings, checked: a url needs a secret (or secret_file)."""
+    """Return the [webhook] settings, checked (also while no url is set, so that a mistake shows
+    before the url is): a url needs a secret (or secret_file)."""
     url = section.str("url")
-    if url is None:
-        return WebhookSettings()
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"[webhook] url: {masked_url(url)!r} is not an http:// or https:// URL")
+    if url is not None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(f"[webhook] url: {masked_url(url)!r} is not an http:// or "
+                              "https:// URL")
     names = tuple(dict.fromkeys(
         part.strip().lower() for part in (section.str("events") or COMPLETED).split(",")
         if part.strip()))
@@ -62,7 +63,7 @@ def read_webhook_settings(section: Section, base: Path) -> WebhookSettings:
                           f"(use any of {', '.join(EVENTS)})")
     settings = WebhookSettings(
         url=url,
-        secret=section.secret("secret", base=base),
+        secret=section.secret("secret", base=base) if url is not None else "",
         events=names,
         timeout=section.float("timeout", WebhookSettings.timeout),
         initial_wait=section.float("initial_wait", WebhookSettings.initial_wait),
