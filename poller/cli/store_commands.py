@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 from poller.ates.alert import read_alert
+from poller.ates.decision import Outcome
 from poller.ates.rules import decide_alert
 from poller.cli.exits import EXIT_CONFIG, EXIT_OK
 from poller.cli.output import show
@@ -32,8 +34,9 @@ def import_command(settings: Settings, args: argparse.Namespace) -> int:
 
 def tickets_command(settings: Settings, args: argparse.Namespace) -> int:
     with opened_store(settings):
-        rows = queries.tickets(status=args.status)
-    show(rows, args.json, ("number", "status", "occurrences", "organization", "device", "title"))
+        rows = queries.tickets(status=args.status, queue=args.queue, priority=args.priority)
+    show(rows, args.json, ("number", "status", "queue", "priority", "occurrences",
+                           "organization", "device", "mailbox", "title"))
     return EXIT_OK
 
 
@@ -47,7 +50,8 @@ def ticket_command(settings: Settings, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(ticket, indent=2, ensure_ascii=False))
         return EXIT_OK
-    for key in ("number", "title", "status", "organization", "device", "contact", "occurrences",
+    for key in ("number", "title", "status", "queue", "priority", "source", "issue_type",
+                "sub_issue", "organization", "device", "contact", "occurrences", "mailbox",
                 "created", "updated", "completed"):
         print(f"{key:>12}: {ticket[key] if ticket[key] is not None else '-'}")
     for label, value in ticket["udfs"].items():
@@ -63,7 +67,7 @@ def ticket_command(settings: Settings, args: argparse.Namespace) -> int:
 def messages_command(settings: Settings, args: argparse.Namespace) -> int:
     with opened_store(settings):
         rows = queries.messages(outcome=args.outcome)
-    show(rows, args.json, ("uid", "outcome", "ticket", "subject", "reason"))
+    show(rows, args.json, ("mailbox", "uid", "outcome", "ticket", "subject", "reason"))
     return EXIT_OK
 
 
@@ -99,6 +103,7 @@ def parse_command(settings: Settings, args: argparse.Namespace) -> int:
         "device_id": decision.device_id,
         "ticket_id": decision.ticket_id,
         "notes": list(decision.notes),
+        **({"fields": asdict(decision.fields)} if decision.outcome is Outcome.CREATED else {}),
     }
     print(json.dumps(out, indent=2, ensure_ascii=False))
     return EXIT_OK
