@@ -147,8 +147,9 @@ def test_metrics_textfile_is_written_after_each_pass(tmp_path, imap_account):
 
 # -- requeue ---------------------------------------------------------------------------------
 
-def test_requeue_brings_quarantined_mail_back_once_the_cause_is_fixed(tmp_path, imap_account,
+def test_requeue_brings_quarantined_mail_back_once_the_cause_is_fixed(tmp_path, server_account,
                                                                       capsys):
+    imap_account = server_account
     new_pw = "N3wAtesPassw0rd"
     config = write_settings(tmp_path, imap_account)
     imap_account.append("INBOX", alert_mail(message_id="<rotated@mon.example>",

@@ -1,6 +1,6 @@
-"""`poller once` end to end against the private Dovecot: what the mailbox sees of a pass (flags,
-moves, folders, sizes, TLS, logins) and exactly-once across kill -9. The decision paths are
-tested over a fake mailbox in test_worker.py."""
+"""`poller once` end to end against the private servers, Dovecot and Cyrus IMAP: what the
+mailbox sees of a pass (flags, moves, folders, sizes, TLS, logins) and exactly-once across
+kill -9. The decision paths are tested over a fake mailbox in test_worker.py."""
 
 from __future__ import annotations
 
@@ -22,9 +22,9 @@ KEYWORD = b"$AtesProcessed"
 
 
 @pytest.fixture
-def setup(tmp_path, imap_account):
-    """Return (account, settings path) with the directory imported."""
-    config = write_settings(tmp_path, imap_account)
+def setup(tmp_path, server_account):
+    """Return (account, settings path) with the directory imported, on each server."""
+    config = write_settings(tmp_path, server_account)
     (tmp_path / "organizations.csv").write_text("name,Kaseya Customer ID\nClient One,100\nClient Two,200\n")
     (tmp_path / "devices.csv").write_text(
         "name,organization,Kaseya Device ID\nSRV1,Client One,123\n")
@@ -33,7 +33,7 @@ def setup(tmp_path, imap_account):
         "Client Two,Jane,Doe,jane@two.example,,\n")
     for kind in ("organizations", "devices", "contacts"):
         assert poller(config, "import", kind, str(tmp_path / f"{kind}.csv")) == 0
-    return imap_account, config
+    return server_account, config
 
 
 def tickets(config, capsys):
@@ -117,10 +117,11 @@ def test_oversized_mail_is_quarantined_without_a_ticket(tmp_path, setup, capsys)
 
 
 @pytest.mark.parametrize("security", ["ssl", "starttls"])
-def test_tls_connections_verify_against_cafile(tmp_path, imap_account, capsys, security):
-    port = imap_account.ssl_port if security == "ssl" else imap_account.port
-    config = write_settings(tmp_path, imap_account, imap={"security": security, "port": str(port)})
-    imap_account.append("INBOX", alert_mail())
+def test_tls_connections_verify_against_cafile(tmp_path, server_account, capsys, security):
+    port = server_account.ssl_port if security == "ssl" else server_account.port
+    config = write_settings(tmp_path, server_account,
+                            imap={"security": security, "port": str(port)})
+    server_account.append("INBOX", alert_mail())
     assert poller(config, "once") == 0
     assert len(tickets(config, capsys)) == 1
 
@@ -170,3 +171,26 @@ def test_kill_at_any_point_then_rerun_gives_exactly_one_effect(
     assert len(notes) == 2
     assert all(SEEN in flags and KEYWORD in flags for _, flags, _ in account.messages("INBOX"))
     assert len(messages(config, capsys)) == 4
+
+
+def test_a_pass_creates_the_folders_first_with_the_servers_names(tmp_path, setup):
+    account, config = setup
+    write_settings(tmp_path, account, mailbox={"on_success": "move",
+                                               "processed_folder": "ATES/Processed"})
+    assert poller(config, "once") == 0  # no mail at all
+    server = account.server
+    assert {server.server_name("Quarantine"), server.server_name("ATES/Processed")} <= set(
+        account.folders())
+
+
+def test_check_prints_the_mapped_names_and_checks_every_folder(tmp_path, cyrus, capsys):
+    account = cyrus.account()
+    config = write_settings(tmp_path, account, mailbox={
+        "quarantine_folder": "user/someone-else/Quarantine", "on_success": "move",
+        "processed_folder": "ATES/Processed", "on_no_token": "move"})
+    assert poller(config, "check") == 6
+    out = capsys.readouterr().out
+    assert "'ATES/Processed' → 'INBOX.ATES.Processed' exists" in out
+    assert "'No token' → 'INBOX.No token' exists" in out
+    assert "FAILED" in out and "'user/someone-else/Quarantine'" in out
+    assert {"INBOX.ATES.Processed", "INBOX.No token"} <= set(account.folders())
