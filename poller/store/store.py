@@ -164,12 +164,12 @@ class Store:
     def claim_unnamed(self, mailbox: str) -> None:
         """Give the rows of a database from before mailboxes had names to this mailbox: such a
         database served one mailbox, and its log must keep telling which mail was decided."""
+        if not self._rows("SELECT 1 FROM processed_message WHERE mailbox = '' LIMIT 1", ()):
+            return  # the usual case: a read, so that read-only commands stay read-only
         with self.db.atomic():
-            claimed = ProcessedMessage.update(mailbox=mailbox).where(
-                ProcessedMessage.mailbox == "").execute()
-            if claimed:
-                PassLog.update(mailbox=mailbox).where(PassLog.mailbox == "").execute()
-                Ticket.update(mailbox=mailbox).where(Ticket.mailbox.is_null()).execute()
+            ProcessedMessage.update(mailbox=mailbox).where(ProcessedMessage.mailbox == "").execute()
+            PassLog.update(mailbox=mailbox).where(PassLog.mailbox == "").execute()
+            Ticket.update(mailbox=mailbox).where(Ticket.mailbox.is_null()).execute()
 
     def delivered_before(self, fingerprint: str) -> Earlier | None:
         """Return the earlier log row of the same mail if it had an effect, else None."""
