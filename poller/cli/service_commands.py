@@ -75,7 +75,8 @@ def status_command(settings: Settings, args: argparse.Namespace) -> int:
     last = totals.last_pass
     if args.json:
         print(json.dumps({
-            "mailbox": settings.imap.name, "last_pass": _pass_json(last), "last_good_pass": _pass_json(good),
+            "mailbox": settings.imap.name,
+            "last_pass": _pass_json(last), "last_good_pass": _pass_json(good),
             "last_good_pass_age_seconds": None if age is None else round(age),
             "max_age_seconds": max_age, "stale": stale,
             "waiting": box.waiting if box else None, "deleted": box.deleted if box else None,
@@ -99,8 +100,8 @@ def status_command(settings: Settings, args: argparse.Namespace) -> int:
             unknown = f"unknown ({box.error})"
             print(f"mail waiting:     {unknown if box.waiting is None else box.waiting}")
             if box.deleted:
-                print(f"flagged deleted:  {box.deleted} (moved, left flagged \\Deleted: the "
-                      "server has no UIDPLUS)")
+                print(f"flagged deleted:  {box.deleted} (not expunged: what a server without "
+                      "MOVE and UIDPLUS keeps of moved mail)")
             print(f"quarantine:       {unknown if box.quarantine is None else box.quarantine}")
         print(f"open tickets:     {totals.open_tickets}")
         print(f"pending steps:    {totals.pending_steps}")
