@@ -17,33 +17,22 @@ access mail as UID 0) and as a normal user.
 from __future__ import annotations
 
 import grp
-import itertools
 import os
 import pwd
-import secrets
 import shutil
-import socket
-import subprocess
 import tempfile
-import threading
-import time
 from pathlib import Path
-from types import TracebackType
-
-from imapclient import IMAPClient
 
 from testkit.imapserver import (
     HOST,
+    PROBE_USER,
     ImapAccount,
     ImapServer,
-    die_with_parent,
-    free_ports,
     make_certificates,
+    searchable_by_others,
 )
 
 __all__ = ["Dovecot", "ImapAccount"]
-
-START_TIMEOUT = 10.0
 
 # Unix socket paths are limited to 108 bytes and Dovecot puts sockets up to
 # ~25 characters deep below base_dir ("token-login/imap-urlauth"), so a
@@ -53,11 +42,6 @@ MAX_BASE_DIR_LEN = 60
 # Dovecot refuses to access mail as root, so as root mail belongs to the first
 # of these users that exists.
 ROOT_MAIL_USERS = ("nobody", "dovenull", "dovecot")
-
-_PROBE_USER = "harness-probe"
-# User names become file names and are expanded in Dovecot's %u templates.
-_FORBIDDEN_IN_NAME = frozenset(':\r\n\t/\\\0 %"*')
-_FORBIDDEN_IN_PASSWORD = frozenset(":\r\n\0")
 
 
 def find_dovecot() -> str:
@@ -70,43 +54,24 @@ def find_dovecot() -> str:
     return path
 
 
-def _check_user(name: str, password: str) -> None:
-    if not name or name.startswith(".") or _FORBIDDEN_IN_NAME.intersection(name):
-        raise ValueError(f"invalid user name: {name!r}")
-    if not password or _FORBIDDEN_IN_PASSWORD.intersection(password):
-        raise ValueError(f"invalid password: {password!r}")
-
-
 class Dovecot(ImapServer):
-    """A private Dovecot instance listening on 127.0.0.1.
+    """A private Dovecot instance listening on 127.0.0.1 (see ImapServer for the lifecycle).
 
-    ``workdir`` holds the configuration, passwd-files, certificates, log, state
-    and mail.  When it is None a fresh temporary directory is created and
-    removed again by ``close()`` (or on leaving the ``with`` block).  Ports,
-    users and certificates are chosen once and survive ``restart()``.
+    Its namespace is Dovecot's stock one: no prefix, '/' between levels.
     """
 
-    host = HOST
+    name = "dovecot"
+    prefix = "dovecot-"
 
     def __init__(self, workdir: Path | None = None) -> None:
         self._binary = find_dovecot()
-        if shutil.which("openssl") is None:
-            raise RuntimeError("openssl not found; install Debian's openssl")
-        self._owns_workdir = workdir is None
-        if workdir is None:
-            workdir = Path(tempfile.mkdtemp(prefix="dovecot-"))
-        self.workdir = Path(workdir).resolve()
-        self.workdir.mkdir(parents=True, exist_ok=True)
-
+        super().__init__(workdir)
         self.config_path = self.workdir / "dovecot.conf"
         self.passwd_dir = self.workdir / "passwd.d"
         self.log_path = self.workdir / "dovecot.log"
         self.stderr_path = self.workdir / "dovecot.stderr"
         self.mail_dir = self.workdir / "mail"
         self.state_dir = self.workdir / "state"
-        self.tls_dir = self.workdir / "tls"
-        self.cafile = self.tls_dir / "ca.crt"
-
         base_dir = self.workdir / "run"
         self._own_base_dir = len(str(base_dir)) > MAX_BASE_DIR_LEN
         if self._own_base_dir:
@@ -114,96 +79,19 @@ class Dovecot(ImapServer):
             base_dir = Path(tempfile.mkdtemp(prefix="dcv-", dir=short_tmp))
         self.base_dir = base_dir
 
-        self.port, self.ssl_port = free_ports(2)
-        self._process: subprocess.Popen[bytes] | None = None
-        self._lock = threading.Lock()
-        self._counter = itertools.count(1)
-        self._users: dict[str, str] = {}
-        self._probe_password = secrets.token_hex(8)
-        self._prepared = False
-        self._started = False
-
-    # -- lifecycle -----------------------------------------------------------
-
-    def start(self) -> Dovecot:
-        """Start the server and return self once a LOGIN works.
-
-        Waits until the plain port accepts connections and the internal probe
-        user can log in and select its INBOX; raises RuntimeError with the
-        tail of the log after ``START_TIMEOUT`` seconds or if dovecot exits.
-        Does nothing when already running.
-        """
-        if self.running:
-            return self
-        if not self._prepared:
-            self._prepare()
-        # Ports are only re-picked before the first successful start: after
-        # that clients may already know them.
-        attempts = 1 if self._started else 3
-        for attempt in range(attempts):
-            try:
-                self._spawn_and_wait()
-                self._started = True
-                return self
-            except RuntimeError:
-                port_taken = "Address already in use" in self._tail()
-                if attempt + 1 < attempts and port_taken:
-                    # Someone grabbed a port between picking and binding it.
-                    self.port, self.ssl_port = free_ports(2)
-                    self._write_config()
-                    continue
-                raise
-        raise AssertionError("unreachable")
-
-    def restart(self) -> None:
-        """Stop and start again with the same ports, users, certificates and mail."""
-        self.stop()
-        self.start()
-
     def close(self) -> None:
         """Stop the server and remove the directories this object created."""
-        self.stop()
+        super().close()
         if self._own_base_dir:
             shutil.rmtree(self.base_dir, ignore_errors=True)
-        if self._owns_workdir:
-            shutil.rmtree(self.workdir, ignore_errors=True)
 
-    def __enter__(self) -> Dovecot:
-        return self.start()
+    def _command(self) -> list[str]:
+        return [self._binary, "-F", "-c", str(self.config_path)]
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        state = "running" if self.running else "stopped"
-        return f"<Dovecot {state} {self.host}:{self.port}/{self.ssl_port} {self.workdir}>"
-
-    # -- users and mail ------------------------------------------------------
-
-    def add_user(self, name: str | None = None, password: str | None = None) -> tuple[str, str]:
-        """Add a user and return ``(username, password)``.
-
-        With ``name`` None a name unique to this server is made up; with
-        ``password`` None a random one.  The user gets a passwd-file of its own
-        (``passwd.d/<name>``) and can log in at once, also while the server
-        runs.  Names must be usable as file names.
-        """
-        with self._lock:
-            if name is None:
-                name = f"user{next(self._counter):04d}-{secrets.token_hex(3)}"
-            if password is None:
-                password = secrets.token_hex(8)
-            _check_user(name, password)
-            if name in self._users or name == _PROBE_USER:
-                raise ValueError(f"user {name!r} already exists")
-            self._users[name] = password
-            self._write_passwd(name, password)
-        return name, password
+    def _create_user(self, name: str, password: str) -> None:
+        """Each user gets a passwd-file of its own (``passwd.d/<name>``): Dovecot looks a file
+        up by user name, so a new user can log in at once."""
+        self._write_passwd(name, password)
 
     # -- internals -----------------------------------------------------------
 
@@ -215,9 +103,8 @@ class Dovecot(ImapServer):
             make_certificates(self.tls_dir)
         if os.geteuid() == 0:
             self._prepare_for_root()
-        self._write_passwd(_PROBE_USER, self._probe_password)
+        self._write_passwd(PROBE_USER, self._probe_password)
         self._write_config()
-        self._prepared = True
 
     def _mail_owner(self) -> tuple[int, int]:
         """Return the (uid, gid) that owns and accesses the mail."""
@@ -241,23 +128,15 @@ class Dovecot(ImapServer):
         uid, gid = self._mail_owner()
         if self._owns_workdir:
             self.workdir.chmod(0o755)
-        for directory in (self.workdir, *self.workdir.parents):
-            if not directory.stat().st_mode & 0o001:
-                raise RuntimeError(
-                    f"{directory} is not searchable by other users; as root, Dovecot's "
-                    f"unprivileged processes need to reach {self.workdir}: pass a workdir "
-                    "under /tmp"
-                )
+        searchable_by_others(self.workdir, "Dovecot")
         os.chown(self.mail_dir, uid, gid)
         self.mail_dir.chmod(0o700)
 
     def _write_passwd(self, name: str, password: str) -> None:
         """Write the passwd-file of one user atomically.
 
-        Each user has a file of its own, ``passwd.d/<user>``: Dovecot looks a
-        file up by user name, so a new user can log in at once.  (A single
-        shared file is re-read at most once a second and would make logins
-        right after ``add_user()`` fail.)
+        (A single shared file is re-read at most once a second and would make
+        logins right after ``add_user()`` fail.)
         """
         self.passwd_dir.mkdir(exist_ok=True)
         path = self.passwd_dir / name
@@ -353,42 +232,3 @@ service anvil {{
 }}
 """
         self.config_path.write_text(config)
-
-    def _spawn_and_wait(self) -> None:
-        with open(self.stderr_path, "ab") as stderr:
-            self._process = subprocess.Popen(
-                [self._binary, "-F", "-c", str(self.config_path)],
-                stdin=subprocess.DEVNULL,
-                stdout=stderr,
-                stderr=stderr,
-                start_new_session=True,
-                preexec_fn=die_with_parent,
-            )
-        deadline = time.monotonic() + START_TIMEOUT
-        last_error: BaseException | None = None
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                code = self._process.returncode
-                self._process = None
-                raise RuntimeError(f"dovecot exited with status {code}{self._tail()}")
-            try:
-                self._probe()
-                return
-            except (OSError, IMAPClient.Error, IMAPClient.AbortError) as error:
-                last_error = error
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(
-            f"dovecot did not accept a LOGIN on {HOST}:{self.port} within "
-            f"{START_TIMEOUT:.0f} s (last error: {last_error!r}){self._tail()}"
-        )
-
-    def _probe(self) -> None:
-        with socket.create_connection((HOST, self.port), timeout=1.0):
-            pass
-        imap = self.client(_PROBE_USER, self._probe_password)
-        try:
-            # LOGIN succeeds even when the mail process cannot initialise.
-            imap.select_folder("INBOX")
-        finally:
-            imap.logout()

@@ -27,6 +27,7 @@ class FakeMailbox:
     flags: dict[int, set[str]] = field(default_factory=dict)
     moved: dict[int, str] = field(default_factory=dict)
     fetched: list[list[int]] = field(default_factory=list)
+    folders: set[str] = field(default_factory=set)
     refuse_steps: bool = False  # flag and move answer NO, as a server with a full quota would
     next_uid: int = 1
 
@@ -66,6 +67,12 @@ class FakeMailbox:
             if uid in self.mails:
                 del self.mails[uid]
                 self.moved[uid] = folder
+
+    def ensure_folder(self, folder: str) -> str:
+        if self.refuse_steps:
+            raise MailboxError(f"creating folder {folder!r}: CREATE failed: NO [OVERQUOTA]")
+        self.folders.add(folder)
+        return folder
 
     def where(self, uid: int) -> str:
         """Return 'flagged', 'untouched' or the folder the mail was moved to."""

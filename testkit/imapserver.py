@@ -1,107 +1,61 @@
-"""What every private IMAP server of the test suite shares: ports, a throw-away CA, accounts,
-and the client-side look at a mailbox (append, list messages, list folders).
+"""What every private IMAP server of the test suite shares: ports, a throw-away CA, users,
+starting and stopping, and the client-side look at a mailbox (append, list messages, list
+folders).
 
-A server class (testkit.dovecot.Dovecot) sets host, port, ssl_port and cafile and implements
-add_user(); the rest comes from ImapServer.
+A server class (testkit.dovecot.Dovecot, testkit.cyrus.Cyrus) writes its configuration in
+_prepare(), names its command line in _command() and creates a user in _create_user(); the
+rest comes from ImapServer.
 """
 
 from __future__ import annotations
 
-import ctypes
+import itertools
 import os
 import secrets
+import shutil
 import signal
 import socket
 import ssl as ssl_module
 import subprocess
+import tempfile
+import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
 
 from imapclient import IMAPClient
 
-HOST = "127.0.0.1"
+from testkit.local import HOST, die_with_parent, free_ports, make_certificates
+
+__all__ = ["HOST", "ImapAccount", "ImapServer", "make_certificates"]
 CLIENT_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
+START_TIMEOUT = 15.0
+
+PROBE_USER = "harness-probe"
+# User names become file names and are expanded in servers' templates; a '.' is Cyrus's
+# hierarchy separator.
+_FORBIDDEN_IN_NAME = frozenset(':\r\n\t/\\\0 %"*.')
+_FORBIDDEN_IN_PASSWORD = frozenset(":\r\n\0")
 
 
-def free_ports(count: int) -> list[int]:
-    """Return ``count`` distinct TCP ports on 127.0.0.1 that are free right now."""
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind((HOST, 0))
-            sockets.append(sock)
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
+def _check_user(name: str, password: str) -> None:
+    if not name or name.startswith(".") or _FORBIDDEN_IN_NAME.intersection(name):
+        raise ValueError(f"invalid user name: {name!r}")
+    if not password or _FORBIDDEN_IN_PASSWORD.intersection(password):
+        raise ValueError(f"invalid password: {password!r}")
 
 
-def die_with_parent() -> None:
-    """preexec_fn: have the kernel send SIGTERM to dovecot if we die first.
-
-    Linux ties this to the thread that started dovecot, so start the server
-    from a thread that lives as long as it should (the main thread in tests).
-    """
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
-
-
-def make_certificates(tls_dir: Path) -> Path:
-    """Create a CA and a server certificate for 127.0.0.1/localhost with openssl in tls_dir
-    (ca.crt, server.crt, server.key); return the CA certificate's path."""
-    cafile = tls_dir / "ca.crt"
-    cnf = tls_dir / "openssl.cnf"
-    cnf.write_text(
-        "[req]\n"
-        "distinguished_name = dn\n"
-        "prompt = no\n"
-        "[dn]\n"
-        "CN = ates-poller test CA\n"
-        "[v3_ca]\n"
-        "basicConstraints = critical, CA:TRUE\n"
-        "keyUsage = critical, keyCertSign, cRLSign\n"
-        "subjectKeyIdentifier = hash\n"
-        "authorityKeyIdentifier = keyid:always\n"
-        "[v3_server]\n"
-        "basicConstraints = critical, CA:FALSE\n"
-        "keyUsage = critical, digitalSignature\n"
-        "extendedKeyUsage = serverAuth\n"
-        "subjectAltName = IP:127.0.0.1, DNS:localhost\n"
-        "subjectKeyIdentifier = hash\n"
-        "authorityKeyIdentifier = keyid:always\n"
-    )
-    d = tls_dir
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    commands = [
-        ["openssl", "req", "-config", cnf, "-x509", *ec, "-keyout", d / "ca.key",
-         "-out", cafile, "-days", "3650", "-extensions", "v3_ca",
-         "-subj", "/CN=ates-poller test CA"],
-        ["openssl", "req", "-config", cnf, "-new", *ec, "-keyout", d / "server.key",
-         "-out", d / "server.csr", "-subj", "/CN=127.0.0.1"],
-        ["openssl", "x509", "-req", "-in", d / "server.csr", "-CA", cafile,
-         "-CAkey", d / "ca.key", "-set_serial", f"0x{secrets.token_hex(8)}",
-         "-days", "825", "-extfile", cnf, "-extensions", "v3_server",
-         "-out", d / "server.crt"],
-    ]  # fmt: skip
-    env = {**os.environ, "OPENSSL_CONF": str(cnf)}
-    for command in commands:
-        result = subprocess.run(
-            [str(part) for part in command], capture_output=True, env=env, check=False
-        )
-        if result.returncode != 0:
+def searchable_by_others(workdir: Path, server: str) -> None:
+    """As root, make sure the server's unprivileged processes can reach workdir."""
+    for directory in (workdir, *workdir.parents):
+        if not directory.stat().st_mode & 0o001:
             raise RuntimeError(
-                f"{' '.join(map(str, command))} failed:\n{result.stderr.decode(errors='replace')}"
+                f"{directory} is not searchable by other users; as root, {server}'s "
+                f"unprivileged processes need to reach {workdir}: pass a workdir under /tmp"
             )
-    (d / "server.key").chmod(0o600)
-    (d / "ca.key").chmod(0o600)
-    return cafile
 
 
 @dataclass(frozen=True)
@@ -121,12 +75,16 @@ class ImapAccount:
         return self.server.client(self.username, self.password, ssl=ssl)
 
     def append(self, folder: str, raw: bytes, flags: Iterable[bytes | str] = ()) -> None:
-        """Append ``raw`` to ``folder``, creating the folder if missing."""
-        self.server.append(self.username, self.password, folder, raw, flags)
+        """Append ``raw`` to ``folder`` (written with '/' as in the settings), creating the
+        folder if missing."""
+        self.server.append(self.username, self.password, self.server.server_name(folder), raw,
+                           flags)
 
     def messages(self, folder: str) -> list[tuple[int, tuple[bytes, ...], bytes]]:
-        """Return ``(uid, flags, raw)`` for each message in ``folder`` (see ``ImapServer.messages``)."""
-        return self.server.messages(self.username, self.password, folder)
+        """Return ``(uid, flags, raw)`` for each message in ``folder`` (written with '/' as in
+        the settings; see ``ImapServer.messages``)."""
+        return self.server.messages(self.username, self.password,
+                                    self.server.server_name(folder))
 
     def folders(self) -> list[str]:
         """Return the names of all folders of this account."""
@@ -134,36 +92,187 @@ class ImapAccount:
 
 
 class ImapServer:
-    """The client side of a private IMAP server on 127.0.0.1: accounts, logins, mail."""
+    """A private IMAP server on 127.0.0.1, run as a child process with a configuration of its
+    own in ``workdir`` (a fresh temporary directory, removed by ``close()``, when None).
+    Ports, users, certificates and mail survive ``restart()``."""
 
     host = HOST
-    port: int
-    ssl_port: int
-    cafile: Path
+    name = "IMAP server"  # in messages
+    prefix = "imap-"  # of the temporary work directory
 
-    _process: subprocess.Popen[bytes] | None = None
-    stderr_path: Path
-    log_path: Path
+    def __init__(self, workdir: Path | None = None) -> None:
+        if shutil.which("openssl") is None:
+            raise RuntimeError("openssl not found; install Debian's openssl")
+        self._owns_workdir = workdir is None
+        if workdir is None:
+            workdir = Path(tempfile.mkdtemp(prefix=self.prefix))
+        self.workdir = Path(workdir).resolve()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.tls_dir = self.workdir / "tls"
+        self.cafile = self.tls_dir / "ca.crt"
+        self.stderr_path = self.workdir / "server.stderr"
+        self.log_path = self.workdir / "server.log"
+        self.port, self.ssl_port = free_ports(2)
+        self._process: subprocess.Popen[bytes] | None = None
+        self._lock = threading.Lock()
+        self._counter = itertools.count(1)
+        self._users: dict[str, str] = {}
+        self._probe_password = secrets.token_hex(8)
+        self._prepared = False
+        self._started = False
 
-    def add_user(self, name: str | None = None, password: str | None = None) -> tuple[str, str]:
-        """Add a user and return ``(username, password)`` (made up when None)."""
+    # -- what a server class provides -----------------------------------------------------
+
+    def _prepare(self) -> None:
+        """Create directories, certificates and the configuration (once, before the first
+        start); the probe user (PROBE_USER, self._probe_password) must be able to log in."""
         raise NotImplementedError
 
+    def _write_config(self) -> None:
+        """(Re)write the configuration with the current ports."""
+        raise NotImplementedError
+
+    def _command(self) -> list[str]:
+        """Return the command line that runs the server in the foreground."""
+        raise NotImplementedError
+
+    def _environment(self) -> dict[str, str] | None:
+        """Return the server's environment (None: this process's)."""
+        return None
+
+    def _create_user(self, name: str, password: str) -> None:
+        """Make the user able to log in, with an empty INBOX."""
+        raise NotImplementedError
+
+    def server_name(self, folder: str) -> str:
+        """Return this server's name for a folder written with '/' between levels, by the
+        layout its configuration gives it (what tests expect poller to map names to)."""
+        return folder
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> ImapServer:
+        """Start the server and return self once the probe user can log in and select INBOX.
+
+        Raises RuntimeError with the tail of the log after START_TIMEOUT seconds or if the
+        server exits. Does nothing when already running.
+        """
+        if self.running:
+            return self
+        if not self._prepared:
+            self._prepare()
+            self._prepared = True
+        # Ports are only re-picked before the first successful start: after that clients
+        # may already know them.
+        attempts = 1 if self._started else 3
+        for attempt in range(attempts):
+            try:
+                self._spawn_and_wait()
+                self._started = True
+                return self
+            except RuntimeError:
+                if attempt + 1 < attempts and "in use" in self._tail():
+                    # Someone grabbed a port between picking and binding it.
+                    self.port, self.ssl_port = free_ports(2)
+                    self._write_config()
+                    continue
+                raise
+        raise AssertionError("unreachable")
+
+    def restart(self) -> None:
+        """Stop and start again with the same ports, users, certificates and mail."""
+        self.stop()
+        self.start()
+
+    def close(self) -> None:
+        """Stop the server and remove the directories this object created."""
+        self.stop()
+        if self._owns_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> ImapServer:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"<{type(self).__name__} {state} {self.host}:{self.port}/{self.ssl_port} " \
+               f"{self.workdir}>"
+
     def stop(self) -> None:
-        """Stop the server: SIGTERM, wait, then SIGKILL its process group."""
+        """Stop the server: SIGTERM, wait, then SIGKILL what is left of its process group."""
         process = self._process
         self._process = None
-        if process is None or process.poll() is not None:
+        if process is None:
             return
-        process.terminate()
-        try:
-            process.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
+        if process.poll() is None:
+            process.terminate()
             try:
-                os.killpg(process.pid, signal.SIGKILL)
-            except ProcessLookupError:
+                process.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
                 pass
-            process.wait(timeout=STOP_TIMEOUT)
+        try:
+            os.killpg(process.pid, signal.SIGKILL)  # children the master left behind
+        except ProcessLookupError:
+            pass
+        process.wait(timeout=STOP_TIMEOUT)
+
+    def _spawn_and_wait(self) -> None:
+        with open(self.stderr_path, "ab") as stderr:
+            self._process = subprocess.Popen(
+                self._command(), stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr,
+                start_new_session=True, preexec_fn=die_with_parent, env=self._environment())
+        deadline = time.monotonic() + START_TIMEOUT
+        last_error: BaseException | None = None
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                code = self._process.returncode
+                self._process = None
+                raise RuntimeError(f"{self.name} exited with status {code}{self._tail()}")
+            try:
+                self._probe()
+                return
+            except (OSError, IMAPClient.Error, IMAPClient.AbortError) as error:
+                last_error = error
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(
+            f"{self.name} did not accept a LOGIN on {HOST}:{self.port} within "
+            f"{START_TIMEOUT:.0f} s (last error: {last_error!r}){self._tail()}"
+        )
+
+    def _probe(self) -> None:
+        with socket.create_connection((HOST, self.port), timeout=1.0):
+            pass
+        imap = self.client(PROBE_USER, self._probe_password)
+        try:
+            # LOGIN succeeds even when the mail process cannot initialise.
+            imap.select_folder("INBOX")
+        finally:
+            imap.logout()
+
+    # -- users and mail ---------------------------------------------------------------------
+
+    def add_user(self, name: str | None = None, password: str | None = None) -> tuple[str, str]:
+        """Add a user and return ``(username, password)``.
+
+        With ``name`` None a name unique to this server is made up; with ``password`` None a
+        random one. The user can log in at once, also while the server runs.
+        """
+        with self._lock:
+            if name is None:
+                name = f"user{next(self._counter):04d}-{secrets.token_hex(3)}"
+            if password is None:
+                password = secrets.token_hex(8)
+            _check_user(name, password)
+            if name in self._users or name == PROBE_USER:
+                raise ValueError(f"user {name!r} already exists")
+            self._create_user(name, password)
+            self._users[name] = password
+        return name, password
 
     @property
     def running(self) -> bool:

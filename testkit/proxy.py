@@ -14,7 +14,8 @@ Faults, each applied to one connection at most:
 * ``bye``: once the client sends these bytes, answer ``* BYE`` in the server's place and cut;
 * ``stall``: once the client sends these bytes, forward them and drop every answer, leaving
   the connection open (a server that hangs);
-* ``rewrite``: replace bytes in what the server sends (same length, e.g. to hide STARTTLS).
+* ``rewrite``: pairs of bytes replaced in what the server sends (same length, e.g. to hide
+  STARTTLS, or MOVE and UIDPLUS from the capabilities).
 
 ``sent`` keeps what each client sent, to check what went over the wire.
 """
@@ -33,8 +34,8 @@ class TcpProxy:
     def __init__(self, target_port: int, cuts: list[int | None] | None = None,
                  swallow: bytes | None = None, refuse: bytes | None = None,
                  bye: bytes | None = None, stall: bytes | None = None,
-                 rewrite: tuple[bytes, bytes] | None = None) -> None:
-        if rewrite is not None and len(rewrite[0]) != len(rewrite[1]):
+                 rewrite: tuple[tuple[bytes, bytes], ...] = ()) -> None:
+        if any(len(old) != len(new) for old, new in rewrite):
             raise ValueError("rewrite must keep the length")
         self.target_port = target_port
         self.cuts = list(cuts or [])
@@ -165,8 +166,8 @@ class _Connection:
                 return
             if self.swallowing:
                 continue
-            if p.rewrite:
-                data = data.replace(*p.rewrite)
+            for old, new in p.rewrite:
+                data = data.replace(old, new)
             if self.limit is not None and passed + len(data) >= self.limit:
                 try:
                     self.client.sendall(data[: self.limit - passed])

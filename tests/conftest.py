@@ -1,8 +1,9 @@
-"""Shared fixtures: one private Dovecot IMAP server for the whole test session.
+"""Shared fixtures: private IMAP servers, each started once for the whole test session.
 
-Integration tests take ``imap_account`` (a fresh, empty mailbox of their own)
-or ``dovecot`` (the server itself).  When dovecot is not installed these
-fixtures fail with an error; they never skip.
+Integration tests take ``imap_account`` (a fresh, empty mailbox of their own on Dovecot),
+``server_account`` (the same on each server in turn: Dovecot, then Cyrus IMAP, for the core
+scenarios) or ``dovecot`` / ``cyrus`` (the server itself). When a server is not installed
+these fixtures fail with an error; they never skip.
 """
 
 from __future__ import annotations
@@ -17,9 +18,13 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from testkit.cyrus import Cyrus  # noqa: E402
 from testkit.dovecot import Dovecot, ImapAccount  # noqa: E402
+from testkit.imapserver import ImapServer  # noqa: E402
 from testkit.webhook_receiver import Receiver  # noqa: E402
 from testkit.webhooks import SECRET  # noqa: E402
+
+SERVERS = ("dovecot", "cyrus")
 
 
 @pytest.fixture(scope="session")
@@ -29,6 +34,17 @@ def dovecot() -> Iterator[Dovecot]:
     A test that stops the server must start it again (``restart()`` does both).
     """
     server = Dovecot()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture(scope="session")
+def cyrus() -> Iterator[Cyrus]:
+    """The session's running Cyrus IMAP (Debian's stock namespace: INBOX., '.')."""
+    server = Cyrus()
     try:
         server.start()
         yield server
@@ -48,3 +64,16 @@ def receiver() -> Iterator[Receiver]:
     """A webhook receiver on 127.0.0.1 that checks signatures with testkit.webhooks.SECRET."""
     with Receiver(SECRET) as running:
         yield running
+
+@pytest.fixture(params=SERVERS)
+def imap_server(request: pytest.FixtureRequest) -> ImapServer:
+    """Each of the session's servers in turn (started when first asked for)."""
+    server: ImapServer = request.getfixturevalue(request.param)
+    server.start()  # no-op unless an earlier test left it stopped
+    return server
+
+
+@pytest.fixture
+def server_account(imap_server: ImapServer) -> ImapAccount:
+    """A new user with an empty INBOX, on each of the session's servers in turn."""
+    return imap_server.account()

@@ -107,3 +107,22 @@ def test_redacted_masks_every_secret(tmp_path):
     shown = repr(settings.redacted()) + repr(settings)
     assert "imap-secret" not in shown and "ates-secret" not in shown
     assert settings.redacted()["imap"]["password"] == MASK
+
+
+def test_the_mailbox_name_defaults_to_user_host_and_folder(tmp_path):
+    settings = load_settings(write(tmp_path, MINIMAL),
+                             environ={"POLLER_IMAP_FOLDER": "INBOX/Alerts"})
+    assert settings.imap.name == "alerts@127.0.0.1/INBOX/Alerts"
+    named = load_settings(write(tmp_path, MINIMAL), environ={"POLLER_IMAP_NAME": "Kaseya EU"})
+    assert named.imap.name == "Kaseya EU"
+
+
+def test_tickets_section_sets_what_the_mailbox_gives_its_tickets(tmp_path):
+    defaults = load_settings(write(tmp_path, MINIMAL), environ={}).policy().tickets
+    assert (defaults.queue, defaults.priority, defaults.source, defaults.issue_type) == (
+        "Monitoring Alert", "Medium", "Monitoring Alert", "")
+    text = MINIMAL + ("[tickets]\nqueue = Level II Support\npriority = High\nsource = Email\n"
+                      "issue_type = Hardware\n")
+    tickets = load_settings(write(tmp_path, text), environ={}).policy().tickets
+    assert (tickets.queue, tickets.priority, tickets.source, tickets.issue_type) == (
+        "Level II Support", "High", "Email", "Hardware")

@@ -86,9 +86,33 @@ def test_connection_lost_in_the_middle_of_a_move_moves_each_mail_once(
     assert len(imap_account.messages("Done")) == 3
 
 
+# The capabilities of a server without MOVE and UIDPLUS (Dovecot's, with those two hidden)
+WITHOUT_MOVE_AND_UIDPLUS = ((b" MOVE", b" XOVE"), (b" UIDPLUS", b" XIDPLUS"))
+
+
+def test_without_move_and_uidplus_moved_mail_stays_flagged_deleted_and_nothing_is_deleted(
+        tmp_path, imap_account, capsys):
+    append_many(imap_account, alerts(3))
+    with TcpProxy(imap_account.port, rewrite=WITHOUT_MOVE_AND_UIDPLUS) as proxy:
+        config = write_settings(tmp_path, imap_account, imap={"port": str(proxy.port)},
+                                mailbox={"on_success": "move", "processed_folder": "Done"})
+        assert poller(config, "once") == 0
+        assert poller(config, "once") == 0  # the originals left behind are not new mail
+        capsys.readouterr()
+        assert poller(config, "status") == 0
+        sent = b"".join(proxy.sent)
+    assert b"MOVE" not in sent and b"EXPUNGE" not in sent and b"COPY" in sent
+    assert count_tickets(tmp_path / "tickets.db") == 3
+    assert len(imap_account.messages("Done")) == 3
+    originals = imap_account.messages("INBOX")
+    assert len(originals) == 3 and all(b"\\Deleted" in flags for _, flags, _ in originals)
+    out = capsys.readouterr().out
+    assert "mail waiting:     0" in out and "flagged deleted:  3" in out
+
+
 def test_starttls_hidden_by_the_network_is_refused_and_the_password_never_sent(
         tmp_path, imap_account, capsys):
-    with TcpProxy(imap_account.port, rewrite=(b"STARTTLS", b"STARTTLX")) as proxy:
+    with TcpProxy(imap_account.port, rewrite=((b"STARTTLS", b"STARTTLX"),)) as proxy:
         config = write_settings(tmp_path, imap_account, imap={"port": str(proxy.port),
                                                                "security": "starttls"})
         assert poller(config, "once") == 3

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import signal
+from pathlib import Path
 
+from poller.config import load_settings
 from poller.service.lock import PassLock
 from testkit.serving import SLOW, Child, append_many, count_tickets, query
 from testkit.support import alert_mail, poller, token, write_settings
@@ -72,7 +74,8 @@ def test_a_lock_left_by_a_killed_process_does_not_block(tmp_path, imap_account, 
         killed.wait_for("outcome=created")
         killed.signal(signal.SIGKILL)
         assert killed.wait() == -signal.SIGKILL
-    assert (tmp_path / "tickets.db.lock").exists()  # the file stays; the lock went with the pid
+    lock_file = load_settings(config).schedule.lock_file
+    assert Path(lock_file).exists()  # the file stays; the lock went with the pid
     assert poller(config, "once") == 0
     assert BUSY not in capsys.readouterr().err
     assert count_tickets(tmp_path / "tickets.db") == 8

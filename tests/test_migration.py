@@ -101,3 +101,48 @@ def test_an_upgraded_database_gets_the_outbox_and_the_views(tmp_path, old_databa
     assert query(old_database, "SELECT id, actor, attempts FROM outbox_events") == [
         (event["id"], "alice", 1)]
     assert query(old_database, "SELECT count(*) FROM open_tickets") == [(0,)]
+
+
+def schema(path: Path) -> dict[str, object]:
+    """Return each table's columns (name, type, not null, default) and each index's columns."""
+    with sqlite3.connect(path) as con:
+        tables = [name for (name,) in con.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+        out: dict[str, object] = {}
+        for table in tables:
+            out[table] = sorted(row[1:5] for row in con.execute(f'PRAGMA table_info("{table}")'))
+            for _, index, unique, *_ in con.execute(f'PRAGMA index_list("{table}")'):
+                columns = [row[2] for row in con.execute(f'PRAGMA index_info("{index}")')]
+                out[f"index {index}"] = (unique, columns)
+    con.close()
+    return out
+
+
+def test_an_upgraded_database_has_the_schema_of_a_new_one(tmp_path, old_database):
+    open_database(f"sqlite:///{old_database}").close()
+    open_database(f"sqlite:///{tmp_path / 'new.db'}").close()
+    assert schema(old_database) == schema(tmp_path / "new.db")
+
+
+def test_the_old_log_belongs_to_the_first_mailbox_and_new_tickets_get_their_fields(
+        tmp_path, old_database, capsys):
+    config = write_settings(tmp_path, None, imap={"name": "Kaseya alerts"},
+                            tickets={"queue": "Level I Support", "priority": "High"})
+    messages = poller_json(config, capsys, "messages")
+    assert {m["mailbox"] for m in messages} == {"Kaseya alerts"}
+    old = poller_json(config, capsys, "tickets")
+    assert {(t["mailbox"], t["queue"], t["priority"], t["sub_issue"]) for t in old} == {
+        ("Kaseya alerts", None, None, None)}
+    settings = load_settings(config)
+    mailbox = FakeMailbox(next_uid=7)
+    mailbox.add(alert_mail(subject="Fan failed on SRV9",
+                           tok=token(CustomerID="Kaseya:200", AlertID="Kaseya:90",
+                                     SubIssue="Hardware")))
+    with opened_store(settings) as store:
+        assert Worker(settings, mailbox, store).run_pass().counts == {"created": 1}
+    new = poller_json(config, capsys, "tickets", "--queue", "Level I Support")
+    assert [(t["title"], t["priority"], t["source"], t["sub_issue"], t["mailbox"])
+            for t in new] == [("Fan failed on SRV9", "High", "Monitoring Alert", "Hardware",
+                               "Kaseya alerts")]
+    other = write_settings(tmp_path, None, imap={"name": "another mailbox"})
+    assert [m["mailbox"] for m in poller_json(other, capsys, "messages")][-1] == "Kaseya alerts"

@@ -13,11 +13,15 @@ from testkit.serving import query
 from testkit.support import PW, alert_mail, poller, token, write_settings
 
 
-def samples(path) -> dict[tuple[str, tuple], float]:
+def samples(path, mailbox: str) -> dict[tuple[str, tuple], float]:
+    """Return the textfile's samples by name and labels, all of them labelled with the mailbox
+    (the label is left out of the keys)."""
     out = {}
     for family in text_string_to_metric_families(path.read_text()):
         for sample in family.samples:
-            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+            labels = dict(sample.labels)
+            assert labels.pop("mailbox") == mailbox
+            out[(sample.name, tuple(sorted(labels.items())))] = sample.value
     return out
 
 
@@ -30,7 +34,7 @@ def test_check_prints_masked_settings_creates_folders_and_exits_0(tmp_path, imap
     out = capsys.readouterr().out
     assert "[imap]" in out and "password = ********" in out and "passwords = ********" in out
     assert imap_account.password not in out and PW not in out
-    assert f"lock_file = {tmp_path}/tickets.db.lock" in out
+    assert f"lock_file = {tmp_path}/tickets.db.{imap_account.username}@127.0.0.1_" in out
     assert "offers IDLE" in out and "FAILED" not in out
     assert {"Quarantine", "Done"} <= set(imap_account.folders())
     assert query(tmp_path / "tickets.db", "SELECT count(*) FROM pass_log") == [(0,)]
@@ -125,7 +129,7 @@ def test_metrics_textfile_is_written_after_each_pass(tmp_path, imap_account):
     before = time.time()
     assert poller(config, "once") == 0
     after = time.time()
-    values = samples(prom)
+    values = samples(prom, f"{imap_account.username}@127.0.0.1/INBOX")
     assert values[("ates_poller_passes_total", (("result", "ok"),))] == 1
     assert values[("ates_poller_mails_total", (("outcome", "created"),))] == 1
     assert values[("ates_poller_mails_total", (("outcome", "appended"),))] == 1
@@ -138,7 +142,7 @@ def test_metrics_textfile_is_written_after_each_pass(tmp_path, imap_account):
     write_settings(tmp_path, imap_account, metrics={"textfile": str(prom)},
                    imap={"password": "Wr0ngPassw0rd"})
     assert poller(config, "once") == 3
-    values = samples(prom)
+    values = samples(prom, f"{imap_account.username}@127.0.0.1/INBOX")
     assert values[("ates_poller_errors_total", ())] == 1
     assert values[("ates_poller_passes_total", (("result", "failed"),))] == 1
     assert values[("ates_poller_last_success_timestamp_seconds", ())] == success
@@ -147,8 +151,9 @@ def test_metrics_textfile_is_written_after_each_pass(tmp_path, imap_account):
 
 # -- requeue ---------------------------------------------------------------------------------
 
-def test_requeue_brings_quarantined_mail_back_once_the_cause_is_fixed(tmp_path, imap_account,
+def test_requeue_brings_quarantined_mail_back_once_the_cause_is_fixed(tmp_path, server_account,
                                                                       capsys):
+    imap_account = server_account
     new_pw = "N3wAtesPassw0rd"
     config = write_settings(tmp_path, imap_account)
     imap_account.append("INBOX", alert_mail(message_id="<rotated@mon.example>",

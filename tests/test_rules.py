@@ -7,9 +7,16 @@ from dataclasses import dataclass, field, replace
 import pytest
 
 from poller.ates.alert import Alert
-from poller.ates.decision import FLAG, NOTHING, Outcome, Step
+from poller.ates.decision import FLAG, NOTHING, Outcome, Step, TicketFields
 from poller.ates.directory import ContactMatch, DeviceMatch, Earlier, TicketRef
-from poller.ates.policy import AtesSettings, DuplicateSettings, LimitSettings, MailboxSettings, Policy
+from poller.ates.policy import (
+    AtesSettings,
+    DuplicateSettings,
+    LimitSettings,
+    MailboxSettings,
+    Policy,
+    TicketSettings,
+)
 from poller.ates.reading import Reading
 from poller.ates.rules import attachment_budget, authenticate, decide, decide_alert, oversized
 from poller.ates.token import AtesToken, Sourced
@@ -306,3 +313,31 @@ def test_new_and_appended_alerts_carry_the_attachments_within_the_budget():
                             policy(limits=LimitSettings(max_attachment_bytes=50)))
     assert [a.filename for a in decision.attachments] == ["small.txt"]
     assert "big.iso" in decision.refused_attachments[0]
+
+
+# -- what the receiving mailbox gives its tickets -------------------------------------------
+
+def test_a_new_ticket_gets_the_mailbox_fields_and_the_token_sub_issue():
+    tickets = TicketSettings(queue="Level I Support", priority="High", source="Email",
+                             issue_type="Hardware")
+    decision = decide_alert(alert(sub_issue="Disk"), Directory(),
+                            replace(policy(), tickets=tickets))
+    assert decision.outcome is Outcome.CREATED
+    assert decision.fields == TicketFields(queue="Level I Support", priority="High",
+                                           source="Email", issue_type="Hardware",
+                                           sub_issue="Disk")
+
+
+def test_the_documented_defaults_and_no_sub_issue_without_one_in_the_token():
+    decision = decide_alert(alert(), Directory(), policy())
+    assert decision.fields == TicketFields(queue="Monitoring Alert", priority="Medium",
+                                           source="Monitoring Alert", issue_type=None,
+                                           sub_issue=None)
+
+
+def test_a_duplicate_keeps_the_fields_its_ticket_was_created_with():
+    d = Directory(open_tickets={(LOCAL, "Kaseya Alert ID", "1"): [5]})
+    decision = decide_alert(alert(alert_id=Sourced(KASEYA, "1"), sub_issue="Other"), d,
+                            replace(policy(), tickets=TicketSettings(queue="Elsewhere")))
+    assert decision.outcome is Outcome.APPENDED and decision.ticket_id == 5
+    assert decision.fields == TicketFields()

@@ -30,7 +30,8 @@ def assert_each_alert_once(db, count: int) -> None:
 
 
 def test_idle_makes_a_ticket_within_seconds_without_waiting_for_the_interval(
-        tmp_path, imap_account):
+        tmp_path, server_account):
+    imap_account = server_account
     config = write_settings(tmp_path, imap_account,
                             schedule={"interval": "3600", "idle": "true"})
     db = tmp_path / "tickets.db"

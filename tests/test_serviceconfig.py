@@ -30,7 +30,7 @@ def test_defaults_and_the_lock_file_next_to_the_database(tmp_path):
     settings = load(tmp_path)
     assert (settings.schedule.interval, settings.schedule.idle) == (300, False)
     assert settings.schedule.idle_renew == 600 and settings.schedule.lock_wait == 10
-    assert settings.schedule.lock_file == f"{tmp_path}/tickets.db.lock"
+    assert settings.schedule.lock_file == f"{tmp_path}/tickets.db.alerts@127.0.0.1_993_INBOX.lock"
     assert (settings.retry.attempts, settings.retry.initial_wait, settings.retry.max_wait) == (
         5, 1.0, 60.0)
     assert settings.metrics.textfile is None
@@ -48,6 +48,16 @@ def test_relative_paths_are_relative_to_the_settings_file(tmp_path):
                               "[metrics]\ntextfile = prom/poller.prom\n")
     assert settings.schedule.lock_file == str(tmp_path / "run/poller.lock")
     assert settings.metrics.textfile == str(tmp_path / "prom/poller.prom")
+
+
+def test_mailboxes_sharing_a_database_get_a_lock_file_each(tmp_path):
+    first = load(tmp_path)
+    other_folder = load(tmp_path, environ={"POLLER_IMAP_FOLDER": "INBOX/Alerts"})
+    other_user = load(tmp_path, environ={"POLLER_IMAP_USERNAME": "rmm"})
+    same = load(tmp_path, environ={"POLLER_IMAP_NAME": "another name, the same mailbox"})
+    locks = {s.schedule.lock_file for s in (first, other_folder, other_user)}
+    assert len(locks) == 3 and all(Path(lock).parent == tmp_path for lock in locks)
+    assert same.schedule.lock_file == first.schedule.lock_file
 
 
 def test_in_memory_database_gets_a_lock_file_per_mailbox_in_the_temp_dir(tmp_path):

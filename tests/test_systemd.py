@@ -1,4 +1,5 @@
-"""The systemd units in contrib/systemd: valid for systemd, and hardened as README promises."""
+"""The systemd units in contrib/systemd: valid for systemd, and hardened as README promises;
+the templates (ates-poller@NAME) read one settings file per mailbox."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ INSTALLED = "/opt/ates-poller/bin/poller"
 
 def test_the_units_are_there():
     assert [u.name for u in UNITS] == ["ates-poller-once.service", "ates-poller-once.timer",
-                                       "ates-poller.service"]
+                                       "ates-poller-once@.service", "ates-poller-once@.timer",
+                                       "ates-poller.service", "ates-poller@.service"]
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not found")
@@ -29,7 +31,9 @@ def test_units_pass_systemd_analyze_verify(tmp_path):
         text = unit.read_text().replace(INSTALLED, str(poller if poller.exists() else
                                                        sys.executable))
         (tmp_path / unit.name).write_text(text)
-    result = subprocess.run(["systemd-analyze", "verify", *(str(tmp_path / u.name) for u in UNITS)],
+    # a template is verified as an instance of it, e.g. ates-poller@kaseya-eu.service
+    names = [u.name.replace("@.", "@kaseya-eu.") for u in UNITS]
+    result = subprocess.run(["systemd-analyze", "verify", *(str(tmp_path / n) for n in names)],
                             capture_output=True, text=True, check=False)
     assert result.returncode == 0 and result.stdout + result.stderr == "", result.stderr
 
@@ -38,10 +42,15 @@ def test_units_pass_systemd_analyze_verify(tmp_path):
                          ids=lambda u: u.name)
 def test_services_are_hardened_and_get_secrets_as_credentials(unit):
     lines = set(unit.read_text().splitlines())
+    mailbox = "%i." if "@" in unit.name else ""  # a template: one settings file per mailbox
     for setting in ("NoNewPrivileges=yes", "PrivateTmp=yes", "ProtectSystem=strict",
                     "DynamicUser=yes", "StateDirectory=ates-poller",
-                    "LoadCredential=imap-password:/etc/ates-poller/imap-password",
-                    "Environment=POLLER_IMAP_PASSWORD_FILE=${CREDENTIALS_DIRECTORY}/imap-password"):
+                    f"LoadCredential=imap-password:/etc/ates-poller/{mailbox}imap-password",
+                    "LoadCredential=ates-password:/etc/ates-poller/ates-password",
+                    "Environment=POLLER_IMAP_PASSWORD_FILE=${CREDENTIALS_DIRECTORY}/imap-password",
+                    "Environment=POLLER_DATABASE_URL=sqlite:////var/lib/ates-poller/tickets.db"):
         assert setting in lines
-    assert f"ExecStart={INSTALLED} --config /etc/ates-poller/settings.ini " \
+    settings = "%i.ini" if mailbox else "settings.ini"
+    assert f"ExecStart={INSTALLED} --config /etc/ates-poller/{settings} " \
            f"{'once' if 'once' in unit.name else 'serve'}" in lines
+

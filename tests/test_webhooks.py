@@ -43,6 +43,8 @@ def test_created_appended_and_completed_from_mail_are_posted_signed_in_order(box
     assert created.body["ticket"] == {
         "number": created.body["ticket"]["number"], "title": "Disk full on SRV1", "status": "New",
         "organization": "Client One", "device": "SRV1", "occurrences": 1,
+        "queue": "Monitoring Alert", "priority": "Medium", "source": "Monitoring Alert",
+        "issue_type": None, "sub_issue": None, "mailbox": "alerts@imap.invalid/INBOX",
         "udfs": {"Kaseya Alert ID": "8932", "Kaseya Ticket ID": "KT-1"}}
     assert (created.body["by"], created.body["note"]) == ("alert", None)
     assert created.body["occurred"] == "2026-11-29T10:00:00+00:00"

@@ -1,7 +1,7 @@
-"""`poller once` end to end against the private Dovecot: what the mailbox sees of a pass (flags,
-moves, folders, TLS) and exactly-once across kill -9. The decision paths are tested over a fake
-mailbox in test_worker.py; oversized mail on the wire in test_hostile_mail.py, refused logins
-in test_faults.py."""
+"""`poller once` end to end against the private servers, Dovecot and Cyrus IMAP: what the
+mailbox sees of a pass (flags, moves, folders, TLS) and exactly-once across kill -9. The
+decision paths are tested over a fake mailbox in test_worker.py; oversized mail on the wire in
+test_hostile_mail.py, refused logins in test_faults.py."""
 
 from __future__ import annotations
 
@@ -22,9 +22,9 @@ KEYWORD = b"$AtesProcessed"
 
 
 @pytest.fixture
-def setup(tmp_path, imap_account):
-    """Return (account, settings path) with the directory imported."""
-    config = write_settings(tmp_path, imap_account)
+def setup(tmp_path, server_account):
+    """Return (account, settings path) with the directory imported, on each server."""
+    config = write_settings(tmp_path, server_account)
     (tmp_path / "organizations.csv").write_text("name,Kaseya Customer ID\nClient One,100\nClient Two,200\n")
     (tmp_path / "devices.csv").write_text(
         "name,organization,Kaseya Device ID\nSRV1,Client One,123\n")
@@ -33,7 +33,7 @@ def setup(tmp_path, imap_account):
         "Client Two,Jane,Doe,jane@two.example,,\n")
     for kind in ("organizations", "devices", "contacts"):
         assert poller(config, "import", kind, str(tmp_path / f"{kind}.csv")) == 0
-    return imap_account, config
+    return server_account, config
 
 
 def tickets(config, capsys):
@@ -84,19 +84,19 @@ def test_move_mode_moves_processed_mail(tmp_path, setup, capsys):
 
 
 @pytest.mark.parametrize("security", ["ssl", "starttls"])
-def test_tls_connections_work_and_keep_the_login_off_the_wire(tmp_path, imap_account, capsys,
+def test_tls_connections_work_and_keep_the_login_off_the_wire(tmp_path, server_account, capsys,
                                                               security):
     """A certificate not signed by [imap] cafile is refused: test_faults.py."""
-    port = imap_account.ssl_port if security == "ssl" else imap_account.port
-    imap_account.append("INBOX", alert_mail())
+    port = server_account.ssl_port if security == "ssl" else server_account.port
+    server_account.append("INBOX", alert_mail())
     with TcpProxy(port) as proxy:
-        config = write_settings(tmp_path, imap_account,
+        config = write_settings(tmp_path, server_account,
                                 imap={"security": security, "port": str(proxy.port)})
         assert poller(config, "once") == 0
         sent = b"".join(proxy.sent)
     assert len(tickets(config, capsys)) == 1
     assert (b"STARTTLS" in sent) is (security == "starttls")
-    assert b"LOGIN" not in sent.upper() and imap_account.password.encode() not in sent
+    assert b"LOGIN" not in sent.upper() and server_account.password.encode() not in sent
 
 
 CRASH = """
@@ -137,3 +137,26 @@ def test_kill_at_any_point_then_rerun_gives_exactly_one_effect(
     assert len(notes) == 2
     assert all(SEEN in flags and KEYWORD in flags for _, flags, _ in account.messages("INBOX"))
     assert len(messages(config, capsys)) == 4
+
+
+def test_a_pass_creates_the_folders_first_with_the_servers_names(tmp_path, setup):
+    account, config = setup
+    write_settings(tmp_path, account, mailbox={"on_success": "move",
+                                               "processed_folder": "ATES/Processed"})
+    assert poller(config, "once") == 0  # no mail at all
+    server = account.server
+    assert {server.server_name("Quarantine"), server.server_name("ATES/Processed")} <= set(
+        account.folders())
+
+
+def test_check_prints_the_mapped_names_and_checks_every_folder(tmp_path, cyrus, capsys):
+    account = cyrus.account()
+    config = write_settings(tmp_path, account, mailbox={
+        "quarantine_folder": "user/someone-else/Quarantine", "on_success": "move",
+        "processed_folder": "ATES/Processed", "on_no_token": "move"})
+    assert poller(config, "check") == 6
+    out = capsys.readouterr().out
+    assert "'ATES/Processed' → 'INBOX.ATES.Processed' exists" in out
+    assert "'No token' → 'INBOX.No token' exists" in out
+    assert "FAILED" in out and "'user/someone-else/Quarantine'" in out
+    assert {"INBOX.ATES.Processed", "INBOX.No token"} <= set(account.folders())

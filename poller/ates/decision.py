@@ -56,10 +56,23 @@ class NewContact:
 
 
 @dataclass(frozen=True)
+class TicketFields:
+    """The fields a new ticket gets from the mailbox that received the alert ([tickets]) and
+    the token's SubIssue; None where there is none."""
+
+    queue: str | None = None
+    priority: str | None = None
+    source: str | None = None
+    issue_type: str | None = None
+    sub_issue: str | None = None
+
+
+@dataclass(frozen=True)
 class Decision:
     """What to do with one mail. For the TICKET_OUTCOMES the ticket fields are set: the
     organization and so on, the ticket's UDF values (source, kind, value), the system notes
-    for the ticket, the attachments to store and the notes on those over the budget."""
+    for the ticket, the attachments to store and the notes on those over the budget; a new
+    ticket also gets its fields (queue, priority and so on)."""
 
     outcome: Outcome
     step: Step
@@ -73,3 +86,4 @@ class Decision:
     notes: tuple[str, ...] = ()
     attachments: tuple[Attachment, ...] = ()
     refused_attachments: tuple[str, ...] = ()
+    fields: TicketFields = TicketFields()

@@ -1,4 +1,5 @@
-"""What the rules are configured by: the [ates], [duplicates], [mailbox] and [limits] settings.
+"""What the rules are configured by: the [ates], [duplicates], [mailbox], [limits] and [tickets]
+settings.
 
 poller.config reads them from settings.ini; the defaults here are the documented ones.
 """
@@ -46,6 +47,17 @@ class LimitSettings:
 
 
 @dataclass(frozen=True)
+class TicketSettings:
+    """What the receiving mailbox gives each ticket it creates (ATES takes the fields a token
+    does not carry from the mailbox's configuration); empty: none."""
+
+    queue: str = "Monitoring Alert"
+    priority: str = "Medium"
+    source: str = "Monitoring Alert"
+    issue_type: str = ""
+
+
+@dataclass(frozen=True)
 class Policy:
     """The settings the rules read, in one value."""
 
@@ -53,6 +65,7 @@ class Policy:
     duplicates: DuplicateSettings = DuplicateSettings()
     mailbox: MailboxSettings = MailboxSettings()
     limits: LimitSettings = LimitSettings()
+    tickets: TicketSettings = TicketSettings()
 
     @cached_property
     def clear_re(self) -> re.Pattern[str]:

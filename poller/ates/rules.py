@@ -18,9 +18,10 @@ from poller.ates.decision import (
     NewContact,
     Outcome,
     Step,
+    TicketFields,
 )
 from poller.ates.directory import Directory, TicketRef
-from poller.ates.policy import AtesSettings, MailboxSettings, Policy
+from poller.ates.policy import AtesSettings, MailboxSettings, Policy, TicketSettings
 from poller.ates.reading import Reading
 from poller.ates.token import AtesToken, Sourced
 from poller.mail.message import Attachment
@@ -133,7 +134,15 @@ def decide_alert(alert: Alert, directory: Directory, policy: Policy) -> Decision
                         **common)
     reason = "duplicate alert, action = new" if target_id is not None else "new alert"
     return Decision(Outcome.CREATED, step, reason=reason, ticket_udfs=_ticket_udfs(token),
-                    **common)
+                    fields=ticket_fields(policy.tickets, token), **common)
+
+
+def ticket_fields(mailbox: TicketSettings, token: AtesToken) -> TicketFields:
+    """Return what a new ticket gets: queue, priority, source and issue type from the receiving
+    mailbox's [tickets] settings, the sub-issue type from the token's SubIssue."""
+    return TicketFields(queue=mailbox.queue or None, priority=mailbox.priority or None,
+                        source=mailbox.source or None, issue_type=mailbox.issue_type or None,
+                        sub_issue=token.sub_issue)
 
 
 def attachment_budget(files: tuple[Attachment, ...], max_bytes: int

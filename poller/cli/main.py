@@ -103,8 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("file", type=Path)
 
     lst = commands.add_parser("tickets", help="list tickets",
-                              description="List tickets. Example: poller tickets --status New")
+                              description="List tickets, with the queue, priority and mailbox "
+                                          "they came with. Example: poller tickets --status New "
+                                          "--queue 'Monitoring Alert'")
     lst.add_argument("--status", choices=("New", "Complete"))
+    lst.add_argument("--queue", help="only tickets in this queue")
+    lst.add_argument("--priority", help="only tickets of this priority")
     lst.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     one = commands.add_parser(

@@ -83,7 +83,7 @@ def check_command(settings: Settings, args: argparse.Namespace) -> int:
 def status_command(settings: Settings, args: argparse.Namespace) -> int:
     max_age = args.max_age if args.max_age is not None else settings.status.max_age
     with opened_store(settings) as store:
-        totals = queries.totals()
+        totals = queries.totals(settings.imap.name)
         box = health.mailbox_state(settings, store) if args.mailbox else None
     now = utc_now()
     good = totals.last_good_pass
@@ -94,10 +94,12 @@ def status_command(settings: Settings, args: argparse.Namespace) -> int:
     last = totals.last_pass
     if args.json:
         print(json.dumps({
+            "mailbox": settings.imap.name,
             "last_pass": _pass_json(last), "last_good_pass": _pass_json(good),
             "last_good_pass_age_seconds": None if age is None else round(age),
             "max_age_seconds": max_age, "stale": stale,
-            "waiting": box.waiting if box else None, "quarantine": box.quarantine if box else None,
+            "waiting": box.waiting if box else None, "deleted": box.deleted if box else None,
+            "quarantine": box.quarantine if box else None,
             "mailbox_error": box.error if box else None, "open_tickets": totals.open_tickets,
             "pending_mailbox_steps": totals.pending_steps, "passes_ok": totals.passes_ok,
             "passes_failed": totals.passes_failed, "mails": totals.mails,
@@ -105,6 +107,7 @@ def status_command(settings: Settings, args: argparse.Namespace) -> int:
             "oldest_undelivered_age_seconds": None if oldest is None else round(oldest),
         }, indent=2))
     else:
+        print(f"mailbox:          {settings.imap.name}")
         if last is None:
             print("last pass:        none yet")
         else:
@@ -117,6 +120,9 @@ def status_command(settings: Settings, args: argparse.Namespace) -> int:
         if box is not None:
             unknown = f"unknown ({box.error})"
             print(f"mail waiting:     {unknown if box.waiting is None else box.waiting}")
+            if box.deleted:
+                print(f"flagged deleted:  {box.deleted} (not expunged: what a server without "
+                      "MOVE and UIDPLUS keeps of moved mail)")
             print(f"quarantine:       {unknown if box.quarantine is None else box.quarantine}")
         print(f"open tickets:     {totals.open_tickets}")
         print(f"pending steps:    {totals.pending_steps}")

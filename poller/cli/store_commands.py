@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 from poller.ates.alert import read_alert
+from poller.ates.decision import Outcome
 from poller.ates.rules import decide_alert
 from poller.cli.exits import EXIT_OK
 from poller.cli.output import show
@@ -31,15 +33,16 @@ def import_command(settings: Settings, args: argparse.Namespace) -> int:
 
 def tickets_command(settings: Settings, args: argparse.Namespace) -> int:
     with opened_store(settings):
-        rows = queries.tickets(status=args.status)
-    show(rows, args.json, ("number", "status", "occurrences", "organization", "device", "title"))
+        rows = queries.tickets(status=args.status, queue=args.queue, priority=args.priority)
+    show(rows, args.json, ("number", "status", "queue", "priority", "occurrences",
+                           "organization", "device", "mailbox", "title"))
     return EXIT_OK
 
 
 def messages_command(settings: Settings, args: argparse.Namespace) -> int:
     with opened_store(settings):
         rows = queries.messages(outcome=args.outcome)
-    show(rows, args.json, ("uid", "outcome", "ticket", "subject", "reason"))
+    show(rows, args.json, ("mailbox", "uid", "outcome", "ticket", "subject", "reason"))
     return EXIT_OK
 
 
@@ -75,6 +78,7 @@ def parse_command(settings: Settings, args: argparse.Namespace) -> int:
         "device_id": decision.device_id,
         "ticket_id": decision.ticket_id,
         "notes": list(decision.notes),
+        **({"fields": asdict(decision.fields)} if decision.outcome is Outcome.CREATED else {}),
     }
     print(json.dumps(out, indent=2, ensure_ascii=False))
     return EXIT_OK

@@ -86,7 +86,8 @@ def show_ticket(settings: Settings, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(ticket, indent=2, ensure_ascii=False))
         return EXIT_OK
-    for key in ("number", "title", "status", "organization", "device", "contact", "occurrences",
+    for key in ("number", "title", "status", "queue", "priority", "source", "issue_type",
+                "sub_issue", "organization", "device", "contact", "occurrences", "mailbox",
                 "created", "updated", "completed"):
         print(f"{key:>12}: {ticket[key] if ticket[key] is not None else '-'}")
     for label, value in ticket["udfs"].items():

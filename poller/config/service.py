@@ -6,6 +6,7 @@ Read by poller.config.settings.load_settings, which hands over its typed section
 from __future__ import annotations
 
 import hashlib
+import re
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ from poller.errors import ConfigError
 
 # Servers may end an IDLE after 30 minutes of silence (RFC 2177): renew it well before.
 IDLE_RENEW_MAX = 29 * 60
+# What of a mailbox's user@host:port/folder may stay in its lock file's name.
+_LOCK_NAME_RE = re.compile(r"[^A-Za-z0-9@.+-]+")
 
 
 @dataclass(frozen=True)
@@ -86,12 +89,13 @@ def read_service_settings(section: Callable[[str], Section], base: Path, databas
 
 
 def default_lock_file(database_url: str, mailbox_key: str) -> str:
-    """Return the lock file next to an SQLite database, else one per mailbox in the temp dir."""
+    """Return the mailbox's lock file next to an SQLite database (several mailboxes may share
+    one database, each with its own lock), else one per mailbox in the temp dir."""
     parsed = urlparse(database_url)
     if parsed.scheme == "sqlite":
         path = unquote(parsed.path[1:]) if parsed.path.startswith("/") else parsed.path
         if path and path != ":memory:":
-            return path + ".lock"
+            return f"{path}.{_LOCK_NAME_RE.sub('_', mailbox_key)[:100]}.lock"
     digest = hashlib.sha256(mailbox_key.encode("utf-8")).hexdigest()[:16]
     return str(Path(tempfile.gettempdir()) / f"ates-poller-{digest}.lock")
 

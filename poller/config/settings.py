@@ -18,6 +18,7 @@ from poller.ates.policy import (
     LimitSettings,
     MailboxSettings,
     Policy,
+    TicketSettings,
 )
 from poller.config.sections import Section
 from poller.config.service import (
@@ -46,6 +47,12 @@ class ImapSettings:
     timeout: float = 30.0
     search: str = "UNSEEN"
     fetch_chunk: int = 200
+    name: str = ""  # how the logs and the store name this mailbox: [imap] name
+
+    @property
+    def key(self) -> str:
+        """Return what identifies the mailbox itself: user@host:port/folder."""
+        return f"{self.username}@{self.host}:{self.port}/{self.folder}"
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,7 @@ class Settings:
     duplicates: DuplicateSettings
     limits: LimitSettings
     database: DatabaseSettings
+    tickets: TicketSettings = field(default_factory=TicketSettings)
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
     retry: RetrySettings = field(default_factory=RetrySettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
@@ -71,7 +79,17 @@ class Settings:
 
     def policy(self) -> Policy:
         """Return the settings the ATES rules read."""
-        return Policy(self.ates, self.duplicates, self.mailbox, self.limits)
+        return Policy(self.ates, self.duplicates, self.mailbox, self.limits, self.tickets)
+
+    def target_folders(self) -> list[str]:
+        """Return the folders mail may be moved to, as the settings name them."""
+        m = self.mailbox
+        folders = [m.quarantine_folder]
+        if m.on_success == "move":
+            folders.append(m.processed_folder)
+        if m.on_no_token == "move":
+            folders.append(m.no_token_folder)
+        return folders
 
     def redacted(self) -> dict[str, dict[str, object]]:
         """Return the effective settings as nested dicts, secrets replaced by a mask."""
@@ -119,18 +137,21 @@ def load_settings(path: str | os.PathLike[str], environ: dict[str, str] | None =
     base = path.resolve().parent
     imap = section("imap")
     security = imap.choice("security", ("ssl", "starttls", "none"), "ssl")
+    host, username = imap.str("host", required=True), imap.str("username", required=True)
+    folder = imap.str("folder", "INBOX")
     imap_settings = ImapSettings(
-        host=imap.str("host", required=True),
+        host=host,
         port=imap.int("port", 993 if security == "ssl" else 143, minimum=1),
         security=security,
-        username=imap.str("username", required=True),
+        username=username,
         password=imap.secret("password", base=base),
-        folder=imap.str("folder", "INBOX"),
+        folder=folder,
         cafile=imap.str("cafile"),
         verify=imap.bool("verify", True),
         timeout=imap.float("timeout", 30.0),
         search=imap.str("search", "UNSEEN"),
         fetch_chunk=imap.int("fetch_chunk", 200, minimum=1),
+        name=imap.str("name", f"{username}@{host}/{folder}"),
     )
     if imap_settings.cafile and not Path(imap_settings.cafile).is_file():
         raise ConfigError(f"[imap] cafile: {imap_settings.cafile} does not exist")
@@ -175,6 +196,10 @@ def load_settings(path: str | os.PathLike[str], environ: dict[str, str] | None =
         clear_pattern=clear_pattern,
     )
 
+    tick = section("tickets")
+    tickets = TicketSettings(**{key: tick.str(key, getattr(TicketSettings, key))
+                                for key in ("queue", "priority", "source", "issue_type")})
+
     lim = section("limits")
     limits = LimitSettings(
         max_message_bytes=lim.int("max_message_bytes", LimitSettings.max_message_bytes, 1024),
@@ -192,8 +217,6 @@ def load_settings(path: str | os.PathLike[str], environ: dict[str, str] | None =
             "(e.g. sqlite:///relative/path.db or sqlite:////absolute/path.db)"
         )
 
-    mailbox_key = f"{imap_settings.username}@{imap_settings.host}:{imap_settings.port}/" \
-                  f"{imap_settings.folder}"
     return Settings(
         imap=imap_settings,
         mailbox=mailbox,
@@ -202,8 +225,9 @@ def load_settings(path: str | os.PathLike[str], environ: dict[str, str] | None =
         limits=limits,
         database=database,
         webhook=read_webhook_settings(section("webhook"), base),
+        tickets=tickets,
         source=str(path),
-        **read_service_settings(section, base, database.url, mailbox_key),
+        **read_service_settings(section, base, database.url, imap_settings.key),
     )
 
 

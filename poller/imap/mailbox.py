@@ -1,6 +1,8 @@
 """The IMAP side: connect, search, fetch with PEEK, flag and move, by UID only.
 
-Every imapclient, socket and ssl error is translated here, once, into a MailboxError subclass.
+Folders are named as the settings write them ('/' between levels) and mapped to the server's
+names here (poller.imap.names). Every imapclient, socket and ssl error is translated here,
+once, into a MailboxError subclass.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginEr
 from poller.batches import UID_BATCH, chunks
 from poller.config.settings import ImapSettings
 from poller.errors import MailboxAuthError, MailboxError, MailboxUnavailable
+from poller.imap.names import FolderNames, from_namespace
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +90,8 @@ class Mailbox:
         self.settings = settings
         self.client: IMAPClient | None = None
         self._folders: set[str] = set()
+        self._names: FolderNames | None = None
+        self._exists = 0  # mails in the selected folder, as the server last said
 
     def __enter__(self) -> Mailbox:
         self.connect()
@@ -155,40 +160,69 @@ class Mailbox:
         with translated("reading capabilities"):
             return self._client().has_capability(name)
 
+    def server_name(self, folder: str) -> str:
+        """Return the server's name for a folder as the settings write it (asks the server's
+        NAMESPACE once per connection)."""
+        if self._names is None:
+            with translated("reading the folder namespace"):
+                client = self._client()
+                if client.has_capability("NAMESPACE"):
+                    personal, other, shared = client.namespace()
+                    self._names = from_namespace(list(personal or []),
+                                                 [list(other or []), list(shared or [])])
+                else:
+                    listed = client.list_folders("", "")
+                    separator = listed[0][1] if listed and listed[0][1] else b"/"
+                    self._names = FolderNames(separator=separator.decode("ascii", "replace"))
+        return self._names.server(folder)
+
+    def _named(self, folder: str) -> str:
+        """Return how messages name a folder: as written, and as the server knows it."""
+        name = self.server_name(folder)
+        return repr(folder) if name == folder else f"{folder!r} ({name!r} on the server)"
+
     def select(self, folder: str, readonly: bool = False) -> int:
         """Select folder (read-write unless READONLY); return its UIDVALIDITY."""
         try:
-            with translated(f"selecting {folder!r}"):
-                info = self._client().select_folder(folder, readonly=readonly)
+            with translated(f"selecting {self._named(folder)}"):
+                info = self._client().select_folder(self.server_name(folder), readonly=readonly)
         except MailboxUnavailable:
             raise
         except MailboxError as exc:
             raise MailboxError(f"{exc}; check that the folder exists and can hold mail") from None
+        self._exists = int(info.get(b"EXISTS", 0))
         return int(info[b"UIDVALIDITY"])
 
     def exists(self, folder: str) -> bool:
         """Return True if the folder exists."""
-        with translated(f"looking for folder {folder!r}"):
-            return bool(self._client().folder_exists(folder))
+        with translated(f"looking for folder {self._named(folder)}"):
+            return bool(self._client().folder_exists(self.server_name(folder)))
 
     def count(self, folder: str) -> int:
-        """Return the number of mails in folder (0 if it does not exist)."""
-        with translated(f"counting mail in {folder!r}"):
-            client = self._client()
-            if not client.folder_exists(folder):
-                return 0
-            return int(client.folder_status(folder, [b"MESSAGES"])[b"MESSAGES"])
+        """Return the number of mails in folder not flagged \\Deleted (0 if it does not exist);
+        selects it read-only."""
+        if not self.exists(folder):
+            return 0
+        self.select(folder, readonly=True)
+        return len(self.search("ALL"))
 
-    def ensure_folder(self, folder: str) -> None:
-        """Create folder unless it exists."""
+    def deleted(self) -> int:
+        """Return the number of mails in the selected folder flagged \\Deleted."""
+        with translated("counting mail flagged \\Deleted"):
+            return len(self._client().search([b"DELETED"]))
+
+    def ensure_folder(self, folder: str) -> str:
+        """Create folder unless it exists; return its name on the server."""
+        name = self.server_name(folder)
         if folder in self._folders:
-            return
-        with translated(f"creating folder {folder!r}"):
+            return name
+        with translated(f"creating folder {self._named(folder)}"):
             client = self._client()
-            if not client.folder_exists(folder):
-                client.create_folder(folder)
-                logger.info("created IMAP folder %r", folder)
+            if not client.folder_exists(name):
+                client.create_folder(name)
+                logger.info("created IMAP folder %r", name)
         self._folders.add(folder)
+        return name
 
     def search(self, criteria: str) -> list[int]:
         """Return the UIDs matching an IMAP search (e.g. 'UNSEEN'), lowest first, skipping \\Deleted."""
@@ -251,22 +285,23 @@ class Mailbox:
                     break
                 started = time.monotonic()
                 responses = client.idle_check(timeout=step)
-                new = _announces_mail(responses)
+                new, self._exists = announces_mail(responses, self._exists)
                 if not responses and time.monotonic() - started < step / 2:
                     break  # readable but nothing to read: the peer may have gone; DONE tells
             _, responses = client.idle_done()
-            return new or _announces_mail(responses)
+            more, self._exists = announces_mail(responses, self._exists)
+            return new or more
 
     def move(self, uids: list[int], folder: str) -> None:
         """Move UIDs to folder: MOVE, else COPY + \\Deleted + UID EXPUNGE of just those UIDs."""
-        self.ensure_folder(folder)
-        with translated(f"moving mail to {folder!r}"):
+        name = self.ensure_folder(folder)
+        with translated(f"moving mail to {self._named(folder)}"):
             client = self._client()
             capabilities = client.capabilities()
             if b"MOVE" in capabilities:
-                client.move(uids, folder)
+                client.move(uids, name)
                 return
-            client.copy(uids, folder)
+            client.copy(uids, name)
             client.add_flags(uids, [DELETED], silent=True)
             # Without UIDPLUS an EXPUNGE would also remove mail others marked \Deleted,
             # so the originals are left flagged instead.
@@ -274,14 +309,23 @@ class Mailbox:
                 client.uid_expunge(uids)
 
 
-def _announces_mail(responses: list[tuple]) -> bool:
-    """Return True if IDLE responses announce new mail; raise on BYE."""
+def announces_mail(responses: list[tuple], exists: int) -> tuple[bool, int]:
+    """Return whether IDLE responses announce new mail, and the folder's new message count
+    (EXISTS was EXISTS before them); raise on BYE.
+
+    Only an EXISTS above the count is new mail: after an EXPUNGE (another connection moving
+    mail out) Courier also sends the new, smaller EXISTS.
+    """
     new = False
     for response in responses:
         if response and response[0] == b"BYE":
             detail = response[1].decode("utf-8", "replace") if len(response) > 1 else ""
             raise MailboxUnavailable(f"the server ended the session: BYE {detail}".rstrip())
-        if len(response) > 1 and response[1] in (b"EXISTS", b"RECENT"):
-            new = True
-    return new
+        if len(response) > 1 and isinstance(response[0], int):
+            if response[1] == b"EXPUNGE":
+                exists = max(exists - 1, 0)
+            elif response[1] == b"EXISTS":
+                new |= response[0] > exists
+                exists = response[0]
+    return new, exists
 

@@ -6,13 +6,14 @@ missing folders.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import peewee
 
 from poller.config import Settings
-from poller.errors import MailboxError, StoreError, WebhookError
+from poller.errors import MailboxError, MailboxUnavailable, StoreError, WebhookError
 from poller.imap.mailbox import Mailbox
 from poller.service.lock import PassLock
 from poller.service.webhooks import ping
@@ -23,9 +24,12 @@ from poller.store.store import Store
 
 @dataclass(frozen=True)
 class MailboxState:
-    """Mail waiting in the watched folder and the size of the quarantine; None if unknown."""
+    """Mail waiting in the watched folder, mail there flagged \\Deleted (moved away by a
+    server without UIDPLUS, see Mailbox.move) and the size of the quarantine; None if
+    unknown."""
 
     waiting: int | None = None
+    deleted: int | None = None
     quarantine: int | None = None
     error: str = ""
 
@@ -46,11 +50,12 @@ def mailbox_state(settings: Settings, store: Store) -> MailboxState:
         with Mailbox(settings.imap) as mailbox:
             uidvalidity = mailbox.select(folder, readonly=True)
             uids = mailbox.search(settings.imap.search)
-            decided = store.decided(folder, uidvalidity, uids)
+            decided = store.decided(settings.imap.name, folder, uidvalidity, uids)
+            deleted = mailbox.deleted()
             quarantine = mailbox.count(settings.mailbox.quarantine_folder)
     except MailboxError as exc:
         return MailboxState(error=str(exc))
-    return MailboxState(waiting=len(uids) - len(decided), quarantine=quarantine)
+    return MailboxState(waiting=len(uids) - len(decided), deleted=deleted, quarantine=quarantine)
 
 
 def check_database(settings: Settings) -> Check:
@@ -93,7 +98,8 @@ def check_files(settings: Settings) -> list[Check]:
 
 
 def check_mailbox(settings: Settings) -> list[Check]:
-    """Connect and log in, select the watched folder, create missing target folders."""
+    """Connect and log in, select the watched folder, create missing target folders: every
+    folder is checked, each with the name it has on the server."""
     s = settings.imap
     where = f"{s.host}:{s.port} ({s.security})"
     try:
@@ -106,27 +112,30 @@ def check_mailbox(settings: Settings) -> list[Check]:
         idle = "offers IDLE" if mailbox.has_capability("IDLE") else "does not offer IDLE"
         checks.append(Check("imap", True, f"logged in to {where} as {s.username}; the server "
                             f"{idle}"))
-        mailbox.select(s.folder, readonly=True)
-        checks.append(Check("folders", True, f"{s.folder!r} can be selected"))
-        for folder in _target_folders(settings):
-            mailbox.ensure_folder(folder)
-            checks.append(Check("folders", True, f"{folder!r} exists"))
-    except MailboxError as exc:
-        part = "imap" if len(checks) == 0 else "folders"
-        checks.append(Check(part, False, str(exc)))
+        checks.append(_folder_check(mailbox, s.folder, "can be selected",
+                                    lambda: mailbox.select(s.folder, readonly=True)))
+        for folder in settings.target_folders():
+            checks.append(_folder_check(mailbox, folder, "exists",
+                                        lambda folder=folder: mailbox.ensure_folder(folder)))
+    except MailboxError as exc:  # the connection itself failed
+        checks.append(Check("imap", False, str(exc)))
     finally:
         mailbox.close()
     return checks
 
 
-def _target_folders(settings: Settings) -> list[str]:
-    m = settings.mailbox
-    folders = [m.quarantine_folder]
-    if m.on_success == "move":
-        folders.append(m.processed_folder)
-    if m.on_no_token == "move":
-        folders.append(m.no_token_folder)
-    return folders
+def _folder_check(mailbox: Mailbox, folder: str, done: str, attempt: Callable[[], object]
+                  ) -> Check:
+    """Return the check of one folder; raise MailboxUnavailable when the connection fails."""
+    try:
+        name = mailbox.server_name(folder)
+        attempt()
+    except MailboxUnavailable:
+        raise
+    except MailboxError as exc:
+        return Check("folders", False, str(exc))  # it names the folder, as written and mapped
+    shown = repr(folder) if name == folder else f"{folder!r} → {name!r}"
+    return Check("folders", True, f"{shown} {done}")
 
 
 def check_webhook(settings: Settings, ping_it: bool = False) -> list[Check]:

@@ -1,7 +1,10 @@
 """Prometheus metrics in a textfile, for node_exporter's textfile collector (prometheus_client).
 
-Counters are totals read from the database (pass_log, processed_message, outbox), so they are the
-same whichever process wrote them (`once` from cron, or `serve`) and survive restarts.
+Counters are totals read from the database (pass_log, processed_message, outbox), so they are
+the same whichever process wrote them (`once` from cron, or `serve`) and survive restarts. Every
+metric has a `mailbox` label ([imap] name): mailboxes that share a database each write a
+textfile of their own, and the collector reads them side by side. The webhook outbox is the
+database's, shared by its mailboxes: each textfile shows it whole.
 """
 
 from __future__ import annotations
@@ -20,54 +23,58 @@ PREFIX = "ates_poller"
 class TotalsCollector:
     """A collector that reports one snapshot of the database's totals."""
 
-    def __init__(self, snapshot: Totals):
+    def __init__(self, snapshot: Totals, mailbox: str):
         self.snapshot = snapshot
+        self.mailbox = mailbox
 
     def collect(self) -> Iterator[Metric]:
         """Yield the metric families (the registry's collector protocol)."""
-        t = self.snapshot
+        t, box = self.snapshot, self.mailbox
         passes = CounterMetricFamily(f"{PREFIX}_passes", "Passes over the mailbox, by result.",
-                                     labels=["result"])
-        passes.add_metric(["ok"], t.passes_ok)
-        passes.add_metric(["failed"], t.passes_failed)
+                                     labels=["mailbox", "result"])
+        passes.add_metric([box, "ok"], t.passes_ok)
+        passes.add_metric([box, "failed"], t.passes_failed)
         yield passes
-        yield CounterMetricFamily(
-            f"{PREFIX}_errors",
-            "Passes that failed: mailbox or database unavailable, login or certificate refused.",
-            value=t.passes_failed)
+        yield self._one(CounterMetricFamily, "errors", "Passes that failed: mailbox or database "
+                        "unavailable, login or certificate refused.", t.passes_failed)
         mails = CounterMetricFamily(f"{PREFIX}_mails", "Mails decided, by outcome.",
-                                    labels=["outcome"])
+                                    labels=["mailbox", "outcome"])
         for outcome, count in t.mails.items():
-            mails.add_metric([outcome], count)
+            mails.add_metric([box, outcome], count)
         yield mails
-        yield GaugeMetricFamily(f"{PREFIX}_open_tickets", "Tickets not Complete.",
-                                value=t.open_tickets)
-        yield GaugeMetricFamily(f"{PREFIX}_pending_mailbox_steps",
-                                "Mails decided whose flag or move is left for the next pass.",
-                                value=t.pending_steps)
-        yield GaugeMetricFamily(f"{PREFIX}_webhook_undelivered_events",
-                                "Ticket events in the outbox not delivered to the webhook yet.",
-                                value=t.undelivered_events)
+        yield self._one(GaugeMetricFamily, "open_tickets",
+                        "Tickets the mailbox created that are not Complete.", t.open_tickets)
+        yield self._one(GaugeMetricFamily, "pending_mailbox_steps",
+                        "Mails decided whose flag or move is left for the next pass.",
+                        t.pending_steps)
+        yield self._one(GaugeMetricFamily, "webhook_undelivered_events",
+                        "Ticket events in the outbox not delivered to the webhook yet.",
+                        t.undelivered_events)
         if t.oldest_undelivered is not None:
-            yield GaugeMetricFamily(
-                f"{PREFIX}_webhook_oldest_undelivered_timestamp_seconds",
-                "Unix time the oldest undelivered ticket event happened (its age: time() minus "
-                "this).", value=t.oldest_undelivered.timestamp())
+            yield self._one(GaugeMetricFamily, "webhook_oldest_undelivered_timestamp_seconds",
+                            "Unix time the oldest undelivered ticket event happened (its age: "
+                            "time() minus this).", t.oldest_undelivered.timestamp())
         if t.last_pass is not None:
-            yield GaugeMetricFamily(f"{PREFIX}_last_pass_duration_seconds",
-                                    "How long the last pass took.", value=t.last_pass.seconds)
-            yield GaugeMetricFamily(f"{PREFIX}_last_pass_timestamp_seconds",
-                                    "Unix time the last pass finished.",
-                                    value=t.last_pass.finished.timestamp())
+            yield self._one(GaugeMetricFamily, "last_pass_duration_seconds",
+                            "How long the last pass took.", t.last_pass.seconds)
+            yield self._one(GaugeMetricFamily, "last_pass_timestamp_seconds",
+                            "Unix time the last pass finished.", t.last_pass.finished.timestamp())
         if t.last_good_pass is not None:
-            yield GaugeMetricFamily(f"{PREFIX}_last_success_timestamp_seconds",
-                                    "Unix time the last good pass finished.",
-                                    value=t.last_good_pass.finished.timestamp())
+            yield self._one(GaugeMetricFamily, "last_success_timestamp_seconds",
+                            "Unix time the last good pass finished.",
+                            t.last_good_pass.finished.timestamp())
+
+    def _one(self, family: type[CounterMetricFamily] | type[GaugeMetricFamily], name: str,
+             documentation: str, value: float) -> Metric:
+        """Return a metric family with the one sample of this mailbox."""
+        metric = family(f"{PREFIX}_{name}", documentation, labels=["mailbox"])
+        metric.add_metric([self.mailbox], value)
+        return metric
 
 
-def write_textfile(path: str | os.PathLike[str]) -> None:
-    """Replace the textfile at path with the totals of the open database, atomically, so the
-    collector never reads half a file."""
+def write_textfile(path: str | os.PathLike[str], mailbox: str) -> None:
+    """Replace the textfile at path with the totals of one mailbox ([imap] name) in the open
+    database, atomically, so the collector never reads half a file."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(TotalsCollector(totals()))
+    registry.register(TotalsCollector(totals(mailbox), mailbox))
     write_to_textfile(str(path), registry)

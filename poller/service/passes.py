@@ -33,7 +33,9 @@ Track = Callable[[Mailbox | None], None]
 def open_store(settings: Settings) -> Store:
     """Open (and create if needed) the configured database."""
     db = open_database(settings.database.url)
-    return Store(db, settings.ates.local_organization, utc_now())
+    store = Store(db, settings.ates.local_organization, utc_now())
+    store.claim_unnamed(settings.imap.name)
+    return store
 
 
 @contextmanager
@@ -113,18 +115,19 @@ def recorded_pass(settings: Settings, stop: threading.Event, *, sleep: Sleep | N
             run_pass(settings, store, stop, sleep=sleep, track=track, result=result)
         except MailboxError as exc:
             if not (stop.is_set() and isinstance(exc, MailboxUnavailable)):
-                _record_failure(store, started, result, str(exc))
+                _record_failure(store, settings, started, result, str(exc))
                 raise
             result.interrupted = True  # the shutdown cut the connection
         except peewee.PeeweeException:
             raise  # the database is failing: recording the failure in it would fail too
         except Exception as exc:
-            _record_failure(store, started, result, f"unexpected error: {type(exc).__name__}: {exc}")
+            _record_failure(store, settings, started, result,
+                            f"unexpected error: {type(exc).__name__}: {exc}")
             raise
         finished = utc_now()
         result.seconds = (finished - started).total_seconds()
         # An interrupted pass still shows a working mailbox, so it counts as a good one.
-        store.log_pass(started, finished, True, result.summary(),
+        store.log_pass(settings.imap.name, started, finished, True, result.summary(),
                        "stopped before the end (shutdown)" if result.interrupted else "")
     except peewee.PeeweeException as exc:
         raise StoreError(f"database error: {exc}") from None
@@ -143,11 +146,12 @@ def recorded_pass(settings: Settings, stop: threading.Event, *, sleep: Sleep | N
     return result
 
 
-def _record_failure(store: Store, started: datetime, result: PassResult, error: str) -> None:
+def _record_failure(store: Store, settings: Settings, started: datetime, result: PassResult,
+                    error: str) -> None:
     """Log a failed pass in pass_log, as far as the database lets us (the error comes first)."""
     try:
-        store.log_pass(started, utc_now(), False, result.summary() if result.decided() else "",
-                       error)
+        store.log_pass(settings.imap.name, started, utc_now(), False,
+                       result.summary() if result.decided() else "", error)
     except peewee.PeeweeException as exc:
         logger.warning("could not record the failed pass in the database: %s", exc)
 
@@ -160,6 +164,6 @@ def write_metrics(settings: Settings) -> None:
     from poller.service import metrics  # prometheus_client is only needed with a textfile
 
     try:
-        metrics.write_textfile(path)
+        metrics.write_textfile(path, settings.imap.name)
     except (OSError, peewee.PeeweeException) as exc:
         logger.warning("could not write metrics to %s: %s", path, exc)

@@ -47,6 +47,7 @@ class MailboxPort(Protocol):
     def fetch(self, uids: list[int]) -> dict[int, bytes]: ...
     def flag(self, uids: list[int], keyword: str) -> None: ...
     def move(self, uids: list[int], folder: str) -> None: ...
+    def ensure_folder(self, folder: str) -> None: ...
 
 
 def utc_now() -> datetime:
@@ -95,6 +96,7 @@ class Worker:
         self._moves: list[tuple[int, int, Step]] = []
         self.policy = settings.policy()
         self.subscribed = settings.webhook.subscribed()
+        self.name = settings.imap.name
         directory = settings.database.attachments_dir
         self.attachments_dir = Path(directory) if directory else None
 
@@ -108,10 +110,11 @@ class Worker:
         started = time.monotonic()
         result = result if result is not None else PassResult()
         folder = self.settings.imap.folder
+        self._create_folders()
         uidvalidity = self.mailbox.select(folder)
         uids = self.mailbox.search(self.settings.imap.search)
         self._finish_pending(folder, uidvalidity, set(uids), result)
-        decided = self.store.decided(folder, uidvalidity, uids)
+        decided = self.store.decided(self.name, folder, uidvalidity, uids)
         new = [uid for uid in uids if uid not in decided]
         self._moves = []
         if new:
@@ -136,6 +139,17 @@ class Worker:
         result.seconds = time.monotonic() - started
         return result
 
+    def _create_folders(self) -> None:
+        """Create the folders mail may be moved to, so that a folder the server refuses shows
+        at the start of every pass (the steps that need it are left for the next pass)."""
+        for folder in self.settings.target_folders():
+            try:
+                self.mailbox.ensure_folder(folder)
+            except MailboxUnavailable:
+                raise
+            except MailboxError as exc:
+                logger.error("%s", exc)
+
     def _handle_chunk(self, folder: str, uidvalidity: int, uids: list[int],
                       raws: dict[int, bytes], sizes: dict[int, int], result: PassResult,
                       readings: dict[int, Reading] | None = None) -> None:
@@ -145,7 +159,10 @@ class Worker:
 
         def decide_all(isolate: bool) -> list[tuple[int, Handled]]:
             done: list[tuple[int, Handled]] = []
-            with self.store.db.atomic():
+            # IMMEDIATE: the rules read what they decide on (the same mail, open tickets) under
+            # the write lock, so that a mailbox sharing the database waits instead of deciding
+            # the same alert at the same time.
+            with self.store.db.atomic(lock_type="IMMEDIATE"):
                 for uid, raw in todo:
                     if self.stop.is_set():
                         result.interrupted = True
@@ -191,12 +208,13 @@ class Worker:
         quarantines just this mail (without, the failure is raised)."""
         now = self.clock()
         if raw is None:
-            key = MessageKey(folder, uidvalidity, uid, None, f"size:{folder}:{uidvalidity}:{uid}")
+            key = MessageKey(self.name, folder, uidvalidity, uid, None,
+                             f"size:{self.name}:{folder}:{uidvalidity}:{uid}")
             return self._record(key, oversized(size, self.policy), None, now)
         reading = reading or read(uid, raw, now)
         message = reading.message
-        key = MessageKey(folder, uidvalidity, uid, message.message_id if message else None,
-                         reading.fingerprint)
+        key = MessageKey(self.name, folder, uidvalidity, uid,
+                         message.message_id if message else None, reading.fingerprint)
         try:
             with self.store.db.atomic() if isolate else nullcontext():
                 return self._record(key, decide(reading, self.store, self.policy), reading, now)
@@ -222,7 +240,7 @@ class Worker:
                         result: PassResult) -> None:
         """Repeat mailbox steps an earlier pass committed but did not get to do."""
         todo, gone = [], []
-        for row_id, row_uidvalidity, uid, step in self.store.pending(folder):
+        for row_id, row_uidvalidity, uid, step in self.store.pending(self.name, folder):
             if row_uidvalidity == uidvalidity and uid in waiting:
                 todo.append((row_id, uid, Step.parse(step)))
             else:

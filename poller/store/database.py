@@ -12,7 +12,7 @@ import peewee
 from playhouse import db_url
 
 from poller.errors import StoreError
-from poller.store.schema import MODELS, Outbox, database
+from poller.store.schema import MODELS, Outbox, ProcessedMessage, database
 from poller.store.views import create_views
 
 SQLITE_PRAGMAS = {
@@ -26,11 +26,32 @@ SQLITE_PRAGMAS = {
 
 # PRAGMA user_version of a database with the schema of schema.py. A database made before the
 # version was recorded reads 0.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def _create_missing_tables(db: peewee.Database) -> None:
-    db.create_tables(MODELS, safe=True)
+    existing = set(db.get_tables())
+    db.create_tables([m for m in MODELS if m._meta.table_name not in existing])
+
+
+def _mailboxes_and_ticket_fields(db: peewee.Database) -> None:
+    """Several mailboxes in one database: the processed-mail and pass logs name the mailbox
+    (rows from before belong to the first mailbox that opens the database, see
+    Store.claim_unnamed), and the exactly-once key includes it. Tickets get the fields their
+    mailbox gives them, and the token's SubIssue."""
+    for column in ("mailbox", "queue", "priority", "source", "issue_type", "sub_issue"):
+        _add_column(db, "ticket", column, "TEXT")
+    for table in ("processed_message", "pass_log"):
+        _add_column(db, table, "mailbox", "TEXT NOT NULL DEFAULT ''")
+    db.execute_sql('DROP INDEX IF EXISTS "processed_message_folder_uidvalidity_uid"')
+    db.execute_sql('DROP INDEX IF EXISTS "processed_message_mailbox_done_folder"')
+    ProcessedMessage.create_table(safe=True)  # the table is there: creates its new indexes
+
+
+def _add_column(db: peewee.Database, table: str, column: str, definition: str) -> None:
+    """Add a column unless the table has it (a table an earlier step created is current)."""
+    if column not in {c.name for c in db.get_columns(table)}:
+        db.execute_sql(f'ALTER TABLE "{table}" ADD COLUMN "{column}" {definition}')
 
 
 def _add_outbox(db: peewee.Database) -> None:
@@ -43,6 +64,7 @@ def _add_outbox(db: peewee.Database) -> None:
 MIGRATIONS: dict[int, Callable[[peewee.Database], None]] = {
     1: _create_missing_tables,
     2: _add_outbox,
+    3: _mailboxes_and_ticket_fields,
 }
 
 _opening = threading.Lock()

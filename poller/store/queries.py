@@ -54,23 +54,27 @@ class Totals:
     oldest_undelivered: datetime | None = None  # when the oldest undelivered event was written
 
 
-def totals() -> Totals:
-    """Return the totals of the open database."""
-    passes = dict(PassLog.select(PassLog.ok, fn.COUNT(PassLog.id)).group_by(PassLog.ok).tuples())
+def totals(mailbox: str) -> Totals:
+    """Return the totals of one mailbox (its [imap] name) in the open database: its passes, its
+    mail and the tickets it created."""
+    mine = ProcessedMessage.mailbox == mailbox
+    passes = dict(PassLog.select(PassLog.ok, fn.COUNT(PassLog.id)).where(
+        PassLog.mailbox == mailbox).group_by(PassLog.ok).tuples())
     by_outcome = dict(ProcessedMessage.select(ProcessedMessage.outcome, fn.COUNT(
-        ProcessedMessage.id)).group_by(ProcessedMessage.outcome).tuples())
+        ProcessedMessage.id)).where(mine).group_by(ProcessedMessage.outcome).tuples())
+    passes_of = PassLog.select().where(PassLog.mailbox == mailbox).order_by(PassLog.id.desc())
     undelivered, oldest = Outbox.select(fn.COUNT(Outbox.id), fn.MIN(Outbox.created)).where(
         Outbox.status.in_((PENDING, FAILED))).tuples().get()
     return Totals(
         passes_ok=passes.get(True, 0),
         passes_failed=passes.get(False, 0),
         mails={outcome.value: by_outcome.get(outcome.value, 0) for outcome in Outcome},
-        open_tickets=Ticket.select().where(Ticket.status != STATUS_COMPLETE).count(),
+        open_tickets=Ticket.select().where((Ticket.status != STATUS_COMPLETE)
+                                           & (Ticket.mailbox == mailbox)).count(),
         pending_steps=ProcessedMessage.select().where(
-            ProcessedMessage.mailbox_done == False).count(),  # noqa: E712
-        last_pass=_pass(PassLog.select().order_by(PassLog.id.desc()).first()),
-        last_good_pass=_pass(PassLog.select().where(PassLog.ok == True)  # noqa: E712
-                             .order_by(PassLog.id.desc()).first()),
+            mine & (ProcessedMessage.mailbox_done == False)).count(),  # noqa: E712
+        last_pass=_pass(passes_of.first()),
+        last_good_pass=_pass(passes_of.where(PassLog.ok == True).first()),  # noqa: E712
         undelivered_events=undelivered,
         oldest_undelivered=datetime.fromisoformat(oldest) if oldest else None,
     )
@@ -84,8 +88,10 @@ def _pass(row: PassLog | None) -> PassRecord | None:
                       ok=bool(row.ok), counts=row.counts, error=row.error)
 
 
-def tickets(status: str | None = None, number: str | None = None) -> list[dict[str, object]]:
-    """Return tickets (oldest first) as JSON-ready dicts with their UDFs, notes and attachments."""
+def tickets(status: str | None = None, number: str | None = None, queue: str | None = None,
+            priority: str | None = None) -> list[dict[str, object]]:
+    """Return tickets (oldest first) as JSON-ready dicts with their UDFs, notes and attachments;
+    only those with the given status, number, queue and priority, where given."""
     query = (
         Ticket.select(Ticket, Organization.name.alias("organization_name"),
                       Device.name.alias("device_name"), Contact.email.alias("contact_email"))
@@ -101,6 +107,10 @@ def tickets(status: str | None = None, number: str | None = None) -> list[dict[s
         query = query.where(Ticket.status == status)
     if number:
         query = query.where(Ticket.number == number)
+    if queue:
+        query = query.where(Ticket.queue == queue)
+    if priority:
+        query = query.where(Ticket.priority == priority)
     rows = list(query)
     ids = [t.id for t in rows]
     udfs, notes, files = _udfs(ids), _notes(ids), _attachments(ids)
@@ -113,6 +123,12 @@ def tickets(status: str | None = None, number: str | None = None) -> list[dict[s
             "organization": t.organization_name,
             "device": t.device_name,
             "contact": t.contact_email,
+            "mailbox": t.mailbox,
+            "queue": t.queue,
+            "priority": t.priority,
+            "source": t.source,
+            "issue_type": t.issue_type,
+            "sub_issue": t.sub_issue,
             "udfs": udfs.get(t.id, {}),
             "occurrences": t.occurrences,
             "created": t.created,
@@ -142,6 +158,7 @@ def messages(outcome: str | None = None) -> list[dict[str, object]]:
             "outcome": m.outcome,
             "reason": m.reason,
             "ticket": m.ticket_number,
+            "mailbox": m.mailbox,
             "folder": m.folder,
             "uidvalidity": m.uidvalidity,
             "uid": m.uid,

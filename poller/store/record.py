@@ -26,8 +26,10 @@ from poller.store.store import Store
 
 @dataclass(frozen=True)
 class MessageKey:
-    """Where a mail was found and how to recognise the same mail delivered again."""
+    """Where a mail was found (the [imap] name of the mailbox, its folder, UIDVALIDITY and UID)
+    and how to recognise the same mail delivered again."""
 
+    mailbox: str
     folder: str
     uidvalidity: int
     uid: int
@@ -53,7 +55,7 @@ def record(store: Store, key: MessageKey, decision: Decision, alert: Alert | Non
         for source in alert.token.sources():
             store.ensure_source(source, now)
         if decision.outcome is Outcome.CREATED:
-            ticket = _create(store, decision, alert, now, attachments_dir)
+            ticket = _create(store, key.mailbox, decision, alert, now, attachments_dir)
         else:
             ticket = _update(db, decision, alert, now, attachments_dir)
         event = events.event_of(decision.outcome)
@@ -61,10 +63,10 @@ def record(store: Store, key: MessageKey, decision: Decision, alert: Alert | Non
             note = None if decision.outcome is Outcome.CREATED else alert.description or None
             add_event(db, event, ticket[0], events.BY_ALERT, note, now)
     row_id = db.execute_sql(
-        "INSERT INTO processed_message (folder, uidvalidity, uid, message_id, fingerprint, "
-        "subject, outcome, reason, ticket_id, action, mailbox_done, created, updated) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (key.folder, key.uidvalidity, key.uid, key.message_id, key.fingerprint,
+        "INSERT INTO processed_message (mailbox, folder, uidvalidity, uid, message_id, "
+        "fingerprint, subject, outcome, reason, ticket_id, action, mailbox_done, created, "
+        "updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (key.mailbox, key.folder, key.uidvalidity, key.uid, key.message_id, key.fingerprint,
          (alert.title if alert else subject)[:TITLE_LIMIT], decision.outcome.value,
          decision.reason, ticket[0] if ticket else decision.ticket_id, str(decision.step),
          decision.step.kind == "none", stamp, stamp),
@@ -81,7 +83,7 @@ def next_ticket_number(db: peewee.Database, now: datetime) -> str:
     return f"T{day}.{last:04d}"
 
 
-def _create(store: Store, decision: Decision, alert: Alert, now: datetime,
+def _create(store: Store, mailbox: str, decision: Decision, alert: Alert, now: datetime,
             attachments_dir: Path | None) -> tuple[int, str]:
     db = store.db
     contact_id = decision.contact_id
@@ -89,11 +91,14 @@ def _create(store: Store, decision: Decision, alert: Alert, now: datetime,
         contact_id = _create_contact(db, decision.organization_id, decision.new_contact, now)
     number = next_ticket_number(db, now)
     stamp = iso(now)
+    fields = decision.fields
     ticket_id = db.execute_sql(
         "INSERT INTO ticket (number, title, description, status, organization_id, contact_id, "
-        "device_id, occurrences, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?)",
+        "device_id, occurrences, created, updated, mailbox, queue, priority, source, "
+        "issue_type, sub_issue) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?)",
         (number, alert.title, alert.description, STATUS_NEW, decision.organization_id,
-         contact_id, decision.device_id, stamp, stamp),
+         contact_id, decision.device_id, stamp, stamp, mailbox, fields.queue, fields.priority,
+         fields.source, fields.issue_type, fields.sub_issue),
     ).lastrowid
     for source, kind, value in decision.ticket_udfs:
         udf_id = store.udf_id("ticket", udf.label(source, kind), source, kind, now)

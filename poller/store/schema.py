@@ -7,6 +7,7 @@ Timestamps are ISO-8601 UTC text. UDF values are one row per (definition, entity
 from __future__ import annotations
 
 from peewee import (
+    SQL,
     AutoField,
     BlobField,
     BooleanField,
@@ -105,6 +106,13 @@ class Ticket(BaseModel):
     created = TextField()
     updated = TextField()
     completed = TextField(null=True)
+    # the [imap] name of the mailbox that created it, and what that mailbox gives its tickets
+    mailbox = TextField(null=True)
+    queue = TextField(null=True)
+    priority = TextField(null=True)
+    source = TextField(null=True)  # the ticket source (e.g. Monitoring Alert), not a UDF source
+    issue_type = TextField(null=True)
+    sub_issue = TextField(null=True)  # the token's SubIssue
 
     class Meta:
         table_name = "ticket"
@@ -150,7 +158,10 @@ class Attachment(BaseModel):
 
 
 class ProcessedMessage(BaseModel):
-    """One row per mail the worker has decided on; the source of truth for exactly-once."""
+    """One row per mail the worker has decided on; the source of truth for exactly-once.
+
+    mailbox is the [imap] name of the mailbox the mail was found in: several mailboxes may
+    share a database, and their folders and UIDs overlap."""
 
     id = AutoField()
     folder = TextField()
@@ -166,17 +177,18 @@ class ProcessedMessage(BaseModel):
     mailbox_done = BooleanField(default=False)
     created = TextField()
     updated = TextField()
+    mailbox = TextField(default="", constraints=[SQL("DEFAULT ''")])
 
     class Meta:
         table_name = "processed_message"
         indexes = (
-            (("folder", "uidvalidity", "uid"), True),
-            (("mailbox_done", "folder"), False),
+            (("mailbox", "folder", "uidvalidity", "uid"), True),
+            (("mailbox_done", "mailbox", "folder"), False),
         )
 
 
 class PassLog(BaseModel):
-    """One row per pass: when, how long, and the counts by outcome."""
+    """One row per pass of a mailbox: when, how long, and the counts by outcome."""
 
     id = AutoField()
     started = TextField()
@@ -185,6 +197,7 @@ class PassLog(BaseModel):
     ok = BooleanField()
     counts = TextField(default="")  # "created=3 appended=1 …"
     error = TextField(default="")
+    mailbox = TextField(default="", constraints=[SQL("DEFAULT ''")])
 
     class Meta:
         table_name = "pass_log"

@@ -16,7 +16,7 @@ from poller.ates.decision import STATUS_COMPLETE, Outcome
 from poller.ates.directory import ContactMatch, DeviceMatch, Earlier, TicketRef
 from poller.batches import SQL_BATCH, chunks
 from poller.store.database import iso
-from poller.store.schema import Organization, PassLog, ProcessedMessage, UdfDefinition
+from poller.store.schema import Organization, PassLog, ProcessedMessage, Ticket, UdfDefinition
 
 
 class Store:
@@ -61,7 +61,7 @@ class Store:
                 for contact_id, org_id, *emails in rows]
 
     def devices_by_udf(self, label: str, value: str) -> list[DeviceMatch]:
-        udf_id = self._udf_ids.get(("device", label))
+        udf_id = self._known_udf("device", label)
         if udf_id is None:
             return []
         rows = self._rows(
@@ -70,7 +70,7 @@ class Store:
         return [DeviceMatch(*row) for row in rows]
 
     def open_tickets_by_udf(self, organization_id: int, label: str, value: str) -> list[int]:
-        udf_id = self._udf_ids.get(("ticket", label))
+        udf_id = self._known_udf("ticket", label)
         if udf_id is None:
             return []
         # CROSS JOIN makes SQLite start from the (udf, value) index; left to itself it walks
@@ -87,7 +87,7 @@ class Store:
         return TicketRef(*rows[0]) if rows else None
 
     def _entities_by_udf(self, entity: str, label: str, value: str) -> list[int]:
-        udf_id = self._udf_ids.get((entity, label))
+        udf_id = self._known_udf(entity, label)
         if udf_id is None:
             return []
         rows = self._rows("SELECT entity_id FROM udf_value WHERE udf_id = ? AND value = ?",
@@ -100,6 +100,17 @@ class Store:
         return self.db.execute_sql(sql, params).fetchall()
 
     # -- UDF definitions ---------------------------------------------------------------------
+
+    def _known_udf(self, entity: str, label: str) -> int | None:
+        """Return the id of a UDF definition, or None if there is none (yet): another process
+        on the same database (a second mailbox) may have created it since it was cached."""
+        key = (entity, label)
+        if key not in self._udf_ids:
+            rows = self._rows("SELECT id FROM udf_definition WHERE entity = ? AND label = ?", key)
+            if not rows:
+                return None
+            self._udf_ids[key] = rows[0][0]
+        return self._udf_ids[key]
 
     def udf_id(self, entity: str, label: str, source: str, kind: str, now: datetime) -> int:
         """Return the id of a UDF definition, creating it the first time it is needed."""
@@ -128,25 +139,37 @@ class Store:
 
     # -- processed-mail log ------------------------------------------------------------------
 
-    def decided(self, folder: str, uidvalidity: int, uids: list[int]) -> set[int]:
+    def decided(self, mailbox: str, folder: str, uidvalidity: int, uids: list[int]) -> set[int]:
         """Return those of the given UIDs that the log already has a decision for."""
         found: set[int] = set()
         for chunk in chunks(uids, SQL_BATCH):
             query = ProcessedMessage.select(ProcessedMessage.uid).where(
-                (ProcessedMessage.folder == folder)
+                (ProcessedMessage.mailbox == mailbox)
+                & (ProcessedMessage.folder == folder)
                 & (ProcessedMessage.uidvalidity == uidvalidity)
                 & (ProcessedMessage.uid.in_(chunk))
             )
             found.update(uid for (uid,) in query.tuples())
         return found
 
-    def pending(self, folder: str) -> list[tuple[int, int, int, str]]:
+    def pending(self, mailbox: str, folder: str) -> list[tuple[int, int, int, str]]:
         """Return (row id, uidvalidity, uid, action) of decisions whose mailbox step is not done."""
         query = ProcessedMessage.select(
             ProcessedMessage.id, ProcessedMessage.uidvalidity, ProcessedMessage.uid,
             ProcessedMessage.action,
-        ).where((ProcessedMessage.mailbox_done == False) & (ProcessedMessage.folder == folder))  # noqa: E712
+        ).where((ProcessedMessage.mailbox_done == False)  # noqa: E712
+                & (ProcessedMessage.mailbox == mailbox) & (ProcessedMessage.folder == folder))
         return list(query.tuples())
+
+    def claim_unnamed(self, mailbox: str) -> None:
+        """Give the rows of a database from before mailboxes had names to this mailbox: such a
+        database served one mailbox, and its log must keep telling which mail was decided."""
+        if not self._rows("SELECT 1 FROM processed_message WHERE mailbox = '' LIMIT 1", ()):
+            return  # the usual case: a read, so that read-only commands stay read-only
+        with self.db.atomic():
+            ProcessedMessage.update(mailbox=mailbox).where(ProcessedMessage.mailbox == "").execute()
+            PassLog.update(mailbox=mailbox).where(PassLog.mailbox == "").execute()
+            Ticket.update(mailbox=mailbox).where(Ticket.mailbox.is_null()).execute()
 
     def delivered_before(self, fingerprint: str) -> Earlier | None:
         """Return the earlier log row of the same mail if it had an effect, else None."""
@@ -162,10 +185,10 @@ class Store:
                 ProcessedMessage.id.in_(chunk)
             ).execute()
 
-    def log_pass(self, started: datetime, finished: datetime, ok: bool, counts: str,
-                 error: str = "") -> None:
+    def log_pass(self, mailbox: str, started: datetime, finished: datetime, ok: bool,
+                 counts: str, error: str = "") -> None:
         """Record one pass (for `poller status` and people reading the database)."""
-        PassLog.insert(started=iso(started), finished=iso(finished),
+        PassLog.insert(mailbox=mailbox, started=iso(started), finished=iso(finished),
                        seconds=f"{(finished - started).total_seconds():.3f}", ok=ok,
                        counts=counts, error=error).execute()
 

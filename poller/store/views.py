@@ -26,6 +26,12 @@ TICKET_COLUMNS = (
     ("organization", "o.name"),
     ("device", "d.name"),
     ("occurrences", "t.occurrences"),
+    ("queue", "t.queue"),
+    ("priority", "t.priority"),
+    ("source", "t.source"),
+    ("issue_type", "t.issue_type"),
+    ("sub_issue", "t.sub_issue"),
+    ("mailbox", "t.mailbox"),
     ("udfs", _UDFS),
 )
 _JSON_COLUMNS = {"udfs"}

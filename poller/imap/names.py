@@ -1,0 +1,50 @@
+"""Folder names as the settings write them ('/' between levels, e.g. ATES/Processed) → the
+names a server knows, from its hierarchy separator and personal namespace (RFC 2342).
+
+Cyrus and Courier put personal folders under 'INBOX.' with '.' between levels: there
+'Processed' is INBOX.Processed and 'ATES/Processed' is INBOX.ATES.Processed. Dovecot's stock
+namespace has no prefix and '/' as separator, so names stay as written. INBOX is always INBOX,
+and a name already in the server's form (INBOX.Alerts on Cyrus) or in another namespace
+(e.g. shared folders) is used as it is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+INBOX = "INBOX"
+
+
+@dataclass(frozen=True)
+class FolderNames:
+    """The personal namespace's prefix and separator, and the prefixes of the other
+    namespaces (other users', shared), which are left alone."""
+
+    prefix: str = ""
+    separator: str = "/"
+    elsewhere: tuple[str, ...] = ()
+
+    def server(self, folder: str) -> str:
+        """Return the server's name for a folder written with '/' between levels."""
+        parts = [part for part in folder.split("/") if part]
+        if not parts:
+            return folder
+        if parts[0].upper() == INBOX:
+            parts[0] = INBOX
+        name = self.separator.join(parts)
+        if name == INBOX or name.startswith(INBOX + self.separator):
+            return name
+        if any(name.startswith(other) for other in self.elsewhere):
+            return name
+        if self.prefix and not name.startswith(self.prefix):
+            return self.prefix + name
+        return name
+
+
+def from_namespace(personal: list[tuple[str, str | None]],
+                   others: list[list[tuple[str, str | None]]]) -> FolderNames:
+    """Return the naming of a server's NAMESPACE answer: its first personal namespace, and
+    the non-empty prefixes of the others."""
+    prefix, separator = personal[0] if personal else ("", None)
+    elsewhere = tuple(p for namespace in others for p, _ in namespace if p)
+    return FolderNames(prefix=prefix, separator=separator or "/", elsewhere=elsewhere)
