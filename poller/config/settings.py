@@ -9,6 +9,7 @@ import re
 import stat
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from poller.ates.policy import (
     CRITERIA,
@@ -19,6 +20,7 @@ from poller.ates.policy import (
     MailboxSettings,
     Policy,
 )
+from poller.config.oauth2 import OAuth2Settings, read_oauth2
 from poller.config.sections import Section
 from poller.config.service import (
     MetricsSettings,
@@ -30,6 +32,8 @@ from poller.config.service import (
 from poller.errors import ConfigError
 
 logger = logging.getLogger(__name__)
+
+SECRETS = ("password", "passwords", "credential")
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,8 @@ class ImapSettings:
     timeout: float = 30.0
     search: str = "UNSEEN"
     fetch_chunk: int = 200
+    auth: str = "password"
+    oauth2: OAuth2Settings | None = None  # with auth = xoauth2 | oauthbearer
 
 
 @dataclass(frozen=True)
@@ -72,16 +78,23 @@ class Settings:
         return Policy(self.ates, self.duplicates, self.mailbox, self.limits)
 
     def redacted(self) -> dict[str, dict[str, object]]:
-        """Return the effective settings as nested dicts, secrets replaced by a mask."""
+        """Return the effective settings as nested dicts, secrets replaced by a mask; [oauth2]
+        (kept in ImapSettings) as a section of its own."""
         out: dict[str, dict[str, object]] = {}
+
+        def add(name: str, section: Any) -> None:
+            values = out[name] = {}
+            for f in fields(section):
+                value = getattr(section, f.name)
+                if hasattr(value, "__dataclass_fields__"):
+                    add(f.name, value)
+                elif f.name != "oauth2":  # None: no [oauth2] with auth = password
+                    values[f.name] = (MASK if value else "") if f.name in SECRETS else value
+
         for section in fields(self):
             value = getattr(self, section.name)
-            if not hasattr(value, "__dataclass_fields__"):
-                continue
-            out[section.name] = {
-                f.name: (MASK if f.name in ("password", "passwords") else getattr(value, f.name))
-                for f in fields(value)
-            }
+            if hasattr(value, "__dataclass_fields__"):
+                add(section.name, value)
         return out
 
 
@@ -110,18 +123,21 @@ def load_settings(path: str | os.PathLike[str], environ: dict[str, str] | None =
     base = path.resolve().parent
     imap = section("imap")
     security = imap.choice("security", ("ssl", "starttls", "none"), "ssl")
+    auth = imap.choice("auth", ("password", "xoauth2", "oauthbearer"), "password")
     imap_settings = ImapSettings(
         host=imap.str("host", required=True),
         port=imap.int("port", 993 if security == "ssl" else 143, minimum=1),
         security=security,
         username=imap.str("username", required=True),
-        password=imap.secret("password", base=base),
+        password=imap.secret("password", base=base) if auth == "password" else "",
         folder=imap.str("folder", "INBOX"),
         cafile=imap.str("cafile"),
         verify=imap.bool("verify", True),
         timeout=imap.float("timeout", 30.0),
         search=imap.str("search", "UNSEEN"),
         fetch_chunk=imap.int("fetch_chunk", 200, minimum=1),
+        auth=auth,
+        oauth2=read_oauth2(section("oauth2"), base) if auth != "password" else None,
     )
     if imap_settings.cafile and not Path(imap_settings.cafile).is_file():
         raise ConfigError(f"[imap] cafile: {imap_settings.cafile} does not exist")
