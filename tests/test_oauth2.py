@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from testkit.serving import wait_until
+from testkit.serving import Child, wait_until
 from testkit.support import (
     OAUTH2_SECRET,
     alert_mail,
@@ -178,6 +178,23 @@ def test_a_token_about_to_expire_is_replaced_before_the_next_pass(tmp_path, oaut
         assert poller(config, "once") == 0
     assert tokens.token_requests == 2  # once more after 1 s, then from the cache
     assert _refusals(oauth2_dovecot, account.username) == []  # replaced before it was refused
+
+
+def test_serve_shares_one_token_between_passes_and_the_idle_watcher(tmp_path, oauth2_dovecot):
+    account = oauth2_dovecot.account()
+    config = oauth2_settings(tmp_path, account, oauth2_dovecot,
+                             schedule={"interval": "3600", "idle": "true"})
+    with Child(config, "serve") as serve:
+        serve.wait_for("waiting for new mail in 'INBOX' with IMAP IDLE")
+        serve.wait_for("pass done")
+        for n in range(2):  # the interval is an hour: IDLE starts these passes
+            account.append("INBOX", alert_mail(tok=token(AlertID=f"Kaseya:{n}")))
+            serve.wait_for("pass done", times=n + 2)
+        assert serve.stop() == 0
+    assert "created=1" in serve.log and all(SEEN in flags for _, flags, _ in
+                                            account.messages("INBOX"))
+    assert len(account.messages("INBOX")) == 2
+    assert oauth2_dovecot.tokens.token_requests == 1  # 3 passes, 4 connections, 1 token
 
 
 @pytest.mark.parametrize("status", [503, 429])
