@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from testkit.support import OAUTH2_SECRET, alert_mail, oauth2_settings, poller
+from testkit.support import OAUTH2_SECRET, alert_mail, oauth2_settings, poller, run_subprocess
 from testkit.token_server import client_certificate
 
 SEEN = b"\\Seen"
@@ -129,3 +129,22 @@ def test_google_service_account_not_delegated_for_the_mailbox_exits_3(tmp_path, 
     assert "refused the client: unauthorized_client: Client is unauthorized" in error
     assert info["private_key"].splitlines()[1] not in error
     assert oauth2_dovecot.tokens.token_requests == 1
+
+
+def test_no_token_or_secret_in_a_vv_log_with_msal_or_google(tmp_path, oauth2_dovecot):
+    account = oauth2_dovecot.account()
+    account.append("INBOX", alert_mail())
+    info = oauth2_dovecot.tokens.add_service_account(account.username)
+    logs = []
+    for name, keys in (("msal", _microsoft(oauth2_dovecot)), ("google", _google(tmp_path, info))):
+        (tmp_path / name).mkdir()
+        run = run_subprocess(oauth2_settings(tmp_path / name, account, oauth2_dovecot,
+                                             oauth2=keys), "-vv", "once")
+        assert run.returncode == 0, run.stderr
+        logs.append(run.stderr)
+    log = "".join(logs)
+    assert "AUTHENTICATE **REDACTED**" in log  # the IMAP trace was on
+    assert oauth2_dovecot.tokens.issued == 2
+    for minted in oauth2_dovecot.tokens.minted:
+        assert minted.split(".")[2] not in log
+    assert OAUTH2_SECRET not in log and info["private_key"].splitlines()[1] not in log

@@ -104,15 +104,19 @@ class ClientCredentials:
         self._form = urllib.parse.urlencode({
             "grant_type": "client_credentials", "client_id": o.client_id,
             "client_secret": o.credential, "scope": o.scope}).encode("ascii")
-        self._context = ssl.create_default_context(cafile=o.cafile)
+        self._cafile = o.cafile
 
     def fetch(self) -> Grant:
+        try:
+            context = ssl.create_default_context(cafile=self._cafile)
+        except (ssl.SSLError, OSError) as exc:
+            raise untrusted(self.settings, f"{self._cafile}: {exc}") from None
         # token_url is https (checked with the settings), so S310's file: worry does not apply.
         request = urllib.request.Request(self._url, data=self._form, headers={  # noqa: S310
             "Accept": "application/json", "Content-Type": "application/x-www-form-urlencoded"})
         try:
             with urllib.request.urlopen(request, timeout=self.settings.timeout,  # noqa: S310
-                                        context=self._context) as answer:
+                                        context=context) as answer:
                 body = _json(answer.read(MAX_ANSWER))
         except urllib.error.HTTPError as exc:
             with exc:
