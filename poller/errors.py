@@ -5,9 +5,11 @@ PollerError
 ├── MessageError         message/token: expected, per mail; the mail is quarantined
 │   ├── TokenMissing
 │   └── TokenInvalid     bad XML, DTD/entity declarations, missing field
-├── MailboxError         mailbox: imapclient/socket/ssl errors translated once
-│   ├── MailboxUnavailable  transient: retried, then the pass aborts (exit 3)
-│   └── MailboxAuthError    permanent: wrong password, untrusted certificate (exit 3)
+├── MailboxError         mailbox: imapclient/socket/ssl and token endpoint errors translated once
+│   ├── MailboxUnavailable  transient: retried, then the pass aborts (exit 3); also a token
+│   │                       endpoint that is down or busy, and a login the server cannot check
+│   └── MailboxAuthError    permanent: wrong password, untrusted certificate, the token endpoint
+│                           refusing the client, a fresh token refused too (exit 3)
 ├── StoreError           store: database unusable (exit 3)
 ├── ImportFileError      importer: a bad CSV row, with its line number (exit 2)
 └── WebhookError         webhooks: the receiver did not take an event (answered other than 2xx)

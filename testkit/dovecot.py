@@ -62,6 +62,8 @@ class Dovecot(ImapServer):
 
     name = "dovecot"
     prefix = "dovecot-"
+    # SASL mechanisms offered; testkit.dovecot_oauth2 adds XOAUTH2 and OAUTHBEARER.
+    auth_mechanisms = "plain login"
 
     def __init__(self, workdir: Path | None = None) -> None:
         self._binary = find_dovecot()
@@ -188,13 +190,14 @@ ssl_key = <{self.tls_dir / "server.key"}
 ssl_min_protocol = TLSv1.2
 
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = {self.auth_mechanisms}
 auth_username_format = %u
 auth_verbose = yes
 # No delays for failed logins: tests log in with wrong passwords on purpose.
 auth_failure_delay = 0
 passdb {{
   driver = passwd-file
+  mechanisms = plain login
   args = scheme=PLAIN username_format=%u {self.passwd_dir}/%u
 }}
 userdb {{
@@ -230,5 +233,9 @@ service anvil {{
     path = anvil-auth-penalty-disabled
   }}
 }}
-"""
+{self._extra_config()}"""
         self.config_path.write_text(config)
+
+    def _extra_config(self) -> str:
+        """Return configuration a variant adds at the end (called while writing the config)."""
+        return ""

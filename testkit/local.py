@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import random
 import secrets
 import signal
 import socket
@@ -12,13 +13,31 @@ import subprocess
 from pathlib import Path
 
 HOST = "127.0.0.1"
+PORTS_FROM = 20000  # servers' ports: from here up to the kernel's range for outgoing connections
 
 
 def free_ports(count: int) -> list[int]:
-    """Return ``count`` distinct TCP ports on 127.0.0.1 that are free right now."""
-    sockets = []
+    """Return ``count`` distinct TCP ports on 127.0.0.1 that are free right now.
+
+    They lie below the kernel's range for outgoing connections: a server stopped and started
+    again on its ports (``restart()``) must not find one taken meanwhile as the local port of
+    some client's connection, which happens to a port from that range.
+    """
+    room = range(PORTS_FROM, max(PORTS_FROM, _ephemeral_low()))
+    candidates = random.sample(room, min(200, len(room)))
+    sockets: list[socket.socket] = []
     try:
-        for _ in range(count):
+        for port in candidates:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                sock.bind((HOST, port))
+            except OSError:
+                sock.close()
+                continue
+            sockets.append(sock)
+            if len(sockets) == count:
+                break
+        while len(sockets) < count:  # no room below the range: let the kernel pick
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             sock.bind((HOST, 0))
             sockets.append(sock)
@@ -26,6 +45,14 @@ def free_ports(count: int) -> list[int]:
     finally:
         for sock in sockets:
             sock.close()
+
+
+def _ephemeral_low() -> int:
+    """Return the lowest port the kernel gives outgoing connections (Linux's default: 32768)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 def die_with_parent() -> None:

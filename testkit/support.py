@@ -14,6 +14,7 @@ from pathlib import Path
 from poller.cli import main
 
 PW = "zzZ3zZ/2Z1ZzzZZZ0zoZ9z=="
+OAUTH2_SECRET = "Oauth2-Client-S3cret-4d1c"
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -72,6 +73,29 @@ def write_settings(tmp_path: Path, account, **sections: dict[str, str]) -> Path:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     path.chmod(0o600)  # it holds passwords: readable by others would be warned about
     return path
+
+
+def oauth2_settings(tmp_path: Path, account, server, *, auth: str = "xoauth2",
+                    client_id: str | None = None, secret: str = OAUTH2_SECRET,
+                    **sections: dict[str, str | None]) -> Path:
+    """Write settings.ini for logging in to ACCOUNT of an OAuth2Dovecot SERVER with a token from
+    its token server: [oauth2] provider generic, a new client of the account (or CLIENT_ID) and
+    SECRET in a 0600 file; the IMAP password is a wrong one. SECTIONS override keys (None
+    removes one)."""
+    if client_id is None:
+        client_id = server.tokens.add_client(account.username, secret=OAUTH2_SECRET)
+    secret_file = tmp_path / "oauth2-secret"
+    secret_file.write_text(f"{secret}\n", encoding="utf-8")
+    secret_file.chmod(0o600)
+    oauth2 = {"provider": "generic", "client_id": client_id,
+              "client_secret_file": str(secret_file), "token_url": server.tokens.token_url,
+              "scope": "https://mail.google.com/", "cafile": str(server.cafile),
+              **sections.pop("oauth2", {})}
+    imap = {"auth": auth, "security": "ssl", "port": str(account.ssl_port),
+            "password": "not-the-password", **sections.pop("imap", {})}
+    chosen = {name: {k: v for k, v in keys.items() if v is not None}
+              for name, keys in {"imap": imap, "oauth2": oauth2, **sections}.items()}
+    return write_settings(tmp_path, account, **chosen)
 
 
 def poller(config: Path, *args: str) -> int:

@@ -3,7 +3,8 @@
 Integration tests take ``imap_account`` (a fresh, empty mailbox of their own on Dovecot),
 ``server_account`` (the same on each server in turn: Dovecot, then Cyrus IMAP, for the core
 scenarios) or ``dovecot`` / ``cyrus`` (the server itself). When a server is not installed
-these fixtures fail with an error; they never skip.
+these fixtures fail with an error; they never skip. OAuth2 tests take
+``oauth2_dovecot`` (a Dovecot that also takes XOAUTH2/OAUTHBEARER, with its token server).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ if str(ROOT) not in sys.path:
 
 from testkit.cyrus import Cyrus  # noqa: E402
 from testkit.dovecot import Dovecot, ImapAccount  # noqa: E402
+from testkit.dovecot_oauth2 import OAuth2Dovecot  # noqa: E402
 from testkit.imapserver import ImapServer  # noqa: E402
 from testkit.webhook_receiver import Receiver  # noqa: E402
 from testkit.webhooks import SECRET  # noqa: E402
@@ -65,6 +67,7 @@ def receiver() -> Iterator[Receiver]:
     with Receiver(SECRET) as running:
         yield running
 
+
 @pytest.fixture(params=SERVERS)
 def imap_server(request: pytest.FixtureRequest) -> ImapServer:
     """Each of the session's servers in turn (started when first asked for)."""
@@ -77,3 +80,23 @@ def imap_server(request: pytest.FixtureRequest) -> ImapServer:
 def server_account(imap_server: ImapServer) -> ImapAccount:
     """A new user with an empty INBOX, on each of the session's servers in turn."""
     return imap_server.account()
+
+
+@pytest.fixture(scope="session")
+def oauth2_server() -> Iterator[OAuth2Dovecot]:
+    """A second private Dovecot, one that also takes XOAUTH2 and OAUTHBEARER, with the local
+    token server its tokens come from (``oauth2_server.tokens``)."""
+    server = OAuth2Dovecot()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def oauth2_dovecot(oauth2_server: OAuth2Dovecot) -> OAuth2Dovecot:
+    """The session's OAuth2 Dovecot, running, its token server back to the defaults."""
+    oauth2_server.start()
+    oauth2_server.tokens.reset()
+    return oauth2_server

@@ -39,6 +39,10 @@ def setup_logging(verbosity: int, log_format: str) -> None:
     if verbosity < 2:
         logging.getLogger("imapclient").setLevel(logging.WARNING)
         logging.getLogger("peewee").setLevel(logging.WARNING)
+    # The token endpoint's HTTP libraries: their debug lines are no help to an operator, and
+    # poller logs what a token request did itself.
+    for name in ("msal", "google", "urllib3", "requests"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def show(rows: list[dict[str, object]], as_json: bool, columns: tuple[str, ...]) -> None:

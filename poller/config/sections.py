@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import configparser
+import logging
 import os
+import stat
 from pathlib import Path
 
 from poller.errors import ConfigError
+
+logger = logging.getLogger(__name__)
 
 
 class Section:
@@ -78,17 +82,36 @@ class Section:
         value = self.str(key)
         if value:
             return value
-        path_value = self.str(f"{key}_file")
-        if not path_value:
+        text = self.secret_file(f"{key}_file", base=base)
+        if text is None:
             raise self._fail(key, f"is required (or set {key}_file)")
-        path = Path(os.path.expandvars(path_value))
-        if not path.is_absolute():
-            path = base / path
+        return text
+
+    def path(self, key: str, *, base: Path) -> Path | None:
+        """Return the file named by KEY (environment variables expanded, relative to BASE)."""
+        value = self.str(key)
+        if not value:
+            return None
+        path = Path(os.path.expandvars(value))
+        return path if path.is_absolute() else base / path
+
+    def secret_file(self, key: str, *, base: Path, whole: bool = False) -> str | None:
+        """Return the first line (WHOLE: all of it) of the file named by KEY, None when KEY is
+        unset. Warns when users other than the owner can read the file."""
+        path = self.path(key, base=base)
+        if path is None:
+            return None
         try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-            text = lines[0].strip() if lines else ""
+            raw = path.read_text(encoding="utf-8")
+            mode = path.stat().st_mode
         except OSError as exc:
-            raise self._fail(f"{key}_file", f"cannot read {path}: {exc.strerror}") from None
+            raise self._fail(key, f"cannot read {path}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise self._fail(key, f"{path} is not UTF-8 text") from None
+        text = raw.strip() if whole else next(iter(raw.strip().splitlines()), "").strip()
         if not text:
-            raise self._fail(f"{key}_file", f"{path} is empty")
+            raise self._fail(key, f"{path} is empty")
+        if mode & (stat.S_IRGRP | stat.S_IROTH):
+            logger.warning("%s holds a secret and is readable by other users (mode %o); "
+                           "chmod 600 it", path, stat.S_IMODE(mode))
         return text

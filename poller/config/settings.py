@@ -9,6 +9,7 @@ import re
 import stat
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from poller.ates.policy import (
     CRITERIA,
@@ -20,6 +21,7 @@ from poller.ates.policy import (
     Policy,
     TicketSettings,
 )
+from poller.config.oauth2 import OAuth2Settings, read_oauth2
 from poller.config.sections import Section
 from poller.config.service import (
     MetricsSettings,
@@ -32,6 +34,8 @@ from poller.config.webhook import WebhookSettings, masked_url, read_webhook_sett
 from poller.errors import ConfigError
 
 logger = logging.getLogger(__name__)
+
+SECRETS = ("password", "passwords", "credential", "secret")
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,8 @@ class ImapSettings:
     search: str = "UNSEEN"
     fetch_chunk: int = 200
     name: str = ""  # how the logs and the store name this mailbox: [imap] name
+    auth: str = "password"
+    oauth2: OAuth2Settings | None = None  # with auth = xoauth2 | oauthbearer
 
     @property
     def key(self) -> str:
@@ -92,20 +98,29 @@ class Settings:
         return folders
 
     def redacted(self) -> dict[str, dict[str, object]]:
-        """Return the effective settings as nested dicts, secrets replaced by a mask."""
+        """Return the effective settings as nested dicts, secrets replaced by a mask; [oauth2]
+        (kept in ImapSettings) as a section of its own."""
         out: dict[str, dict[str, object]] = {}
+
+        def add(name: str, section: Any) -> None:
+            values = out[name] = {}
+            for f in fields(section):
+                value = getattr(section, f.name)
+                if hasattr(value, "__dataclass_fields__"):
+                    add(f.name, value)
+                elif f.name != "oauth2":  # None: no [oauth2] with auth = password
+                    values[f.name] = _shown(name, f.name, value)
+
         for section in fields(self):
             value = getattr(self, section.name)
-            if not hasattr(value, "__dataclass_fields__"):
-                continue
-            out[section.name] = {f.name: _shown(section.name, f.name, getattr(value, f.name))
-                                 for f in fields(value)}
+            if hasattr(value, "__dataclass_fields__"):
+                add(section.name, value)
         return out
 
 
 def _shown(section: str, key: str, value: object) -> object:
     """Return a setting's value as `check` prints it: secrets masked."""
-    if key in ("password", "passwords", "secret"):
+    if key in SECRETS:
         return MASK if value else value
     if section == "webhook" and key == "url" and isinstance(value, str):
         return masked_url(value)
@@ -137,6 +152,7 @@ def load_settings(path: str | os.PathLike[str], environ: dict[str, str] | None =
     base = path.resolve().parent
     imap = section("imap")
     security = imap.choice("security", ("ssl", "starttls", "none"), "ssl")
+    auth = imap.choice("auth", ("password", "xoauth2", "oauthbearer"), "password")
     host, username = imap.str("host", required=True), imap.str("username", required=True)
     folder = imap.str("folder", "INBOX")
     imap_settings = ImapSettings(
@@ -144,7 +160,7 @@ def load_settings(path: str | os.PathLike[str], environ: dict[str, str] | None =
         port=imap.int("port", 993 if security == "ssl" else 143, minimum=1),
         security=security,
         username=username,
-        password=imap.secret("password", base=base),
+        password=imap.secret("password", base=base) if auth == "password" else "",
         folder=folder,
         cafile=imap.str("cafile"),
         verify=imap.bool("verify", True),
@@ -152,6 +168,8 @@ def load_settings(path: str | os.PathLike[str], environ: dict[str, str] | None =
         search=imap.str("search", "UNSEEN"),
         fetch_chunk=imap.int("fetch_chunk", 200, minimum=1),
         name=imap.str("name", f"{username}@{host}/{folder}"),
+        auth=auth,
+        oauth2=read_oauth2(section("oauth2"), base) if auth != "password" else None,
     )
     if imap_settings.cafile and not Path(imap_settings.cafile).is_file():
         raise ConfigError(f"[imap] cafile: {imap_settings.cafile} does not exist")

@@ -1,7 +1,9 @@
-"""The IMAP side: the connection (TLS, login), search, fetch with PEEK, flag and move by UID,
-IDLE, and moving quarantined mail back. Every imapclient, socket and ssl error is translated
-here, once, into a MailboxError.
+"""The IMAP side: the connection (TLS, login with a password or an OAuth2 token), search, fetch
+with PEEK, flag and move by UID, IDLE, and moving quarantined mail back; the OAuth2 token
+providers and the cache in front of them. Every imapclient, socket and ssl error, and every
+answer of a token endpoint, is translated here, once, into a MailboxError.
 
-May import: poller.ates, poller.mail, poller.config, poller.errors and imapclient
-(import-linter checks it; see pyproject.toml).
+May import: poller.ates, poller.mail, poller.config, poller.errors, imapclient, the standard
+library's HTTP client, and msal or google-auth (optional extras, imported only by the provider
+that needs them; import-linter checks the layers, see pyproject.toml).
 """

@@ -21,6 +21,7 @@ from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginEr
 from poller.batches import UID_BATCH, chunks
 from poller.config.settings import ImapSettings
 from poller.errors import MailboxAuthError, MailboxError, MailboxUnavailable
+from poller.imap import oauth2
 from poller.imap.names import FolderNames, from_namespace
 
 logger = logging.getLogger(__name__)
@@ -60,7 +61,10 @@ def translated(what: str) -> Iterator[None]:
         yield
     except MailboxError:
         raise
-    except LoginError:
+    except LoginError as exc:
+        if oauth2.UNAVAILABLE in str(exc):  # it could not check the login now (RFC 5530)
+            raise MailboxUnavailable(f"{what}: the server cannot check logins right now: "
+                                     f"{exc}") from None
         raise MailboxAuthError(f"{what}: the server refused the login; check [imap] username "
                                "and password") from None
     except ssl.SSLCertVerificationError as exc:
@@ -120,7 +124,10 @@ class Mailbox:
                         raise MailboxAuthError(f"{where} does not offer STARTTLS; "
                                                "use security = ssl, or none on a trusted network")
                     client.starttls(context)
-                client.login(s.username, s.password)
+                if s.auth == "password":
+                    client.login(s.username, s.password)
+                else:
+                    oauth2.login(client, s)
             except BaseException:
                 try:
                     client.shutdown()
@@ -128,7 +135,7 @@ class Mailbox:
                     pass  # after a failed TLS handshake the socket is gone; keep the real error
                 raise
         self.client = client
-        logger.debug("logged in to %s as %s", where, s.username)
+        logger.debug("logged in to %s as %s (%s)", where, s.username, s.auth)
 
     def close(self) -> None:
         """Log out; a connection that is already broken is just dropped."""

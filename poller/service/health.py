@@ -14,6 +14,7 @@ import peewee
 
 from poller.config import Settings
 from poller.errors import MailboxError, MailboxUnavailable, StoreError, WebhookError
+from poller.imap import oauth2
 from poller.imap.mailbox import Mailbox
 from poller.service.lock import PassLock
 from poller.service.webhooks import ping
@@ -98,20 +99,31 @@ def check_files(settings: Settings) -> list[Check]:
 
 
 def check_mailbox(settings: Settings) -> list[Check]:
-    """Connect and log in, select the watched folder, create missing target folders: every
-    folder is checked, each with the name it has on the server."""
+    """Get an OAuth2 token (with auth = xoauth2 | oauthbearer), connect and log in, select the
+    watched folder, create missing target folders: every folder is checked, each with the name
+    it has on the server."""
     s = settings.imap
     where = f"{s.host}:{s.port} ({s.security})"
+    checks = []
+    if s.oauth2 is not None:
+        try:
+            tokens = oauth2.tokens_for(s)
+            tokens.get()
+        except MailboxError as exc:
+            return [Check("oauth2", False, str(exc))]
+        checks.append(Check("oauth2", True, f"got a token for {s.username} from the "
+                            f"{s.oauth2.provider} token endpoint ({s.oauth2.endpoint}), valid "
+                            f"for {tokens.valid_for() / 60:.0f} min"))
     try:
         mailbox = Mailbox(s)
         mailbox.connect()
     except MailboxError as exc:
-        return [Check("imap", False, str(exc))]
-    checks = []
+        return [*checks, Check("imap", False, str(exc))]
+    how = f" with {s.auth.upper()}" if s.auth != "password" else ""
     try:
         idle = "offers IDLE" if mailbox.has_capability("IDLE") else "does not offer IDLE"
-        checks.append(Check("imap", True, f"logged in to {where} as {s.username}; the server "
-                            f"{idle}"))
+        checks.append(Check("imap", True, f"logged in to {where} as {s.username}{how}; the "
+                            f"server {idle}"))
         checks.append(_folder_check(mailbox, s.folder, "can be selected",
                                     lambda: mailbox.select(s.folder, readonly=True)))
         for folder in settings.target_folders():

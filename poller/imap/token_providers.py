@@ -1,0 +1,263 @@
+"""Where OAuth2 access tokens come from: one small interface, `fetch() -> Grant`, three providers.
+
+- ``generic``: the RFC 6749 client credentials grant, with the standard library only;
+- ``microsoft``: MSAL's ConfidentialClientApplication (client secret or certificate);
+- ``google``: google-auth's service account credentials with domain-wide delegation.
+
+MSAL and google-auth are optional extras, imported only by the provider that needs them. Each
+provider translates its library's errors here, once: the endpoint refusing the client is a
+MailboxAuthError (retrying will not help), the endpoint being down, busy or failing is a
+MailboxUnavailable (retried). No message carries a token or a secret.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import ssl
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from poller.config.oauth2 import key_and_certificate
+from poller.config.settings import ImapSettings
+from poller.errors import MailboxAuthError, MailboxUnavailable
+
+MAX_ANSWER = 1 << 20  # bytes read from a token endpoint
+DEFAULT_LIFETIME = 3600.0  # seconds, for an answer without expires_in
+# OAuth2 error codes that say "try again later" (RFC 6749 4.1.2.1, RFC 8628 3.5); any other
+# error of the endpoint refuses the client.
+TRANSIENT_ERRORS = frozenset({"temporarily_unavailable", "server_error", "slow_down"})
+HINTS = {
+    "microsoft": "check [oauth2] client_id, tenant, the client secret or certificate and scope",
+    "google": "check the service account key and its domain-wide delegation for [oauth2] scope",
+    "generic": "check [oauth2] client_id, client_secret_file, token_url and scope",
+}
+
+
+@dataclass(frozen=True)
+class Grant:
+    """An access token and the seconds it stays valid from now."""
+
+    token: str = field(repr=False)
+    lifetime: float
+
+
+class Provider(Protocol):
+    def fetch(self) -> Grant:
+        """Ask the token endpoint for a new token; raise MailboxAuthError or MailboxUnavailable."""
+        ...
+
+
+def make_provider(settings: ImapSettings) -> Provider:
+    """Return the provider [oauth2] names; it does no I/O until its first fetch()."""
+    assert settings.oauth2 is not None
+    kind = {"generic": ClientCredentials, "microsoft": Microsoft, "google": Google}
+    return kind[settings.oauth2.provider](settings)
+
+
+def refused(settings: ImapSettings, error: str, description: object = "") -> MailboxAuthError:
+    """Return the error for a token endpoint that refuses the client: a configuration problem."""
+    o = settings.oauth2
+    assert o is not None
+    said = f"{error}: {_oneline(description)}" if description else error
+    return MailboxAuthError(f"OAuth2 for mailbox {settings.username}: the {o.provider} token "
+                            f"endpoint ({o.endpoint}) refused the client: {said}; "
+                            f"{HINTS[o.provider]}")
+
+
+def unavailable(settings: ImapSettings, detail: object) -> MailboxUnavailable:
+    """Return the error for a token endpoint that cannot answer now."""
+    o = settings.oauth2
+    assert o is not None
+    return MailboxUnavailable(f"OAuth2 for mailbox {settings.username}: the {o.provider} token "
+                              f"endpoint ({o.endpoint}) is unavailable: {_oneline(detail)}")
+
+
+def untrusted(settings: ImapSettings, detail: object) -> MailboxAuthError:
+    """Return the error for a token endpoint whose certificate is not trusted."""
+    o = settings.oauth2
+    assert o is not None
+    return MailboxAuthError(f"OAuth2 for mailbox {settings.username}: the certificate of the "
+                            f"{o.provider} token endpoint ({o.endpoint}) is not trusted "
+                            f"({_oneline(detail)}); set [oauth2] cafile to the CA that signed it")
+
+
+def _oneline(text: object, limit: int = 300) -> str:
+    """Return TEXT on one line, cut to LIMIT characters (descriptions can be long)."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[:limit] + "..."
+
+
+class ClientCredentials:
+    """The RFC 6749 client credentials grant (section 4.4) with the standard library; the
+    client authenticates in the form body (client_secret_post)."""
+
+    def __init__(self, settings: ImapSettings):
+        o = settings.oauth2
+        assert o is not None and o.token_url
+        self.settings = settings
+        self._url = o.token_url
+        self._form = urllib.parse.urlencode({
+            "grant_type": "client_credentials", "client_id": o.client_id,
+            "client_secret": o.credential, "scope": o.scope}).encode("ascii")
+        self._cafile = o.cafile
+
+    def fetch(self) -> Grant:
+        try:
+            context = ssl.create_default_context(cafile=self._cafile)
+        except (ssl.SSLError, OSError) as exc:
+            raise untrusted(self.settings, f"{self._cafile}: {exc}") from None
+        # token_url is https (checked with the settings), so S310's file: worry does not apply.
+        request = urllib.request.Request(self._url, data=self._form, headers={  # noqa: S310
+            "Accept": "application/json", "Content-Type": "application/x-www-form-urlencoded"})
+        try:
+            with urllib.request.urlopen(request, timeout=self.settings.timeout,  # noqa: S310
+                                        context=context) as answer:
+                body = _json(answer.read(MAX_ANSWER))
+        except urllib.error.HTTPError as exc:
+            with exc:
+                body = _json(exc.read(MAX_ANSWER))
+            raise self._http_error(exc.code, body) from None
+        except urllib.error.URLError as exc:
+            if isinstance(exc.reason, ssl.SSLCertVerificationError):
+                raise untrusted(self.settings, exc.reason.verify_message) from None
+            raise unavailable(self.settings, exc.reason) from None
+        except (OSError, http.client.HTTPException) as exc:
+            raise unavailable(self.settings, f"{type(exc).__name__}: {exc}") from None
+        return _grant(self.settings, body)
+
+    def _http_error(self, status: int, body: dict[str, Any]) -> Exception:
+        error = str(body.get("error") or f"HTTP {status}")
+        if status >= 500 or status in (408, 429) or error in TRANSIENT_ERRORS:
+            return unavailable(self.settings, f"HTTP {status} {error}")
+        return refused(self.settings, error, body.get("error_description", ""))
+
+
+def _json(data: bytes) -> dict[str, Any]:
+    """Return the JSON object in DATA, or {} when it is none (an HTML error page, say)."""
+    try:
+        value = json.loads(data)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _grant(settings: ImapSettings, body: dict[str, Any]) -> Grant:
+    token = body.get("access_token")
+    if not isinstance(token, str) or not token:
+        raise unavailable(settings, "the answer holds no access_token")
+    try:
+        lifetime = float(body.get("expires_in") or DEFAULT_LIFETIME)
+    except (TypeError, ValueError):
+        lifetime = DEFAULT_LIFETIME
+    return Grant(token, lifetime)
+
+
+class Microsoft:
+    """Microsoft Entra ID through MSAL: app-only access (client credentials) with a client
+    secret or a certificate, for the scope https://outlook.office365.com/.default."""
+
+    def __init__(self, settings: ImapSettings):
+        self.settings = settings
+        self._app: Any = None  # built on the first fetch: MSAL reads the authority's metadata
+
+    def fetch(self) -> Grant:
+        import msal
+        import requests
+
+        o = self.settings.oauth2
+        assert o is not None
+        try:
+            if self._app is None:
+                self._app = msal.ConfidentialClientApplication(
+                    o.client_id, client_credential=_msal_credential(o.credential,
+                                                                    o.client_certificate_file),
+                    authority=o.authority, instance_discovery=False,
+                    http_client=_session(o.cafile, self.settings.timeout))
+            # The cache in front of the provider decides when a new token is due: ask for one.
+            self._app.remove_tokens_for_client()
+            result = self._app.acquire_token_for_client(scopes=[o.scope])
+        except requests.exceptions.SSLError as exc:
+            raise untrusted(self.settings, exc) from None
+        except (OSError, msal.exceptions.MsalServiceError) as exc:
+            raise unavailable(self.settings, f"{type(exc).__name__}: {exc}") from None
+        except ValueError as exc:  # the authority's metadata could not be read or used
+            raise refused(self.settings, "bad authority or credential", exc) from None
+        if "access_token" in result:
+            return _grant(self.settings, result)
+        error = str(result.get("error") or "no access_token")
+        if error in TRANSIENT_ERRORS:
+            raise unavailable(self.settings, f"{error}: {result.get('error_description', '')}")
+        raise refused(self.settings, error, result.get("error_description", ""))
+
+
+def _msal_credential(credential: str, certificate_file: str | None) -> str | dict[str, str]:
+    """Return MSAL's client_credential: the secret, or the key and certificate of a PEM file
+    (MSAL derives the SHA-256 thumbprint from the certificate)."""
+    pair = key_and_certificate(credential) if certificate_file else None
+    if pair is None:
+        return credential
+    return {"private_key": pair[0], "public_certificate": pair[1]}
+
+
+class Google:
+    """Google Workspace through google-auth: a service account with domain-wide delegation
+    acting as the mailbox ([imap] username), token endpoint from its key file or token_url."""
+
+    def __init__(self, settings: ImapSettings):
+        self.settings = settings
+        self._credentials: Any = None
+        self._request: Any = None
+
+    def fetch(self) -> Grant:
+        import requests
+        from google.auth import exceptions
+        from google.auth.transport.requests import Request
+        from google.oauth2 import service_account
+
+        o = self.settings.oauth2
+        assert o is not None
+        try:
+            if self._credentials is None:
+                info = dict(json.loads(o.credential), token_uri=o.token_url)
+                self._credentials = service_account.Credentials.from_service_account_info(
+                    info, scopes=[o.scope], subject=self.settings.username)
+                self._request = Request(session=_session(o.cafile, self.settings.timeout))
+            self._credentials.refresh(self._request)
+        except exceptions.RefreshError as exc:
+            answer = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], dict) else {}
+            error = str(answer.get("error") or (exc.args[0] if exc.args else "refused"))
+            if getattr(exc, "retryable", False) or error in TRANSIENT_ERRORS:
+                raise unavailable(self.settings, error) from None
+            raise refused(self.settings, error, answer.get("error_description", "")) from None
+        except exceptions.TransportError as exc:
+            cause = exc.args[0] if exc.args else exc
+            if isinstance(cause, requests.exceptions.SSLError):
+                raise untrusted(self.settings, cause) from None
+            raise unavailable(self.settings, f"{type(cause).__name__}: {cause}") from None
+        except ValueError as exc:  # a key google-auth cannot use
+            raise refused(self.settings, "unusable service account key", exc) from None
+        expiry = self._credentials.expiry
+        if expiry.tzinfo is None:  # google-auth keeps naive UTC
+            expiry = expiry.replace(tzinfo=UTC)
+        return Grant(self._credentials.token, (expiry - datetime.now(UTC)).total_seconds())
+
+
+def _session(cafile: str | None, timeout: float) -> Any:
+    """Return a requests Session that verifies against CAFILE (default: the system's trust) and
+    gives up after TIMEOUT seconds. Setting Session.verify alone loses to REQUESTS_CA_BUNDLE
+    and CURL_CA_BUNDLE from the environment, so verify goes with every request."""
+    import requests
+
+    class Session(requests.Session):
+        def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+            if cafile:
+                kwargs["verify"] = cafile
+            kwargs["timeout"] = timeout
+            return super().request(method, url, *args, **kwargs)
+
+    return Session()
