@@ -9,6 +9,7 @@ PollerError
 │   ├── MailboxUnavailable  transient: retried, then the pass aborts (exit 3)
 │   └── MailboxAuthError    permanent: wrong password, untrusted certificate (exit 3)
 ├── StoreError           store: database unusable (exit 3)
+├── ReaderError          service: the reading helper process cannot be started (exit 3)
 └── ImportFileError      importer: a bad CSV row, with its line number (exit 2)
 """
 
@@ -47,6 +48,11 @@ class MailboxAuthError(MailboxError):
 
 class StoreError(PollerError):
     """The ticket database cannot be opened or written."""
+
+
+class ReaderError(PollerError):
+    """The helper process that reads mail cannot be started (a mail it fails on is quarantined
+    instead)."""
 
 
 class ImportFileError(PollerError):

@@ -91,3 +91,12 @@ def test_redacted_masks_every_secret(tmp_path):
     shown = repr(settings.redacted()) + repr(settings)
     assert "imap-secret" not in shown and "ates-secret" not in shown
     assert settings.redacted()["imap"]["password"] == MASK
+
+
+def test_reading_time_and_memory_bounds_default_and_refuse_nonsense(tmp_path):
+    limits = load_settings(write(tmp_path, MINIMAL), environ={}).limits
+    assert (limits.max_read_seconds, limits.max_fetch_bytes) == (10, 64 * 1024 * 1024)
+    for key, value, expected in [("max_read_seconds", "0", "must be at least 1, got 0"),
+                                 ("max_fetch_bytes", "65536", "must be at least 1048576")]:
+        with pytest.raises(ConfigError, match=rf"\[limits\] {key}: {expected}"):
+            load_settings(write(tmp_path, MINIMAL + f"[limits]\n{key} = {value}\n"), environ={})

@@ -73,3 +73,22 @@ def test_a_database_from_a_newer_release_is_refused_with_a_clear_error(tmp_path,
         open_database(f"sqlite:///{old_database}")
     assert poller(write_settings(tmp_path, None), "tickets") == 3
     assert "upgrade ates-poller" in capsys.readouterr().err
+
+
+def test_an_upgraded_database_knows_what_each_mailbox_step_is_for(tmp_path, old_database):
+    """Schema 2: a pending step keeps its purpose, so it is planned again from the settings
+    (here a quarantine folder renamed since the decision)."""
+    with sqlite3.connect(old_database) as con:
+        con.execute("UPDATE processed_message SET mailbox_done = 0 WHERE uid = 5")
+    con.close()
+    settings = load_settings(write_settings(tmp_path, None,
+                                            mailbox={"quarantine_folder": "Junk"}))
+    mailbox = FakeMailbox(mails={5: alert_mail(tok=token(pw="wrong"))}, next_uid=7)
+    with opened_store(settings) as store:
+        rows = store.db.execute_sql("SELECT uid, purpose, step_error FROM processed_message "
+                                    "ORDER BY uid").fetchall()
+        assert rows == [(1, "done", ""), (2, "done", ""), (3, "done", ""), (4, "done", ""),
+                        (5, "quarantine", ""), (6, "no_token", "")]
+        Worker(settings, mailbox, store).run_pass()
+        assert store.pending("INBOX") == []
+    assert mailbox.where(5) == "Junk"

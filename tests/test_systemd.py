@@ -39,7 +39,7 @@ def test_units_pass_systemd_analyze_verify(tmp_path):
 def test_services_are_hardened_and_get_secrets_as_credentials(unit):
     lines = set(unit.read_text().splitlines())
     for setting in ("NoNewPrivileges=yes", "PrivateTmp=yes", "ProtectSystem=strict",
-                    "DynamicUser=yes", "StateDirectory=ates-poller",
+                    "DynamicUser=yes", "StateDirectory=ates-poller", "MemoryMax=512M",
                     "LoadCredential=imap-password:/etc/ates-poller/imap-password",
                     "Environment=POLLER_IMAP_PASSWORD_FILE=${CREDENTIALS_DIRECTORY}/imap-password"):
         assert setting in lines

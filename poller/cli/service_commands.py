@@ -80,7 +80,9 @@ def status_command(settings: Settings, args: argparse.Namespace) -> int:
             "max_age_seconds": max_age, "stale": stale,
             "waiting": box.waiting if box else None, "quarantine": box.quarantine if box else None,
             "mailbox_error": box.error if box else None, "open_tickets": totals.open_tickets,
-            "pending_mailbox_steps": totals.pending_steps, "passes_ok": totals.passes_ok,
+            "pending_mailbox_steps": totals.pending_steps,
+            "failing_mailbox_steps": totals.failing_steps, "step_error": totals.step_error or None,
+            "passes_ok": totals.passes_ok,
             "passes_failed": totals.passes_failed, "mails": totals.mails,
         }, indent=2))
     else:
@@ -99,9 +101,14 @@ def status_command(settings: Settings, args: argparse.Namespace) -> int:
             print(f"quarantine:       {unknown if box.quarantine is None else box.quarantine}")
         print(f"open tickets:     {totals.open_tickets}")
         print(f"pending steps:    {totals.pending_steps}")
+        if totals.failing_steps:
+            print(f"FAILING steps:    {totals.failing_steps} refused by the server "
+                  f"(latest: {totals.step_error})")
     if stale:
         return EXIT_STALE
-    return EXIT_UNAVAILABLE if box is not None and box.error else EXIT_OK
+    if box is not None and box.error:
+        return EXIT_UNAVAILABLE
+    return EXIT_PENDING if totals.failing_steps else EXIT_OK
 
 
 def requeue_command(settings: Settings, args: argparse.Namespace) -> int:

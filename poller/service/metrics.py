@@ -45,6 +45,9 @@ class TotalsCollector:
         yield GaugeMetricFamily(f"{PREFIX}_pending_mailbox_steps",
                                 "Mails decided whose flag or move is left for the next pass.",
                                 value=t.pending_steps)
+        yield GaugeMetricFamily(f"{PREFIX}_failing_mailbox_steps",
+                                "Mails whose flag or move the server refused when last tried.",
+                                value=t.failing_steps)
         if t.last_pass is not None:
             yield GaugeMetricFamily(f"{PREFIX}_last_pass_duration_seconds",
                                     "How long the last pass took.", value=t.last_pass.seconds)

@@ -24,16 +24,30 @@ SQLITE_PRAGMAS = {
 
 # PRAGMA user_version of a database with the schema of schema.py. A database made before the
 # version was recorded reads 0.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def _create_missing_tables(db: peewee.Database) -> None:
     db.create_tables(MODELS, safe=True)
 
 
+def _step_purpose_and_error(db: peewee.Database) -> None:
+    """processed_message gets the purpose of its mailbox step (so that a pending step can be
+    planned again from the settings) and the reason the server last refused it."""
+    db.execute_sql("ALTER TABLE processed_message ADD COLUMN purpose TEXT NOT NULL "
+                   "DEFAULT 'done'")
+    db.execute_sql("ALTER TABLE processed_message ADD COLUMN step_error TEXT NOT NULL "
+                   "DEFAULT ''")
+    db.execute_sql("UPDATE processed_message SET purpose = 'quarantine' "
+                   "WHERE outcome = 'quarantined'")
+    db.execute_sql("UPDATE processed_message SET purpose = 'no_token' "
+                   "WHERE outcome = 'skipped' AND reason LIKE 'no <Autotask> token%'")
+
+
 # version → the step that upgrades a database of the version before to it
 MIGRATIONS: dict[int, Callable[[peewee.Database], None]] = {
     1: _create_missing_tables,
+    2: _step_purpose_and_error,
 }
 
 

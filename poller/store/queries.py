@@ -46,6 +46,8 @@ class Totals:
     mails: dict[str, int]
     open_tickets: int
     pending_steps: int
+    failing_steps: int  # pending steps the server refused when last tried
+    step_error: str  # why, for the most recent of them
     last_pass: PassRecord | None
     last_good_pass: PassRecord | None
 
@@ -55,6 +57,9 @@ def totals() -> Totals:
     passes = dict(PassLog.select(PassLog.ok, fn.COUNT(PassLog.id)).group_by(PassLog.ok).tuples())
     by_outcome = dict(ProcessedMessage.select(ProcessedMessage.outcome, fn.COUNT(
         ProcessedMessage.id)).group_by(ProcessedMessage.outcome).tuples())
+    failing = ProcessedMessage.select(ProcessedMessage.step_error).where(
+        (ProcessedMessage.mailbox_done == False) & (ProcessedMessage.step_error != ""))  # noqa: E712
+    latest = failing.order_by(ProcessedMessage.updated.desc(), ProcessedMessage.id.desc()).first()
     return Totals(
         passes_ok=passes.get(True, 0),
         passes_failed=passes.get(False, 0),
@@ -62,6 +67,8 @@ def totals() -> Totals:
         open_tickets=Ticket.select().where(Ticket.status != STATUS_COMPLETE).count(),
         pending_steps=ProcessedMessage.select().where(
             ProcessedMessage.mailbox_done == False).count(),  # noqa: E712
+        failing_steps=failing.count(),
+        step_error=latest.step_error if latest else "",
         last_pass=_pass(PassLog.select().order_by(PassLog.id.desc()).first()),
         last_good_pass=_pass(PassLog.select().where(PassLog.ok == True)  # noqa: E712
                              .order_by(PassLog.id.desc()).first()),

@@ -55,12 +55,12 @@ def record(store: Store, key: MessageKey, decision: Decision, alert: Alert | Non
             ticket = _update(db, decision, alert, now, attachments_dir)
     row_id = db.execute_sql(
         "INSERT INTO processed_message (folder, uidvalidity, uid, message_id, fingerprint, "
-        "subject, outcome, reason, ticket_id, action, mailbox_done, created, updated) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "subject, outcome, reason, ticket_id, action, purpose, mailbox_done, created, updated) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (key.folder, key.uidvalidity, key.uid, key.message_id, key.fingerprint,
          (alert.title if alert else subject)[:TITLE_LIMIT], decision.outcome.value,
          decision.reason, ticket[0] if ticket else decision.ticket_id, str(decision.step),
-         decision.step.kind == "none", stamp, stamp),
+         decision.step.purpose.value, decision.step.kind == "none", stamp, stamp),
     ).lastrowid
     return row_id, ticket[1] if ticket else None
 
