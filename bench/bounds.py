@@ -15,6 +15,10 @@ Parts:
   The target is under 4x.
 * time: extraction time of mail built to be slow: 10,000 MIME parts, 1 MB header lines,
   deep multipart nesting, unclosed tags by the hundred thousand; and of every XML attack.
+* chunks: 40 mails of 5 MB (3 attachments each) in one `poller once` against Dovecot, forked
+  from bench/launcher.py: peak RSS of the worker or its reading helper (whichever is larger),
+  their summed PSS, and the time. Memory is bounded by [limits] max_fetch_bytes (64 MB), not by
+  the mail count; the goal is under 300 MiB.
 """
 
 from __future__ import annotations
@@ -260,7 +264,35 @@ def part_time(work: Path) -> None:
         print(f"| {path.stem} | {seconds:.4f} | {result} |")
 
 
-PARTS = {"size": part_size, "memory": part_memory, "time": part_time, "pass": part_pass}
+def part_chunks(work: Path) -> None:
+    from bench.backlog import LAUNCHER, poller_command
+    from testkit.serving import append_many
+    mails = [big_mail(5 * MB) for _ in range(40)]
+    server, account = dovecot_account()
+    try:
+        append_many(account, mails)
+        config = settings_file(work, account)
+        log = work / "chunks.log"
+        out = subprocess.run([sys.executable, str(LAUNCHER), str(log), *poller_command(),
+                              "--config", str(config), "once"], capture_output=True, text=True,
+                             check=True)
+        report = json.loads(out.stdout)
+        client = account.client()
+        client.select_folder("INBOX", readonly=True)
+        flagged = len(client.search("KEYWORD $AtesProcessed"))
+        client.logout()
+    finally:
+        server.close()
+    total = sum(map(len, mails))
+    print(f"\n## memory: 40 mails of 5 MB ({total / MB:.0f} MB) in one pass\n")
+    print("| peak RSS (worker or helper) | both, PSS | seconds | exit | mails flagged |\n"
+          "|---|---|---|---|---|")
+    print(f"| {report['maxrss_kib'] / 1024:.0f} MiB | {report['pss_kib'] / 1024:.0f} MiB | "
+          f"{report['seconds']:.1f} | {report['code']} | {flagged} |")
+
+
+PARTS = {"size": part_size, "memory": part_memory, "time": part_time, "pass": part_pass,
+         "chunks": part_chunks}
 
 
 def main() -> None:
