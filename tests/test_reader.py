@@ -69,6 +69,18 @@ def test_a_mail_that_stops_the_helper_gets_the_reason_and_the_rest_is_read(misre
         "Disk full", "CPU high", "Disk full again"]
 
 
+def test_large_mail_read_before_the_helper_ended_keeps_its_reading(misreader):
+    """Readings of large mail come back before the chunk is done (not to hold it in both
+    processes); those the helper sent before it ended stand."""
+    body = ("x" * 70 + "\n") * 70_000  # about 5 MB each
+    raws = {uid: alert_mail(subject=f"Large {uid}", body=body, tok=token(AlertID=f"Kaseya:{uid}"))
+            for uid in (1, 2)}
+    raws[3] = misreading.misread(alert_mail(subject="Crashes"), "crash")
+    ((_, readings),) = read_all(misreader, raws, [[1, 2, 3]])
+    assert [readings[uid].alert.title for uid in (1, 2)] == ["Large 1", "Large 2"]
+    assert readings[3].problem.startswith("the reading helper ended while reading it")
+
+
 def test_a_lock_held_by_another_thread_at_the_start_does_not_reach_the_helper():
     """The helper is a new interpreter, not a fork: a lock held by a thread of the worker (as
     `serve` runs the scheduler, IDLE and signals in threads) is not held in the helper."""

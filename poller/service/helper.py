@@ -2,11 +2,12 @@
 
 poller.service.reader starts it as a new interpreter with two sockets and a shared page. Over
 the first the worker sends each chunk as one message, (batch, [(uid, size)], now, seconds),
-followed by the mails' bytes; over the second the helper answers (READY, cpu) once, then
-("readings", batch, {uid: Reading}) per chunk, and ("log", level, logger, text) for what the
-reading code logs. Before each mail the helper writes to the page how many mails it has begun,
-the UID and its CPU time then: the worker tells from it which mail the helper was reading
-when it ended, and a helper busy on the CPU from a hung one.
+followed by the mails' bytes, which the helper takes one mail at a time; over the second it
+answers (READY, cpu) once, then ("readings", batch, {uid: Reading}, last) per chunk (more than
+one when they stand for FLUSH_BYTES of mail; last on the final one), and ("log", level, logger,
+text) for what the reading code logs. Before each mail the helper writes to the page how many
+mails it has begun, the UID and its CPU time then: the worker tells from it which mail the
+helper was reading when it ended, and a helper busy on the CPU from a hung one.
 
 Each mail is read under a CPU limit (RLIMIT_CPU): when reading it takes more than `seconds`
 the kernel ends the helper with SIGXCPU, also in the middle of C code such as a regular
@@ -36,6 +37,9 @@ READY = "ready"
 PAGE = struct.Struct("=QQd")
 _LENGTH = struct.Struct("!Q")
 _IOV_MAX = 512
+# Readings are sent once they stand for this much mail, so large mail is not held in both
+# processes at once (small mail goes back a chunk at a time).
+FLUSH_BYTES = 4 * 1024 * 1024
 
 
 def send(sock: socket.socket, message: object, *data: bytes) -> None:
@@ -108,29 +112,40 @@ def main(inbox: int, outbox: int, page: int, function: str) -> None:
     while True:
         try:
             batch, sizes, now, seconds = receive(source)
-            data = memoryview(exactly(source, sum(size for _, size in sizes)))
         except EOFError:
             return
         readings: dict[int, Reading] = {}
-        offset = 0
+        held = 0
         for uid, size in sizes:
             if os.getppid() != worker:
                 return  # the worker is gone: nobody waits for the rest
-            raw = bytes(data[offset:offset + size])
-            offset += size
+            try:
+                raw = bytes(exactly(source, size))
+            except EOFError:
+                return
             begun += 1
             cpu = _cpu()
             PAGE.pack_into(progress, 0, begun, uid, cpu)
             _limit_cpu(cpu, seconds, hard)
             readings[uid] = read(uid, raw, now)
-        del data
-        try:
-            send(sink, ("readings", batch, readings))
-        except (pickle.PicklingError, TypeError, AttributeError, RecursionError):
-            send(sink, ("readings", batch, {uid: _handed_over(uid, r) for uid, r in readings.items()}))
+            del raw
+            held += size
+            if held >= FLUSH_BYTES:
+                _send_readings(sink, batch, readings, False)
+                readings, held = {}, 0
+        _send_readings(sink, batch, readings, True)
 
 
-def _handed_over(uid: int, reading: Reading) -> Reading:
+def _send_readings(sink: socket.socket, batch: int, readings: dict[int, Reading],
+                   last: bool) -> None:
+    try:
+        send(sink, ("readings", batch, readings, last))
+    except (pickle.PicklingError, TypeError, AttributeError, RecursionError):
+        send(sink, ("readings", batch, {uid: _handed_over(r) for uid, r in readings.items()},
+                    last))
+
+
+def _handed_over(reading: Reading) -> Reading:
     """Return READING, or what stands for it when it cannot be pickled."""
     try:
         pickle.dumps(reading, pickle.HIGHEST_PROTOCOL)

@@ -13,9 +13,10 @@ process (poller.service.helper), never in the worker:
 * Safe to start from a process with threads (`serve`: scheduler, IDLE, signals): the helper is
   a new interpreter (fork + exec), so no lock another thread held at the fork comes along.
 * Fast: while the worker records and flags one chunk, the helper reads the next, so the two
-  halves run on two cores; a chunk crosses in one message each way. In `serve` the helper
-  stays up between passes; `once` starts it when there is new mail (about 0.1 s, while the
-  sizes and the first chunk are fetched).
+  halves run on two cores; a chunk of small mail crosses in one message each way (large mail
+  comes back as it is read, not to be held in both processes). In `serve` the helper stays up
+  between passes; `once` starts it when there is new mail (about 0.1 s, while the sizes and
+  the first chunk are fetched).
 
 The helper only ever reads; every decision, write and mailbox step stays in the worker, in
 order, so exactly-once is unchanged.
@@ -102,7 +103,8 @@ class _Helper:
         self.feed, self.answers = feed, answers
         self.answers.settimeout(START_SECONDS)  # for the rest of a message once it has begun
         self.map = mmap.mmap(self.page.fileno(), PAGE.size)
-        self.batches: deque[_Batch] = deque()  # given to the helper, no readings back yet
+        self.batches: deque[_Batch] = deque()  # given to the helper, not all read back yet
+        self.partial: dict[int, Reading] = {}  # readings of the first batch so far
         self.ready = self.dead = False
         self.begun = 0  # mails the helper had begun when last looked at
         self.since = time.monotonic()  # when it last showed progress
@@ -140,11 +142,14 @@ class _Helper:
                 _, level, name, text = message
                 logging.getLogger(name).log(level, "%s", text)
             else:
-                _, batch_id, readings = message
-                batch = self.batches.popleft()
-                assert batch.id == batch_id, (batch.id, batch_id)
+                _, batch_id, readings, last = message
+                assert self.batches[0].id == batch_id, (self.batches[0].id, batch_id)
+                self.partial.update(readings)
                 self.since = time.monotonic()
-                return readings
+                if last:
+                    self.batches.popleft()
+                    readings, self.partial = self.partial, {}
+                    return readings
         return None
 
     def close(self, wait: float = 2.0) -> int | None:
@@ -213,7 +218,7 @@ class Reader:
     def __init__(self, function: str | None = None):
         self.function = function or READ_FUNCTION
         self._helper: _Helper | None = None
-        self._failed: dict[int, Reading] = {}
+        self._failed: dict[int, Reading] = {}  # from a helper that ended: read, or made up
         self._ids = itertools.count(1)
 
     def __enter__(self) -> Reader:
@@ -259,6 +264,7 @@ class Reader:
                 if chunk is None:
                     return
                 yield chunk
+                chunk = None  # not to hold its mail while the next is fetched
                 held -= done_size
             raws = fetch(uids)
             batch = _Batch(next(self._ids), [(uid, raws[uid]) for uid in uids if uid in raws],
@@ -309,13 +315,16 @@ class Reader:
                 why = (f"did not start within {START_SECONDS:.0f} s" if hung else
                        f"ended while starting ({_ended(code)}); see the lines above")
                 raise ReaderError(f"the reading helper {why}")
-            if begun and batches and any(m == uid for m, _ in batches[0].mails):
+            if batches:
                 first = batches[0]
-                raw = dict(first.mails)[uid]
-                reason = _reason(first.seconds, code, hung)
-                logger.warning("uid=%s: %s; reading the rest in a new helper", uid, reason)
-                self._failed[uid] = Reading(None, None, reason, False, fingerprint(None, raw))
-                first.mails = [(m, r) for m, r in first.mails if m != uid]
+                self._failed.update(old.partial)
+                if begun and any(m == uid for m, _ in first.mails) and uid not in old.partial:
+                    raw = dict(first.mails)[uid]
+                    reason = _reason(first.seconds, code, hung)
+                    logger.warning("uid=%s: %s; reading the rest in a new helper", uid, reason)
+                    self._failed[uid] = Reading(None, None, reason, False,
+                                                fingerprint(None, raw))
+                first.mails = [(m, r) for m, r in first.mails if m not in self._failed]
         self._helper = _Helper(self.function)
         for batch in batches:
             self._helper.submit(batch)

@@ -185,6 +185,7 @@ class Worker:
             unread = {uid: refused(fetcher.refused.pop(uid), self.policy) for uid in uids
                       if uid in fetcher.refused}
             self._handle_chunk(folder, uidvalidity, uids, readings, unread, result)
+            readings = unread = {}  # not to hold this chunk's mail while the next is fetched
         if self.stop.is_set():
             result.interrupted = True
 
