@@ -174,9 +174,9 @@ class Worker:
             self._handle_chunk(folder, uidvalidity, [uid for uid in new if uid in early], {},
                                early, result)
         fitting = [uid for uid in new if uid in sizes and uid not in early]
-        plan_ = sized_chunks(fitting, sizes, self.settings.imap.fetch_chunk,
-                             limits.max_fetch_bytes // 2)
-        for uids, readings in reader.chunks(plan_, sizes, fetcher.fetch, self.clock,
+        cut = sized_chunks(fitting, sizes, self.settings.imap.fetch_chunk,
+                           limits.max_fetch_bytes // 2)
+        for uids, readings in reader.chunks(cut, sizes, fetcher.fetch, self.clock,
                                             budget=limits.max_fetch_bytes,
                                             seconds=limits.max_read_seconds, stop=self.stop):
             # a chunk read ahead but not handled is simply left for the next pass
