@@ -11,6 +11,7 @@ PollerError
 │   └── MailboxAuthError    permanent: wrong password, untrusted certificate, the token endpoint
 │                           refusing the client, a fresh token refused too (exit 3)
 ├── StoreError           store: database unusable (exit 3)
+├── ReaderError          service: the reading helper process cannot be started (exit 3)
 ├── ImportFileError      importer: a bad CSV row, with its line number (exit 2)
 └── WebhookError         webhooks: the receiver did not take an event (answered other than 2xx)
     └── WebhookUnreachable  no connection, or no answer within [webhook] timeout
@@ -52,6 +53,11 @@ class MailboxAuthError(MailboxError):
 
 class StoreError(PollerError):
     """The ticket database cannot be opened or written."""
+
+
+class ReaderError(PollerError):
+    """The helper process that reads mail cannot be started (a mail it fails on is quarantined
+    instead)."""
 
 
 class ImportFileError(PollerError):

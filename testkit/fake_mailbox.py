@@ -2,20 +2,20 @@
 that the decision paths of the worker are tested in milliseconds, without a server.
 
 It knows one watched folder of UID-numbered mails, the flags set on them and the folders they
-were moved to. `search` understands the criteria a pass sends: the configured search (taken as
-"not yet flagged"), optionally with `LARGER n`. IMAP behaviour proper (PEEK, MOVE fallbacks,
-errors on the wire) is tested against the real Dovecot.
+were moved to. `search` takes the configured search as "not yet flagged" (a person reading a
+mail is `flags[uid] = {"\\Seen"}`), or `UID a,b,...` for those still there. Refusals can be
+set per mail, as a server answers them: FETCH or MOVE answered NO, or a FETCH that loses the
+connection. IMAP behaviour proper (PEEK, MOVE fallbacks, errors on the wire) is tested against
+the real Dovecot.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
-from poller.errors import MailboxError
+from poller.errors import MailboxError, MailboxUnavailable
 
 UIDVALIDITY = 7
-_LARGER_RE = re.compile(r"\bLARGER (\d+)\b")
 
 
 @dataclass
@@ -28,7 +28,12 @@ class FakeMailbox:
     moved: dict[int, str] = field(default_factory=dict)
     fetched: list[list[int]] = field(default_factory=list)
     folders: set[str] = field(default_factory=set)
+    sized: list[list[int]] = field(default_factory=list)
     refuse_steps: bool = False  # flag and move answer NO, as a server with a full quota would
+    refuse_fetch: set[int] = field(default_factory=set)  # a FETCH naming one answers NO
+    lose_fetch: set[int] = field(default_factory=set)  # a FETCH naming one loses the connection
+    refuse_move: set[int] = field(default_factory=set)  # a MOVE naming one answers NO
+    refuse_folders: set[str] = field(default_factory=set)  # a MOVE to one answers NO
     next_uid: int = 1
 
     def add(self, *raws: bytes) -> list[int]:
@@ -42,16 +47,22 @@ class FakeMailbox:
         return self.uidvalidity
 
     def search(self, criteria: str) -> list[int]:
-        larger = _LARGER_RE.search(criteria)
-        return sorted(uid for uid, raw in self.mails.items()
-                      if not self.flags.get(uid) and (larger is None
-                                                      or len(raw) > int(larger.group(1))))
+        return sorted(uid for uid in self.mails if not self.flags.get(uid))
+
+    def existing(self, uids: list[int]) -> set[int]:
+        return {uid for uid in uids if uid in self.mails}
 
     def sizes(self, uids: list[int]) -> dict[int, int]:
+        self.sized.append(list(uids))
         return {uid: len(self.mails[uid]) for uid in uids if uid in self.mails}
 
     def fetch(self, uids: list[int]) -> dict[int, bytes]:
         self.fetched.append(list(uids))
+        if self.lose_fetch.intersection(uids):
+            raise MailboxUnavailable("fetching mail: the server closed the connection: "
+                                     "socket error: EOF")
+        if self.refuse_fetch.intersection(uids):
+            raise MailboxError("fetching mail: fetch failed: [SERVERBUG] Internal error")
         return {uid: self.mails[uid] for uid in uids if uid in self.mails}
 
     def flag(self, uids: list[int], keyword: str) -> None:
@@ -63,6 +74,11 @@ class FakeMailbox:
     def move(self, uids: list[int], folder: str) -> None:
         if self.refuse_steps:
             raise MailboxError(f"moving mail to {folder!r}: MOVE failed: NO [OVERQUOTA]")
+        if folder in self.refuse_folders:
+            raise MailboxError(f"creating folder {folder!r}: create failed: Invalid mailbox name")
+        if self.refuse_move.intersection(uids):
+            raise MailboxError(f"moving mail to {folder!r}: MOVE failed: [SERVERBUG] Internal "
+                               "error")
         for uid in uids:
             if uid in self.mails:
                 del self.mails[uid]

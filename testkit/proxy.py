@@ -15,7 +15,10 @@ Faults, each applied to one connection at most:
 * ``stall``: once the client sends these bytes, forward them and drop every answer, leaving
   the connection open (a server that hangs);
 * ``rewrite``: pairs of bytes replaced in what the server sends (same length, e.g. to hide
-  STARTTLS, or MOVE and UIDPLUS from the capabilities).
+  STARTTLS, or MOVE and UIDPLUS from the capabilities);
+* ``deny``: a test of each command line the client sends, on every connection: a command it
+  is true for never reaches the server, and the proxy answers ``<tag> NO [SERVERBUG] …`` in
+  the server's place (a server that refuses one message, or one folder).
 
 ``sent`` keeps what each client sent, to check what went over the wire.
 """
@@ -25,6 +28,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Callable
 from types import TracebackType
 
 HOST = "127.0.0.1"
@@ -34,7 +38,8 @@ class TcpProxy:
     def __init__(self, target_port: int, cuts: list[int | None] | None = None,
                  swallow: bytes | None = None, refuse: bytes | None = None,
                  bye: bytes | None = None, stall: bytes | None = None,
-                 rewrite: tuple[tuple[bytes, bytes], ...] = ()) -> None:
+                 rewrite: tuple[tuple[bytes, bytes], ...] = (),
+                 deny: Callable[[bytes], bool] | None = None) -> None:
         if any(len(old) != len(new) for old, new in rewrite):
             raise ValueError("rewrite must keep the length")
         self.target_port = target_port
@@ -44,6 +49,8 @@ class TcpProxy:
         self.bye = bye
         self.stall = stall
         self.rewrite = rewrite
+        self.deny = deny
+        self.denied: list[bytes] = []
         self.sent: list[bytearray] = []
         self.connections = 0
         self.faults = 0
@@ -109,6 +116,8 @@ class _Connection:
         self.server = server
         self.limit = proxy.cuts[index] if index < len(proxy.cuts) else None
         self.swallowing = False
+        self.to_client = threading.Lock()
+        self.line = bytearray()  # the client's command line so far (with deny)
 
     def cut(self) -> None:
         _close(self.client)
@@ -128,6 +137,10 @@ class _Connection:
                 return
             seen += data
             p.sent[self.index] += data
+            if p.deny:
+                data = self._denied(data)
+                if not data:
+                    continue
             if p.refuse and p.refuse in seen and p._take_fault("refuse"):
                 self.cut()
                 return
@@ -179,10 +192,50 @@ class _Connection:
                 return
             passed += len(data)
             try:
-                self.client.sendall(data)
+                with self.to_client:
+                    self.client.sendall(data)
             except OSError:
                 self.cut()
                 return
+
+    def _denied(self, data: bytes) -> bytes:
+        """Return what of DATA goes on to the server: whole lines, less those denied."""
+        self.line += data
+        out = bytearray()
+        while b"\r\n" in self.line:
+            end = self.line.index(b"\r\n") + 2
+            line = bytes(self.line[:end])
+            del self.line[:end]
+            if self.proxy.deny(line):
+                self.proxy.denied.append(line)
+                tag = line.split(b" ", 1)[0]
+                with self.to_client:
+                    self.client.sendall(tag + b" NO [SERVERBUG] refused by the test proxy\r\n")
+            else:
+                out += line
+        return bytes(out)
+
+
+def uids_of(line: bytes, command: bytes) -> set[int]:
+    """Return the UIDs a client's `<tag> UID <command> <set> …` line names (empty for others)."""
+    parts = line.split()
+    if len(parts) < 4 or parts[1].upper() != b"UID" or parts[2].upper() != command:
+        return set()
+    found: set[int] = set()
+    for item in parts[3].split(b","):
+        low, _, high = item.partition(b":")
+        found.update(range(int(low), int(high or low) + 1))
+    return found
+
+
+def refusing(uid: int, *commands: bytes) -> Callable[[bytes], bool]:
+    """Return a ``deny`` test for every body FETCH naming UID (and the other COMMANDS, e.g.
+    b"MOVE", naming it): a server that cannot return one message."""
+    def deny(line: bytes) -> bool:
+        if uid in uids_of(line, b"FETCH"):
+            return b"BODY" in line.upper()
+        return any(uid in uids_of(line, command) for command in commands)
+    return deny
 
 
 def _shut(sock: socket.socket) -> None:

@@ -126,3 +126,10 @@ def test_tickets_section_sets_what_the_mailbox_gives_its_tickets(tmp_path):
     tickets = load_settings(write(tmp_path, text), environ={}).policy().tickets
     assert (tickets.queue, tickets.priority, tickets.source, tickets.issue_type) == (
         "Level II Support", "High", "Email", "Hardware")
+def test_reading_time_and_memory_bounds_default_and_refuse_nonsense(tmp_path):
+    limits = load_settings(write(tmp_path, MINIMAL), environ={}).limits
+    assert (limits.max_read_seconds, limits.max_fetch_bytes) == (10, 64 * 1024 * 1024)
+    for key, value, expected in [("max_read_seconds", "0", "must be at least 1, got 0"),
+                                 ("max_fetch_bytes", "65536", "must be at least 1048576")]:
+        with pytest.raises(ConfigError, match=rf"\[limits\] {key}: {expected}"):
+            load_settings(write(tmp_path, MINIMAL + f"[limits]\n{key} = {value}\n"), environ={})

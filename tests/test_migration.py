@@ -146,3 +146,22 @@ def test_the_old_log_belongs_to_the_first_mailbox_and_new_tickets_get_their_fiel
                                "Kaseya alerts")]
     other = write_settings(tmp_path, None, imap={"name": "another mailbox"})
     assert [m["mailbox"] for m in poller_json(other, capsys, "messages")][-1] == "Kaseya alerts"
+
+
+def test_an_upgraded_database_knows_what_each_mailbox_step_is_for(tmp_path, old_database):
+    """A pending step keeps its purpose, so it is planned again from the settings
+    (here a quarantine folder renamed since the decision)."""
+    with sqlite3.connect(old_database) as con:
+        con.execute("UPDATE processed_message SET mailbox_done = 0 WHERE uid = 5")
+    con.close()
+    settings = load_settings(write_settings(tmp_path, None,
+                                            mailbox={"quarantine_folder": "Junk"}))
+    mailbox = FakeMailbox(mails={5: alert_mail(tok=token(pw="wrong"))}, next_uid=7)
+    with opened_store(settings) as store:
+        rows = store.db.execute_sql("SELECT uid, purpose, step_error FROM processed_message "
+                                    "ORDER BY uid").fetchall()
+        assert rows == [(1, "done", ""), (2, "done", ""), (3, "done", ""), (4, "done", ""),
+                        (5, "quarantine", ""), (6, "no_token", "")]
+        Worker(settings, mailbox, store).run_pass()
+        assert store.pending(settings.imap.name, "INBOX") == []
+    assert mailbox.where(5) == "Junk"

@@ -1,83 +1,165 @@
-"""A backlog is read in a helper process: same results, nothing lost if it dies, no orphan."""
+"""Mail is read in a helper process, each mail within a CPU budget: a mail that runs over it,
+hangs or kills the helper costs only itself; memory held is bounded by bytes; no orphan."""
 
 from __future__ import annotations
 
 import os
+import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
+from poller.ates.reading import read
+from poller.errors import ReaderError
+from poller.service.reader import Reader
+from testkit import misreading
 from testkit.support import alert_mail, poller, poller_json, run_subprocess, token, write_settings
 
-SEEN = b"\\Seen"
+NOW = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)
+
+
+def mails(*subjects: str) -> dict[int, bytes]:
+    """Alert mails; a subject starting with a word of testkit.misreading is marked with it."""
+    out = {}
+    for uid, subject in enumerate(subjects, start=1):
+        raw = alert_mail(subject=subject, tok=token(AlertID=f"Kaseya:{uid}"))
+        how = subject.split(":")[0].lower()
+        out[uid] = misreading.misread(raw, how) if how in ("spin", "hang", "crash",
+                                                             "locked") else raw
+    return out
+
+
+def read_all(reader: Reader, raws: dict[int, bytes], plan: list[list[int]], seconds: int = 1,
+             budget: int = 10**9):
+    sizes = {uid: len(raw) for uid, raw in raws.items()}
+    return list(reader.chunks(plan, sizes, lambda uids: {u: raws[u] for u in uids},
+                              lambda: NOW, budget=budget, seconds=seconds))
+
+
+@pytest.fixture(scope="module")
+def misreader():
+    with Reader(misreading.FUNCTION) as reader:
+        yield reader
+
+
+def test_mail_is_read_in_the_helper_as_it_would_be_here(misreader):
+    raws = mails("Disk full", "CPU high", "Cleared: disk")
+    chunks = read_all(misreader, raws, [[1, 2], [3]])
+    assert [uids for uids, _ in chunks] == [[1, 2], [3]]
+    readings = {uid: r for _, found in chunks for uid, r in found.items()}
+    assert readings == {uid: read(uid, raw, NOW) for uid, raw in raws.items()}
+
+
+@pytest.mark.parametrize(("subject", "reason"), [
+    ("SPIN: a pattern that backtracks for ages", "reading it took more than 1 s of CPU"),
+    ("HANG: waits for ever", "reading it did not finish within"),
+    ("CRASH: the helper is killed", "the reading helper ended while reading it (killed by "
+                                    "signal 9, SIGKILL)"),
+])
+def test_a_mail_that_stops_the_helper_gets_the_reason_and_the_rest_is_read(misreader, subject,
+                                                                           reason):
+    raws = mails("Disk full", subject, "CPU high", "Disk full again")
+    chunks = read_all(misreader, raws, [[1, 2], [3, 4]])
+    readings = {uid: r for _, found in chunks for uid, r in found.items()}
+    assert readings[2].alert is None and readings[2].problem.startswith(reason)
+    assert not readings[2].no_token
+    assert [readings[uid].alert.title for uid in (1, 3, 4)] == [
+        "Disk full", "CPU high", "Disk full again"]
+
+
+def test_large_mail_read_before_the_helper_ended_keeps_its_reading(misreader):
+    """Readings of large mail come back before the chunk is done (not to hold it in both
+    processes); those the helper sent before it ended stand."""
+    body = ("x" * 70 + "\n") * 70_000  # about 5 MB each
+    raws = {uid: alert_mail(subject=f"Large {uid}", body=body, tok=token(AlertID=f"Kaseya:{uid}"))
+            for uid in (1, 2)}
+    raws[3] = misreading.misread(alert_mail(subject="Crashes"), "crash")
+    ((_, readings),) = read_all(misreader, raws, [[1, 2, 3]])
+    assert [readings[uid].alert.title for uid in (1, 2)] == ["Large 1", "Large 2"]
+    assert readings[3].problem.startswith("the reading helper ended while reading it")
+
+
+def test_a_lock_held_by_another_thread_at_the_start_does_not_reach_the_helper():
+    """The helper is a new interpreter, not a fork: a lock held by a thread of the worker (as
+    `serve` runs the scheduler, IDLE and signals in threads) is not held in the helper."""
+    taken, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with misreading.LOCK:
+            taken.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    taken.wait(5)
+    try:
+        with Reader(misreading.FUNCTION) as reader:
+            chunks = read_all(reader, mails("LOCKED: reads under the lock"), [[1]], seconds=5)
+    finally:
+        release.set()
+        holder.join()
+    ((_, readings),) = chunks
+    assert readings[1].alert is not None and readings[1].problem == ""
+
+
+def test_a_helper_that_cannot_start_is_an_error_not_a_quarantine():
+    with Reader("testkit.no_such_module:read") as reader:
+        with pytest.raises(ReaderError, match="ended while starting"):
+            read_all(reader, mails("Disk full"), [[1]])
+
+
+def test_the_chunk_read_ahead_is_fetched_only_while_both_fit_in_the_budget(misreader):
+    raws = {uid: b"Subject: x\r\n\r\n" + b"y" * 986 for uid in range(1, 9)}  # 1000 bytes each
+    sizes = {uid: len(raw) for uid, raw in raws.items()}
+    events: list[str] = []
+
+    def fetch(uids: list[int]) -> dict[int, bytes]:
+        events.append(f"fetch {uids[0]}")
+        return {uid: raws[uid] for uid in uids}
+
+    def run(plan: list[list[int]], budget: int) -> list[str]:
+        events.clear()
+        for uids, _ in misreader.chunks(plan, sizes, fetch, lambda: NOW, budget=budget, seconds=5):
+            events.append(f"handle {uids[0]}")
+        return events
+
+    pairs = [[1, 2], [3, 4], [5, 6], [7, 8]]
+    assert run(pairs, budget=4000) == ["fetch 1", "fetch 3", "handle 1", "fetch 5", "handle 3",
+                                       "fetch 7", "handle 5", "handle 7"]
+    assert run(pairs, budget=3000) == ["fetch 1", "handle 1", "fetch 3", "handle 3", "fetch 5",
+                                       "handle 5", "fetch 7", "handle 7"]
+    # a chunk larger than the budget goes alone
+    assert run([[1, 2, 3, 4, 5], [6], [7]], budget=2000) == [
+        "fetch 1", "handle 1", "fetch 6", "fetch 7", "handle 6", "handle 7"]
+
+
+def test_a_stop_request_ends_the_wait_for_a_mail_in_the_helper():
+    stop = threading.Event()
+    raws = mails("HANG: waits for ever")
+    timer = threading.Timer(0.3, stop.set)
+    timer.start()
+    with Reader(misreading.FUNCTION) as reader:
+        chunks = list(reader.chunks([[1]], {1: 1}, lambda uids: raws, lambda: NOW, budget=10**6,
+                                    seconds=60, stop=stop))
+    assert chunks == []
 
 
 def backlog(account) -> None:
-    """Eleven mails: new alerts, repeats, a clear, a broken token, no token, a mail twice."""
-    twice = alert_mail(message_id="<twice@client.example>", tok=token(AlertID="Kaseya:T"))
-    raws = [alert_mail(body=f"n{n}", tok=token(AlertID=f"Kaseya:{n % 3}")) for n in range(6)]
-    raws += [
-        alert_mail(subject="RESOLVED: disk", tok=token(AlertID="Kaseya:0")),
-        alert_mail(tok='<Autotask><PW name="x"/><!DOCTYPE a></Autotask>'),
-        b"Subject: lunch?\r\nMessage-ID: <l@x>\r\n\r\nPizza at noon.\r\n",
-        twice,
-        b"Received: from relay2 by mx; Thu, 26 Nov 2026 10:00:05 +0000\r\n" + twice,
-    ]
-    for raw in raws:
-        account.append("INBOX", raw)
-
-
-def outcomes(config, capsys) -> list[str]:
-    return [m["outcome"] for m in poller_json(config, capsys, "messages")]
-
-
-EXPECTED = ["created", "created", "created", "appended", "appended", "appended", "completed",
-            "quarantined", "skipped", "created", "duplicate"]
-
-
-def test_backlog_read_by_the_helper_is_handled_like_one_chunk(tmp_path, imap_account, capsys):
-    config = write_settings(tmp_path, imap_account, imap={"fetch_chunk": "2"})
-    backlog(imap_account)
-    assert poller(config, "once") == 0
-    assert outcomes(config, capsys) == EXPECTED
-    tickets = poller_json(config, capsys, "tickets")
-    assert sorted(t["occurrences"] for t in tickets) == [1, 2, 2, 2]
-    assert [t["status"] for t in tickets].count("Complete") == 1
-    inbox = imap_account.messages("INBOX")
-    assert len(inbox) == 10 and len(imap_account.messages("Quarantine")) == 1
-    assert sum(SEEN in flags for _, flags, _ in inbox) == 9  # all but the mail without token
-
-
-HELPER_DIES = """
-import os
-import poller.service.reader as reader
-main_pid = os.getpid()
-original = reader.read
-def read(uid, raw, now):
-    if os.getpid() != main_pid and uid >= 5:
-        os._exit(1)
-    return original(uid, raw, now)
-reader.read = read
-"""
-
-
-def test_a_helper_that_dies_costs_no_mail(tmp_path, imap_account, capsys):
-    config = write_settings(tmp_path, imap_account, imap={"fetch_chunk": "2"})
-    backlog(imap_account)
-    run = run_subprocess(config, "once", prelude=HELPER_DIES)
-    assert run.returncode == 0, run.stderr
-    assert "reading helper failed" in run.stderr
-    assert outcomes(config, capsys) == EXPECTED
+    for n in range(6):
+        account.append("INBOX", alert_mail(body=f"n{n}", tok=token(AlertID=f"Kaseya:{n % 3}")))
 
 
 HELPER_PID_THEN_KILL = """
 import os, signal
 import poller.service.reader as reader
 import poller.store.store as store
-started = reader._helper_started
-def helper_started():
-    open({pidfile!r}, "w").write(str(os.getpid()))
-    started()
-reader._helper_started = helper_started
+started = reader._Helper.__init__
+def helper_started(self, *args):
+    started(self, *args)
+    open({pidfile!r}, "w").write(str(self.process.pid))
+reader._Helper.__init__ = helper_started
 def crash(*args, **kwargs):
     os.kill(os.getpid(), signal.SIGKILL)
 store.Store.mark_done = crash
@@ -97,7 +179,8 @@ def test_the_helper_does_not_outlive_a_killed_worker(tmp_path, imap_account, cap
         time.sleep(0.05)
     assert not _alive(helper)
     assert poller(config, "once") == 0
-    assert outcomes(config, capsys) == EXPECTED
+    assert [m["outcome"] for m in poller_json(config, capsys, "messages")] == [
+        "created", "created", "created", "appended", "appended", "appended"]
 
 
 def _alive(pid: int) -> bool:

@@ -44,7 +44,7 @@ def test_services_are_hardened_and_get_secrets_as_credentials(unit):
     lines = set(unit.read_text().splitlines())
     mailbox = "%i." if "@" in unit.name else ""  # a template: one settings file per mailbox
     for setting in ("NoNewPrivileges=yes", "PrivateTmp=yes", "ProtectSystem=strict",
-                    "DynamicUser=yes", "StateDirectory=ates-poller",
+                    "DynamicUser=yes", "StateDirectory=ates-poller", "MemoryMax=512M",
                     f"LoadCredential=imap-password:/etc/ates-poller/{mailbox}imap-password",
                     "LoadCredential=ates-password:/etc/ates-poller/ates-password",
                     "Environment=POLLER_IMAP_PASSWORD_FILE=${CREDENTIALS_DIRECTORY}/imap-password",

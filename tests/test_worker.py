@@ -14,9 +14,11 @@ import pytest
 
 from poller.config import load_settings
 from poller.service.passes import opened_store
+from poller.service.reader import Reader
 from poller.service.worker import PassResult, Worker
 from poller.store import queries, record
 from poller.store.importer import import_file
+from testkit import misreading
 from testkit.fake_mailbox import FakeMailbox
 from testkit.support import alert_mail, token, write_settings
 
@@ -26,8 +28,9 @@ NOW = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)
 class Harness:
     """Settings written to a temp dir, the directory imported, a fake mailbox."""
 
-    def __init__(self, tmp_path, **sections: dict[str, str]):
+    def __init__(self, tmp_path, reader: Reader | None = None, **sections: dict[str, str]):
         self.tmp_path = tmp_path
+        self.reader = reader
         self.mailbox = FakeMailbox()
         self.configure(**sections)
         (tmp_path / "organizations.csv").write_text(
@@ -44,9 +47,10 @@ class Harness:
     def configure(self, **sections: dict[str, str]) -> None:
         self.settings = load_settings(write_settings(self.tmp_path, None, **sections))
 
-    def run(self) -> PassResult:
+    def run(self, result: PassResult | None = None) -> PassResult:
         with opened_store(self.settings) as store:
-            return Worker(self.settings, self.mailbox, store, clock=lambda: NOW).run_pass()
+            return Worker(self.settings, self.mailbox, store, clock=lambda: NOW,
+                          reader=self.reader).run_pass(result)
 
     def tickets(self) -> list[dict[str, object]]:
         with opened_store(self.settings):
@@ -60,9 +64,16 @@ class Harness:
         return [m["outcome"] for m in self.messages()]
 
 
+@pytest.fixture(scope="module")
+def reader():
+    """One reading helper for the module's passes, as `serve` keeps one across passes."""
+    with Reader() as shared:
+        yield shared
+
+
 @pytest.fixture
-def box(tmp_path) -> Harness:
-    return Harness(tmp_path)
+def box(tmp_path, reader) -> Harness:
+    return Harness(tmp_path, reader)
 
 
 def test_new_alert_maps_organization_device_and_alert_id(box):
@@ -283,4 +294,32 @@ def test_a_mail_whose_recording_fails_is_quarantined_alone(box, monkeypatch):
     tickets = box.tickets()
     assert [t["title"] for t in tickets] == ["Disk full", "CPU high"]
     assert [t["udfs"] for t in tickets] == [{"Kaseya Alert ID": "0"}, {"Kaseya Alert ID": "2"}]
+    assert [box.mailbox.where(uid) for uid in uids] == ["flagged", "Quarantine", "flagged"]
+
+
+def test_sizes_come_first_in_one_fetch_and_chunks_are_cut_by_bytes(box):
+    box.configure(limits={"max_fetch_bytes": str(1024 * 1024)})  # chunks of at most 512 KiB
+
+    def mail(n: int, kib: int) -> bytes:
+        return alert_mail(body=("x" * 70 + "\n") * (kib * 1024 // 71),
+                          tok=token(AlertID=f"Kaseya:{n}"))
+
+    uids = box.mailbox.add(mail(1, 200), mail(2, 200), mail(3, 200), mail(4, 700), mail(5, 200))
+    assert box.run().counts == {"created": 5}
+    assert box.mailbox.sized == [uids]
+    assert box.mailbox.fetched == [uids[:2], [uids[2]], [uids[3]], [uids[4]]]
+
+
+def test_a_mail_over_the_time_budget_is_quarantined_and_the_pass_goes_on(tmp_path):
+    with Reader(misreading.FUNCTION) as reader:
+        box = Harness(tmp_path, reader, limits={"max_read_seconds": "1"})
+        uids = box.mailbox.add(alert_mail(subject="Disk full", tok=token(AlertID="Kaseya:1")),
+                               misreading.misread(alert_mail(subject="Spins",
+                                                             tok=token(AlertID="Kaseya:2")),
+                                                  "spin"),
+                               alert_mail(subject="CPU high", tok=token(AlertID="Kaseya:3")))
+        assert box.run().counts == {"created": 2, "quarantined": 1}
+    (row,) = [m for m in box.messages() if m["outcome"] == "quarantined"]
+    assert row["uid"] == uids[1]
+    assert row["reason"] == ("reading it took more than 1 s of CPU ([limits] max_read_seconds)")
     assert [box.mailbox.where(uid) for uid in uids] == ["flagged", "Quarantine", "flagged"]

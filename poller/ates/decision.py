@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from poller.mail.message import Attachment
@@ -25,14 +25,24 @@ STATUS_COMPLETE = "Complete"
 TICKET_OUTCOMES = (Outcome.CREATED, Outcome.APPENDED, Outcome.COMPLETED)
 
 
+class Purpose(StrEnum):
+    """What a mailbox step is for. A step still to be done is planned again from its purpose
+    with the settings of the day (poller.ates.rules.plan), so a changed folder name applies."""
+
+    DONE = "done"  # the rules are done with the mail: flag it, or move it to processed_folder
+    QUARANTINE = "quarantine"  # move it to quarantine_folder
+    NO_TOKEN = "no_token"  # leave it, or move it to no_token_folder
+
+
 @dataclass(frozen=True)
 class Step:
     """What happens to the mail in the mailbox once its decision is on disk: flag it, move it
     to folder, or nothing. Written to the processed-mail log as 'flag', 'move:<folder>' or
-    'none'."""
+    'none', beside its purpose."""
 
     kind: str  # flag | move | none
     folder: str = ""
+    purpose: Purpose = field(default=Purpose.DONE, compare=False)
 
     def __str__(self) -> str:
         return f"move:{self.folder}" if self.kind == "move" else self.kind
@@ -45,7 +55,7 @@ class Step:
 
 
 FLAG = Step("flag")
-NOTHING = Step("none")
+NOTHING = Step("none", purpose=Purpose.NO_TOKEN)
 
 
 @dataclass(frozen=True)

@@ -42,8 +42,13 @@ class MailboxSettings:
 
 @dataclass(frozen=True)
 class LimitSettings:
+    """Bounds per mail. The rules read the first two; the service bounds reading a mail by
+    max_read_seconds of CPU and the mail held at once by max_fetch_bytes."""
+
     max_message_bytes: int = 30 * 1024 * 1024
     max_attachment_bytes: int = 10 * 1024 * 1024
+    max_read_seconds: int = 10
+    max_fetch_bytes: int = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)

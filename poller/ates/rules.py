@@ -17,6 +17,7 @@ from poller.ates.decision import (
     Decision,
     NewContact,
     Outcome,
+    Purpose,
     Step,
     TicketFields,
 )
@@ -37,9 +38,8 @@ def decide(reading: Reading, directory: Directory, policy: Policy) -> Decision:
     mailbox = policy.mailbox
     if reading.alert is None:
         if reading.no_token:
-            step = NOTHING if mailbox.on_no_token == "leave" else Step("move",
-                                                                       mailbox.no_token_folder)
-            return Decision(Outcome.SKIPPED, step, reason=reading.problem)
+            return Decision(Outcome.SKIPPED, plan(Purpose.NO_TOKEN, mailbox),
+                            reason=reading.problem)
         return quarantined(reading.problem, policy)
     earlier = directory.delivered_before(reading.fingerprint)
     if earlier is not None:
@@ -50,8 +50,7 @@ def decide(reading: Reading, directory: Directory, policy: Policy) -> Decision:
 
 def quarantined(reason: str, policy: Policy) -> Decision:
     """Return the decision for a mail that cannot be turned into a ticket."""
-    return Decision(Outcome.QUARANTINED, Step("move", policy.mailbox.quarantine_folder),
-                    reason=reason)
+    return Decision(Outcome.QUARANTINED, plan(Purpose.QUARANTINE, policy.mailbox), reason=reason)
 
 
 def oversized(size: int, policy: Policy) -> Decision:
@@ -60,9 +59,25 @@ def oversized(size: int, policy: Policy) -> Decision:
                        f"{policy.limits.max_message_bytes} bytes", policy)
 
 
+def refused(detail: str, policy: Policy) -> Decision:
+    """Return the decision for a mail the server would not hand over."""
+    return quarantined(f"the server refused to return it: {detail}", policy)
+
+
+def plan(purpose: Purpose, mailbox: MailboxSettings) -> Step:
+    """Return the mailbox step for a purpose under the [mailbox] settings."""
+    if purpose is Purpose.QUARANTINE:
+        return Step("move", mailbox.quarantine_folder, purpose)
+    if purpose is Purpose.NO_TOKEN:
+        if mailbox.on_no_token == "leave":
+            return NOTHING
+        return Step("move", mailbox.no_token_folder, purpose)
+    return FLAG if mailbox.on_success == "flag" else Step("move", mailbox.processed_folder)
+
+
 def _done(mailbox: MailboxSettings) -> Step:
     """Return the step for a mail the rules are done with: flag, or move to processed_folder."""
-    return FLAG if mailbox.on_success == "flag" else Step("move", mailbox.processed_folder)
+    return plan(Purpose.DONE, mailbox)
 
 
 def authenticate(token: AtesToken, ates: AtesSettings) -> str | None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from poller import __version__
 from poller.cli.exits import EXIT_BUG, EXIT_CONFIG, EXIT_OK, EXIT_UNAVAILABLE
 from poller.cli.output import setup_logging
-from poller.errors import ConfigError, ImportFileError, MailboxError, StoreError
+from poller.errors import ConfigError, ImportFileError, MailboxError, ReaderError, StoreError
 
 logger = logging.getLogger("poller")
 
@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     except ImportFileError as exc:
         print(f"poller: import error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    except (MailboxError, StoreError) as exc:
+    except (MailboxError, ReaderError, StoreError) as exc:
         print(f"poller: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE
     except KeyboardInterrupt:

@@ -101,7 +101,9 @@ def status_command(settings: Settings, args: argparse.Namespace) -> int:
             "waiting": box.waiting if box else None, "deleted": box.deleted if box else None,
             "quarantine": box.quarantine if box else None,
             "mailbox_error": box.error if box else None, "open_tickets": totals.open_tickets,
-            "pending_mailbox_steps": totals.pending_steps, "passes_ok": totals.passes_ok,
+            "pending_mailbox_steps": totals.pending_steps,
+            "failing_mailbox_steps": totals.failing_steps, "step_error": totals.step_error or None,
+            "passes_ok": totals.passes_ok,
             "passes_failed": totals.passes_failed, "mails": totals.mails,
             "undelivered_events": totals.undelivered_events,
             "oldest_undelivered_age_seconds": None if oldest is None else round(oldest),
@@ -128,9 +130,14 @@ def status_command(settings: Settings, args: argparse.Namespace) -> int:
         print(f"pending steps:    {totals.pending_steps}")
         print(f"webhook events:   {totals.undelivered_events} undelivered" +
               ("" if oldest is None else f", the oldest {oldest:.0f}s old"))
+        if totals.failing_steps:
+            print(f"FAILING steps:    {totals.failing_steps} refused by the server "
+                  f"(latest: {totals.step_error})")
     if stale:
         return EXIT_STALE
-    return EXIT_UNAVAILABLE if box is not None and box.error else EXIT_OK
+    if box is not None and box.error:
+        return EXIT_UNAVAILABLE
+    return EXIT_PENDING if totals.failing_steps else EXIT_OK
 
 
 def requeue_command(settings: Settings, args: argparse.Namespace) -> int:

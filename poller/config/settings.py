@@ -222,6 +222,8 @@ def load_settings(path: str | os.PathLike[str], environ: dict[str, str] | None =
     limits = LimitSettings(
         max_message_bytes=lim.int("max_message_bytes", LimitSettings.max_message_bytes, 1024),
         max_attachment_bytes=lim.int("max_attachment_bytes", LimitSettings.max_attachment_bytes),
+        max_read_seconds=lim.int("max_read_seconds", LimitSettings.max_read_seconds, 1),
+        max_fetch_bytes=lim.int("max_fetch_bytes", LimitSettings.max_fetch_bytes, 1024 * 1024),
     )
 
     db = section("database")

@@ -251,7 +251,16 @@ class Mailbox:
         """Return the raw bytes of each UID, fetched with BODY.PEEK[] so no flag changes."""
         with translated("fetching mail"):
             data = self._client().fetch(uids, [b"BODY.PEEK[]"])
-        return {uid: item[b"BODY[]"] for uid, item in data.items() if b"BODY[]" in item}
+        # A body of NIL: the message vanished (expunged by another session) since the SEARCH.
+        return {uid: item[b"BODY[]"] for uid, item in data.items()
+                if item.get(b"BODY[]") is not None}
+
+    def existing(self, uids: list[int]) -> set[int]:
+        """Return those of the UIDs that are still in the selected folder (not \\Deleted)."""
+        found: set[int] = set()
+        for chunk in chunks(uids, UID_BATCH):
+            found.update(self.search("UID " + ",".join(map(str, chunk))))
+        return found
 
     def message_ids(self, uids: list[int]) -> dict[int, str]:
         """Return the Message-ID header of each UID ('' when it has none)."""

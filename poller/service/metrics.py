@@ -47,6 +47,9 @@ class TotalsCollector:
         yield self._one(GaugeMetricFamily, "pending_mailbox_steps",
                         "Mails decided whose flag or move is left for the next pass.",
                         t.pending_steps)
+        yield self._one(GaugeMetricFamily, "failing_mailbox_steps",
+                        "Mails whose flag or move the server refused when last tried.",
+                        t.failing_steps)
         yield self._one(GaugeMetricFamily, "webhook_undelivered_events",
                         "Ticket events in the outbox not delivered to the webhook yet.",
                         t.undelivered_events)

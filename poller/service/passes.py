@@ -18,8 +18,9 @@ import peewee
 from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
 from poller.config import Settings
-from poller.errors import MailboxError, MailboxUnavailable, StoreError
+from poller.errors import MailboxError, MailboxUnavailable, ReaderError, StoreError
 from poller.imap.mailbox import Mailbox
+from poller.service.reader import Reader
 from poller.service.worker import PassResult, Worker, utc_now
 from poller.store.database import open_database
 from poller.store.store import Store
@@ -50,13 +51,14 @@ def opened_store(settings: Settings) -> Iterator[Store]:
 
 def run_pass(settings: Settings, store: Store, stop: threading.Event, *,
              sleep: Sleep | None = None, track: Track | None = None,
-             result: PassResult | None = None) -> PassResult:
+             result: PassResult | None = None, reader: Reader | None = None) -> PassResult:
     """Run one pass, reconnecting after MailboxUnavailable with capped exponential back-off.
 
     Gives up (re-raising the last error) after [retry] attempts in a row that made no
     progress, or when STOP is set. TRACK is told the live connection, so that a shutdown can
     cut it; SLEEP waits between attempts (default: STOP.wait, so a stop cuts the wait short).
-    Counts go to RESULT when given, so that they survive a failure.
+    Counts go to RESULT when given, so that they survive a failure. READER: the reading helper
+    kept across passes (`serve`); without, a pass with new mail starts one.
     """
     policy = settings.retry
     result = result if result is not None else PassResult()
@@ -69,7 +71,7 @@ def run_pass(settings: Settings, store: Store, stop: threading.Event, *,
             with Mailbox(settings.imap) as mailbox:
                 if track:
                     track(mailbox)
-                Worker(settings, mailbox, store, stop=stop).run_pass(result)
+                Worker(settings, mailbox, store, stop=stop, reader=reader).run_pass(result)
         except MailboxUnavailable:
             fruitless = 1 if result.decided() > before else fruitless + 1
             raise
@@ -101,19 +103,20 @@ def run_pass(settings: Settings, store: Store, stop: threading.Event, *,
 
 
 def recorded_pass(settings: Settings, stop: threading.Event, *, sleep: Sleep | None = None,
-                  track: Track | None = None) -> PassResult:
+                  track: Track | None = None, reader: Reader | None = None) -> PassResult:
     """Run a pass and record it: pass_log row, metrics textfile, one summary log line.
 
-    Raises MailboxError or StoreError when the pass failed; a pass cut short by STOP is
-    returned with interrupted set.
+    Raises MailboxError, ReaderError or StoreError when the pass failed; a pass cut short by
+    STOP is returned with interrupted set.
     """
     store = open_store(settings)
     started = utc_now()
     result = PassResult()
     try:
         try:
-            run_pass(settings, store, stop, sleep=sleep, track=track, result=result)
-        except MailboxError as exc:
+            run_pass(settings, store, stop, sleep=sleep, track=track, result=result,
+                     reader=reader)
+        except (MailboxError, ReaderError) as exc:
             if not (stop.is_set() and isinstance(exc, MailboxUnavailable)):
                 _record_failure(store, settings, started, result, str(exc))
                 raise
@@ -137,12 +140,15 @@ def recorded_pass(settings: Settings, stop: threading.Event, *, sleep: Sleep | N
     details = []
     if result.pending:
         details.append(f"{result.pending} mail left for the next pass")
+    if result.failing:
+        details.append(f"{result.failing} mailbox steps still refused (see poller status)")
     if result.interrupted:
         details.append("stopped before the end; the rest is left for the next pass")
     logger.info("pass done in %.2fs: %s%s", result.seconds, result.summary(),
                 "".join(f"; {d}" for d in details),
                 extra={"pass": {"seconds": round(result.seconds, 3), "counts": dict(result.counts),
-                                "pending": result.pending, "interrupted": result.interrupted}})
+                                "pending": result.pending, "failing": result.failing,
+                                "interrupted": result.interrupted}})
     return result
 
 

@@ -22,11 +22,12 @@ from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.blocking import BlockingScheduler
 
 from poller.config import Settings, load_settings
-from poller.errors import MailboxAuthError, MailboxError, PollerError, StoreError
+from poller.errors import MailboxAuthError, MailboxError, PollerError, ReaderError, StoreError
 from poller.service.delivery import Deliverer
 from poller.service.idle import IdleWatcher
 from poller.service.lock import pass_lock
 from poller.service.passes import recorded_pass
+from poller.service.reader import Reader
 from poller.service.signals import Shutdown, SignalThread
 
 logger = logging.getLogger("poller")
@@ -52,6 +53,8 @@ class Service:
         self._running = threading.Lock()
         self._again = threading.Event()
         self._state = threading.Lock()
+        # One reading helper for every pass: a pass on new mail does not wait for it to start.
+        self.reader = Reader()
 
     def run(self) -> bool:
         """Serve until SIGTERM or SIGINT; return True once the pass in hand is finished, False
@@ -62,9 +65,10 @@ class Service:
                     ", and at once on new mail (IMAP IDLE)" if s.idle else "")
         self.scheduler.add_job(self.request_pass, "interval", args=("interval",), id=JOB_ID,
                                seconds=s.interval, next_run_time=datetime.now(UTC))
-        with SignalThread(self._stop, self._reload):
+        with SignalThread(self._stop, self._reload), self.reader:
             self.deliverer.start()
             self._start_watcher()
+            self.reader.start()
             self.scheduler.start()  # blocks until _stop() shuts the scheduler down
             finished = self._finish()
         logger.info("stopped")
@@ -97,10 +101,11 @@ class Service:
             with pass_lock(settings.schedule.lock_file, settings.schedule.lock_wait,
                            self.shutdown.event) as lock:
                 if lock is not None:
-                    recorded_pass(settings, self.shutdown.event, track=self.shutdown.track)
+                    recorded_pass(settings, self.shutdown.event, track=self.shutdown.track,
+                                  reader=self.reader)
         except MailboxAuthError as exc:
             logger.error("%s; trying again in %d s", exc, settings.schedule.interval)
-        except (MailboxError, StoreError) as exc:
+        except (MailboxError, ReaderError, StoreError) as exc:
             logger.error("pass failed: %s; trying again in %d s", exc, settings.schedule.interval)
         finally:
             self.deliverer.wake()

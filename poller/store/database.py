@@ -26,7 +26,7 @@ SQLITE_PRAGMAS = {
 
 # PRAGMA user_version of a database with the schema of schema.py. A database made before the
 # version was recorded reads 0.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 def _create_missing_tables(db: peewee.Database) -> None:
@@ -59,12 +59,24 @@ def _add_outbox(db: peewee.Database) -> None:
     db.create_tables([Outbox], safe=True)
 
 
+def _step_purpose_and_error(db: peewee.Database) -> None:
+    """processed_message gets the purpose of its mailbox step (so that a pending step can be
+    planned again from the settings) and the reason the server last refused it."""
+    _add_column(db, "processed_message", "purpose", "TEXT NOT NULL DEFAULT 'done'")
+    _add_column(db, "processed_message", "step_error", "TEXT NOT NULL DEFAULT ''")
+    db.execute_sql("UPDATE processed_message SET purpose = 'quarantine' "
+                   "WHERE outcome = 'quarantined'")
+    db.execute_sql("UPDATE processed_message SET purpose = 'no_token' "
+                   "WHERE outcome = 'skipped' AND reason LIKE 'no <Autotask> token%'")
+
+
 # version → the step that upgrades a database of the version before to it. Views are not
 # steps: every upgrade creates them again at its end (views.py).
 MIGRATIONS: dict[int, Callable[[peewee.Database], None]] = {
     1: _create_missing_tables,
     2: _add_outbox,
     3: _mailboxes_and_ticket_fields,
+    4: _step_purpose_and_error,
 }
 
 _opening = threading.Lock()

@@ -48,6 +48,8 @@ class Totals:
     mails: dict[str, int]
     open_tickets: int
     pending_steps: int
+    failing_steps: int  # pending steps the server refused when last tried
+    step_error: str  # why, for the most recent of them
     last_pass: PassRecord | None
     last_good_pass: PassRecord | None
     undelivered_events: int = 0
@@ -65,6 +67,10 @@ def totals(mailbox: str) -> Totals:
     passes_of = PassLog.select().where(PassLog.mailbox == mailbox).order_by(PassLog.id.desc())
     undelivered, oldest = Outbox.select(fn.COUNT(Outbox.id), fn.MIN(Outbox.created)).where(
         Outbox.status.in_((PENDING, FAILED))).tuples().get()
+    failing = ProcessedMessage.select(ProcessedMessage.step_error).where(
+        mine & (ProcessedMessage.mailbox_done == False)  # noqa: E712
+        & (ProcessedMessage.step_error != ""))
+    latest = failing.order_by(ProcessedMessage.updated.desc(), ProcessedMessage.id.desc()).first()
     return Totals(
         passes_ok=passes.get(True, 0),
         passes_failed=passes.get(False, 0),
@@ -73,6 +79,8 @@ def totals(mailbox: str) -> Totals:
                                            & (Ticket.mailbox == mailbox)).count(),
         pending_steps=ProcessedMessage.select().where(
             mine & (ProcessedMessage.mailbox_done == False)).count(),  # noqa: E712
+        failing_steps=failing.count(),
+        step_error=latest.step_error if latest else "",
         last_pass=_pass(passes_of.first()),
         last_good_pass=_pass(passes_of.where(PassLog.ok == True).first()),  # noqa: E712
         undelivered_events=undelivered,

@@ -64,12 +64,12 @@ def record(store: Store, key: MessageKey, decision: Decision, alert: Alert | Non
             add_event(db, event, ticket[0], events.BY_ALERT, note, now)
     row_id = db.execute_sql(
         "INSERT INTO processed_message (mailbox, folder, uidvalidity, uid, message_id, "
-        "fingerprint, subject, outcome, reason, ticket_id, action, mailbox_done, created, "
-        "updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "fingerprint, subject, outcome, reason, ticket_id, action, purpose, mailbox_done, "
+        "created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (key.mailbox, key.folder, key.uidvalidity, key.uid, key.message_id, key.fingerprint,
          (alert.title if alert else subject)[:TITLE_LIMIT], decision.outcome.value,
          decision.reason, ticket[0] if ticket else decision.ticket_id, str(decision.step),
-         decision.step.kind == "none", stamp, stamp),
+         decision.step.purpose.value, decision.step.kind == "none", stamp, stamp),
     ).lastrowid
     return row_id, ticket[1] if ticket else None
 

@@ -174,7 +174,11 @@ class ProcessedMessage(BaseModel):
     reason = TextField(default="")
     ticket = ForeignKeyField(Ticket, null=True, backref="messages", on_delete="SET NULL")
     action = TextField()  # flag | move:<folder> | none
+    # what the step is for (poller.ates.decision.Purpose): a pending step is planned again from it
+    purpose = TextField(default="done", constraints=[SQL("DEFAULT 'done'")])
     mailbox_done = BooleanField(default=False)
+    # why the server refused the step when it was last tried; '' when it was not
+    step_error = TextField(default="", constraints=[SQL("DEFAULT ''")])
     created = TextField()
     updated = TextField()
     mailbox = TextField(default="", constraints=[SQL("DEFAULT ''")])

@@ -7,6 +7,7 @@ poller.store.database.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 import peewee
@@ -17,6 +18,18 @@ from poller.ates.directory import ContactMatch, DeviceMatch, Earlier, TicketRef
 from poller.batches import SQL_BATCH, chunks
 from poller.store.database import iso
 from poller.store.schema import Organization, PassLog, ProcessedMessage, Ticket, UdfDefinition
+
+
+@dataclass(frozen=True)
+class PendingStep:
+    """A decision whose mailbox step is not done yet; error is why the server last refused it."""
+
+    row_id: int
+    uidvalidity: int
+    uid: int
+    action: str
+    purpose: str
+    error: str
 
 
 class Store:
@@ -152,14 +165,29 @@ class Store:
             found.update(uid for (uid,) in query.tuples())
         return found
 
-    def pending(self, mailbox: str, folder: str) -> list[tuple[int, int, int, str]]:
-        """Return (row id, uidvalidity, uid, action) of decisions whose mailbox step is not done."""
-        query = ProcessedMessage.select(
-            ProcessedMessage.id, ProcessedMessage.uidvalidity, ProcessedMessage.uid,
-            ProcessedMessage.action,
-        ).where((ProcessedMessage.mailbox_done == False)  # noqa: E712
-                & (ProcessedMessage.mailbox == mailbox) & (ProcessedMessage.folder == folder))
-        return list(query.tuples())
+    def pending(self, mailbox: str, folder: str) -> list[PendingStep]:
+        """Return the decisions of mailbox in folder whose mailbox step is not done, oldest
+        first."""
+        rows = self._rows(
+            "SELECT id, uidvalidity, uid, action, purpose, step_error FROM processed_message "
+            "WHERE mailbox_done = 0 AND mailbox = ? AND folder = ? ORDER BY id",
+            (mailbox, folder))
+        return [PendingStep(*row) for row in rows]
+
+    def replan(self, steps: list[tuple[int, str]], now: datetime) -> None:
+        """Record (row id, step) of pending steps planned again; a refusal of the old one is
+        forgotten."""
+        with self.db.atomic():
+            for row_id, action in steps:
+                self.db.execute_sql("UPDATE processed_message SET action = ?, step_error = '', "
+                                    "updated = ? WHERE id = ?", (action, iso(now), row_id))
+
+    def refuse(self, refusals: list[tuple[int, str]], now: datetime) -> None:
+        """Record (row id, reason) of mailbox steps the server refused; they stay pending."""
+        with self.db.atomic():
+            for row_id, reason in refusals:
+                self.db.execute_sql("UPDATE processed_message SET step_error = ?, updated = ? "
+                                    "WHERE id = ?", (reason, iso(now), row_id))
 
     def claim_unnamed(self, mailbox: str) -> None:
         """Give the rows of a database from before mailboxes had names to this mailbox: such a
@@ -181,7 +209,7 @@ class Store:
     def mark_done(self, row_ids: list[int], now: datetime) -> None:
         """Record that the mailbox step of these log rows has happened."""
         for chunk in chunks(row_ids, SQL_BATCH):
-            ProcessedMessage.update(mailbox_done=True, updated=iso(now)).where(
+            ProcessedMessage.update(mailbox_done=True, step_error="", updated=iso(now)).where(
                 ProcessedMessage.id.in_(chunk)
             ).execute()
 

@@ -1,0 +1,77 @@
+"""Fetching sizes and mail so that a mail the server will not hand over costs only itself.
+
+* A FETCH answered NO is split in halves down to the mails the server refuses; those are noted
+  with its words (and quarantined), the rest is fetched.
+* A FETCH that loses the connection is retried by the pass on a new connection (passes.py).
+  Dovecot, for one, ends the session when it cannot read a message file, so the UIDs of that
+  FETCH are then fetched one at a time, and a mail whose FETCH alone lost the connection
+  LOSSES times is noted as refused instead of stopping every pass. The count lives in the
+  pass (PassResult.lost), so it takes [retry] attempts of 4 or more (default 5).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol, TypeVar
+
+from poller.errors import MailboxError, MailboxUnavailable
+
+T = TypeVar("T")
+
+# Connections lost fetching one mail alone before it is taken as one the server cannot return.
+LOSSES = 2
+
+
+class Fetching(Protocol):
+    def sizes(self, uids: list[int]) -> dict[int, int]: ...
+    def fetch(self, uids: list[int]) -> dict[int, bytes]: ...
+
+
+class Fetcher:
+    """Fetches for one pass attempt; refused holds (uid → reason) of mail the server refused,
+    until the worker takes them."""
+
+    def __init__(self, mailbox: Fetching, lost: dict[int, list[str]]):
+        self.mailbox = mailbox
+        self.lost = lost
+        self.refused: dict[int, str] = {}
+
+    def sizes(self, uids: list[int]) -> dict[int, int]:
+        """Return RFC822.SIZE of each UID still there and not refused."""
+        return self._refusing(self.mailbox.sizes, uids)
+
+    def fetch(self, uids: list[int]) -> dict[int, bytes]:
+        """Return the raw mail of each UID still there and not refused."""
+        if not any(uid in self.lost for uid in uids):
+            try:
+                return self._refusing(self.mailbox.fetch, uids)
+            except MailboxUnavailable:
+                for uid in uids:
+                    self.lost.setdefault(uid, [])
+                raise
+        raws: dict[int, bytes] = {}
+        for uid in uids:
+            errors = self.lost.get(uid, [])
+            if len(errors) >= LOSSES:
+                self.refused[uid] = (f"the connection was lost each of the {len(errors)} times "
+                                     f"it was fetched alone (last: {errors[-1]})")
+                continue
+            try:
+                raws.update(self._refusing(self.mailbox.fetch, [uid]))
+            except MailboxUnavailable as exc:
+                self.lost.setdefault(uid, []).append(str(exc))
+                raise
+        return raws
+
+    def _refusing(self, fetch: Callable[[list[int]], dict[int, T]],
+                  uids: list[int]) -> dict[int, T]:
+        try:
+            return fetch(uids)
+        except MailboxUnavailable:
+            raise
+        except MailboxError as exc:
+            if len(uids) == 1:
+                self.refused[uids[0]] = str(exc)
+                return {}
+        half = len(uids) // 2
+        return {**self._refusing(fetch, uids[:half]), **self._refusing(fetch, uids[half:])}

@@ -1,0 +1,47 @@
+"""A mail reader that misbehaves on purpose, for tests of the reading helper.
+
+Point the helper at it with ``poller.service.reader.READ_FUNCTION = FUNCTION`` (or
+``Reader(FUNCTION)``). A mail made with ``misread(raw, how)`` (a first header
+``X-Misread: how``) makes the helper:
+
+* ``spin``: run a regular expression that backtracks for ages, in C (a runaway pattern);
+* ``hang``: wait for ever without using CPU (a lock nobody releases);
+* ``crash``: die at once, as when the OOM killer or an operator kills it;
+* ``locked``: take LOCK first, a lock a thread of the worker may be holding.
+
+Any other mail is read as usual (poller.ates.reading.read).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import threading
+from datetime import datetime
+
+from poller.ates.reading import Reading
+from poller.ates.reading import read as real_read
+
+FUNCTION = "testkit.misreading:read"
+LOCK = threading.Lock()
+
+
+def misread(raw: bytes, how: str) -> bytes:
+    """Return the mail marked to make the helper misbehave HOW."""
+    return f"X-Misread: {how}\r\n".encode() + raw
+
+
+def read(uid: int, raw: bytes, now: datetime) -> Reading:
+    how = raw.split(b"\r\n", 1)[0].removeprefix(b"X-Misread: ") if raw.startswith(
+        b"X-Misread: ") else b""
+    if how == b"spin":
+        re.match(r"(x+x+)+y", "x" * 64)
+    elif how == b"hang":
+        threading.Event().wait()
+    elif how == b"crash":
+        os.kill(os.getpid(), signal.SIGKILL)
+    elif how == b"locked":
+        with LOCK:
+            return real_read(uid, raw, now)
+    return real_read(uid, raw, now)
