@@ -18,6 +18,7 @@ from poller.ates.policy import (
     LimitSettings,
     MailboxSettings,
     Policy,
+    compile_clear_pattern,
 )
 from poller.config.sections import Section
 from poller.config.service import (
@@ -157,9 +158,9 @@ def load_settings(path: str | os.PathLike[str], environ: dict[str, str] | None =
         )
     clear_pattern = dup.str("clear_pattern", DuplicateSettings.clear_pattern)
     try:
-        re.compile(clear_pattern)
-    except re.error as exc:
-        raise ConfigError(f"[duplicates] clear_pattern: not a valid regex: {exc}") from None
+        compile_clear_pattern(clear_pattern)
+    except ValueError as exc:
+        raise ConfigError(f"[duplicates] clear_pattern: {exc}") from None
     duplicates = DuplicateSettings(
         criteria=criteria,
         action=dup.choice("action", ("note", "new"), "note"),

@@ -12,7 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_HEADER_NAME_RE = re.compile(rb"[!-9;-~]+:")
+# a header name at the start of a line (the look-behind keeps a search linear too)
+_HEADER_NAME_RE = re.compile(rb"(?<![!-9;-~])[!-9;-~]++:")
 _PARSED_HEADERS = (b"message-id", b"subject", b"mime-version")
 _PLUCKED_HEADERS = (b"from", b"date")
 
