@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import configparser
 from pathlib import Path
 
 import pytest
 
-from poller.ates.policy import MASK
+from poller.ates.policy import DEFAULT_CLEAR_PATTERN, MASK
 from poller.config import load_settings
 from poller.errors import ConfigError
 
@@ -95,3 +96,16 @@ def test_redacted_masks_every_secret(tmp_path):
     shown = repr(settings.redacted()) + repr(settings)
     assert "imap-secret" not in shown and "ates-secret" not in shown
     assert settings.redacted()["imap"]["password"] == MASK
+
+
+def test_readme_and_sample_settings_show_the_default_clear_pattern(tmp_path):
+    root = Path(__file__).resolve().parent.parent
+    (row,) = [line for line in (root / "README.md").read_text(encoding="utf-8").splitlines()
+              if line.startswith("| duplicates | `clear_pattern` |")]
+    documented = row.split("|", 3)[3].split("`")[1].replace("\\|", "|")
+    sample = configparser.ConfigParser(interpolation=None)
+    sample.read(root / "settings.ini", encoding="utf-8")
+    assert documented == DEFAULT_CLEAR_PATTERN
+    assert sample["duplicates"]["clear_pattern"] == DEFAULT_CLEAR_PATTERN
+    settings = load_settings(write(tmp_path, MINIMAL), environ={})
+    assert settings.duplicates.clear_pattern == DEFAULT_CLEAR_PATTERN

@@ -224,16 +224,20 @@ def test_clear_completes_the_open_ticket_and_a_lone_clear_is_skipped():
     assert "no open ticket" in lone.reason
 
 
-@pytest.mark.parametrize("title", ["Cleared: disk", "Alert resolved", "RECOVERY host up"])
+@pytest.mark.parametrize("title", ["Cleared: disk", "Alert resolved", "RECOVERY host up",
+                                   "Host recovered", "CLEAR - ping SRV1", "Recovery: CPU"])
 def test_default_clear_pattern_recognises_common_words(title):
     d = Directory(open_tickets={(LOCAL, "Kaseya Alert ID", "1"): [3]})
     assert decide_alert(alert(title, alert_id=Sourced(KASEYA, "1")), d, policy()).outcome is \
         Outcome.COMPLETED
 
 
-def test_default_clear_pattern_leaves_ordinary_alerts_alone():
+@pytest.mark.parametrize("title", ["Disk space low on C:", "CRITICAL: service check not OK",
+                                   "OK to ignore? backup job failed", "Disk clearance low",
+                                   "Unresolved DNS name", "Recovering from low memory"])
+def test_default_clear_pattern_leaves_ordinary_alerts_alone(title):
     d = Directory(open_tickets={(LOCAL, "Kaseya Alert ID", "1"): [3]})
-    decision = decide_alert(alert("Disk space low on C:", alert_id=Sourced(KASEYA, "1")), d, policy())
+    decision = decide_alert(alert(title, alert_id=Sourced(KASEYA, "1")), d, policy())
     assert decision.outcome is Outcome.APPENDED
 
 
