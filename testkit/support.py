@@ -35,14 +35,20 @@ def token(pw: str = PW, **elements: str) -> str:
 
 def alert_mail(subject: str = "Disk full on SRV1", body: str = "Disk C: is 99% full.",
                tok: str | None = None, message_id: str | None = None,
-               attachments: tuple[tuple[str, bytes, str], ...] = ()) -> bytes:
-    """Return the bytes of an alert mail with the token at the end of its text body."""
+               attachments: tuple[tuple[str, bytes, str], ...] = (),
+               date: datetime | None = datetime(2026, 11, 26, 10, 0, 0)) -> bytes:
+    """Return the bytes of an alert mail with the token at the end of its text body.
+
+    message_id None gives a new one, "" none at all; date None leaves the Date header out.
+    """
     msg = EmailMessage()
     msg["From"] = "Kaseya VSA <vsa@client.example>"
     msg["To"] = "alerts@msp.example"
     msg["Subject"] = subject
-    msg["Date"] = format_datetime(datetime(2026, 11, 26, 10, 0, 0).astimezone())
-    msg["Message-ID"] = message_id or make_msgid(domain="client.example")
+    if date is not None:
+        msg["Date"] = format_datetime(date.astimezone())
+    if message_id != "":
+        msg["Message-ID"] = message_id or make_msgid(domain="client.example")
     msg.set_content(f"{body}\n\n{tok if tok is not None else token(AlertID='Kaseya:1')}\n")
     for filename, content, content_type in attachments:
         maintype, _, subtype = content_type.partition("/")

@@ -73,7 +73,7 @@ def policy(mailbox: MailboxSettings | None = None, limits: LimitSettings | None 
 
 
 def reading(alert: Alert | None = None, problem: str = "", no_token: bool = False,
-            fingerprint: str = "f1") -> Reading:
+            fingerprint: str | None = "f1") -> Reading:
     return Reading(alert.message if alert else None, alert, problem, no_token, fingerprint)
 
 
@@ -239,6 +239,12 @@ def test_default_clear_pattern_leaves_ordinary_alerts_alone(title):
     d = Directory(open_tickets={(LOCAL, "Kaseya Alert ID", "1"): [3]})
     decision = decide_alert(alert(title, alert_id=Sourced(KASEYA, "1")), d, policy())
     assert decision.outcome is Outcome.APPENDED
+
+
+def test_a_mail_without_fingerprint_is_never_taken_for_an_earlier_one():
+    d = Directory(delivered={"f1": Earlier(1, 3)})
+    assert decide(reading(alert(), fingerprint="f1"), d, policy()).outcome is Outcome.DUPLICATE
+    assert decide(reading(alert(), fingerprint=None), d, policy()).outcome is Outcome.CREATED
 
 
 def test_token_repr_never_shows_the_password():

@@ -40,7 +40,8 @@ def decide(reading: Reading, directory: Directory, policy: Policy) -> Decision:
                                                                        mailbox.no_token_folder)
             return Decision(Outcome.SKIPPED, step, reason=reading.problem)
         return quarantined(reading.problem, policy)
-    earlier = directory.delivered_before(reading.fingerprint)
+    earlier = (directory.delivered_before(reading.fingerprint)
+               if reading.fingerprint is not None else None)
     if earlier is not None:
         return Decision(Outcome.DUPLICATE, _done(mailbox),
                         reason="the same mail was already processed", ticket_id=earlier.ticket_id)

@@ -194,8 +194,9 @@ class Worker:
             return self._record(key, oversized(size, self.policy), None, now)
         reading = reading or read(uid, raw, now)
         message = reading.message
+        # a mail that cannot be told from a new one by its fingerprint is its own, by UID
         key = MessageKey(folder, uidvalidity, uid, message.message_id if message else None,
-                         reading.fingerprint)
+                         reading.fingerprint or f"uid:{folder}:{uidvalidity}:{uid}")
         try:
             with self.store.db.atomic() if isolate else nullcontext():
                 return self._record(key, decide(reading, self.store, self.policy), reading, now)
