@@ -4,9 +4,11 @@ downloaded."""
 
 from __future__ import annotations
 
+import html
 import json
 import socket
 from datetime import UTC, datetime
+from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
@@ -130,6 +132,30 @@ def test_the_outer_token_wins_over_one_in_an_attached_message() -> None:
     assert alert.token.customer == "MSPs Customer Incorporated"
     assert "Forwarded Customer" not in alert.description
     assert [a.content_type for a in alert.message.attachments] == ["message/rfc822"]
+
+
+def _alternative(text: str, html_body: str) -> bytes:
+    msg = EmailMessage()
+    msg["Subject"] = "Disk full on SRV1"
+    msg.set_content(text)
+    msg.add_alternative(html_body, subtype="html")
+    return bytes(msg)
+
+
+@pytest.mark.parametrize("broken", [token(AlertID="Kaseya:1").removesuffix("</Autotask>"),
+                                    token(AlertID="Kaseya:1").replace("<PW", "<XX")],
+                         ids=["unclosed", "no-pw"])
+def test_a_broken_token_in_the_text_part_does_not_hide_a_good_one_in_the_html_part(broken):
+    good = html.escape(token(AlertID="Kaseya:2")).replace("\n", "<br>\n")
+    alert = _extract(_alternative(f"Disk full.\n{broken}\n", f"<p>Disk full.<br>{good}</p>"))
+    assert alert.token.alert_id.value == "2" and alert.description == "Disk full."
+
+
+def test_when_every_part_has_a_broken_token_the_text_parts_reason_is_given():
+    broken = token(AlertID="Kaseya:1")
+    raw = _alternative(broken.removesuffix("</Autotask>"), html.escape(broken.replace("<PW", "<X")))
+    with pytest.raises(TokenInvalid, match="not closed"):
+        _extract(raw)
 
 
 def test_of_two_tokens_the_last_one_wins_and_the_first_is_not_in_the_description() -> None:

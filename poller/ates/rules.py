@@ -23,7 +23,7 @@ from poller.ates.directory import Directory, TicketRef
 from poller.ates.policy import AtesSettings, MailboxSettings, Policy
 from poller.ates.reading import Reading
 from poller.ates.token import AtesToken, Sourced
-from poller.mail.message import Attachment
+from poller.mail.message import FORWARDED_TYPES, Attachment
 
 
 def decide(reading: Reading, directory: Directory, policy: Policy) -> Decision:
@@ -36,9 +36,7 @@ def decide(reading: Reading, directory: Directory, policy: Policy) -> Decision:
     mailbox = policy.mailbox
     if reading.alert is None:
         if reading.no_token:
-            step = NOTHING if mailbox.on_no_token == "leave" else Step("move",
-                                                                       mailbox.no_token_folder)
-            return Decision(Outcome.SKIPPED, step, reason=reading.problem)
+            return Decision(Outcome.SKIPPED, _no_token(mailbox), reason=reading.problem)
         return quarantined(reading.problem, policy)
     earlier = (directory.delivered_before(reading.fingerprint)
                if reading.fingerprint is not None else None)
@@ -58,6 +56,26 @@ def oversized(size: int, policy: Policy) -> Decision:
     """Return the decision for a mail over [limits] max_message_bytes (never downloaded)."""
     return quarantined(f"mail is {size} bytes, over the limit of "
                        f"{policy.limits.max_message_bytes} bytes", policy)
+
+
+def not_the_senders(alert: Alert) -> str | None:
+    """Return why the alert's token is not the sender's own, or None when it is.
+
+    A reply that quotes an alert, and a mail that is a whole forwarded message, carry someone
+    else's token, PW included: a person is speaking, not the monitoring system. Such mail
+    creates and appends nothing, and goes where mail without a token goes.
+    """
+    if alert.message.content_type in FORWARDED_TYPES:
+        return (f"the mail is a forwarded message ({alert.message.content_type}): its token is "
+                "not the sender's own, so no ticket")
+    if alert.quoted:
+        return "the token is quoted (> lines), as in a reply: not the sender's own, so no ticket"
+    return None
+
+
+def _no_token(mailbox: MailboxSettings) -> Step:
+    """Return the step for mail without a token of its own: none, or move (on_no_token)."""
+    return NOTHING if mailbox.on_no_token == "leave" else Step("move", mailbox.no_token_folder)
 
 
 def _done(mailbox: MailboxSettings) -> Step:
@@ -80,6 +98,9 @@ def authenticate(token: AtesToken, ates: AtesSettings) -> str | None:
 
 def decide_alert(alert: Alert, directory: Directory, policy: Policy) -> Decision:
     """Apply the ATES rules to one alert, authenticated or not; return the Decision."""
+    borrowed = not_the_senders(alert)
+    if borrowed:
+        return Decision(Outcome.SKIPPED, _no_token(policy.mailbox), reason=borrowed)
     token = alert.token
     refused = authenticate(token, policy.ates)
     if refused:

@@ -92,22 +92,43 @@ class AtesToken:
 
 @dataclass(frozen=True)
 class Located:
-    """Where the token sits: its XML text and the body text above it."""
+    """Where the token sits: its XML text, the body text above it, and whether its line is
+    quoted (`> `) as a reply quotes the mail it answers."""
 
     xml: str
     above: str
+    quoted: bool = False
 
 
-def locate(text: str, html_body: str) -> Located:
-    """Return the last token in the text part, else in the HTML part; raise TokenMissing."""
+def find_token(text: str, html_body: str) -> tuple[Located, AtesToken]:
+    """Return the last token of the first part that holds a readable one, and where it sits.
+
+    The parts are tried in order: the text part, the HTML part's source, the HTML part as a
+    mail client shows it (so a token escaped in HTML is found too). A part whose token cannot
+    be read does not hide a good one in the next. Raises TokenMissing when no part holds a
+    token, else the first part's TokenInvalid.
+    """
+    problem: TokenInvalid | None = None
     for candidate in (text, html_body, html_to_text(html_body) if html_body else ""):
-        if candidate and _OPEN_RE.search(candidate):
+        if not candidate or not _OPEN_RE.search(candidate):
+            continue
+        try:
             start, end = _last_token(candidate)
-            above = _above(candidate, start)
-            if candidate is html_body:
-                above = html_to_text(above)
-            return Located(xml=candidate[start:end], above=above)
-    raise TokenMissing("no <Autotask> token in the mail")
+            token = parse_token(candidate[start:end])
+        except TokenInvalid as exc:
+            problem = problem or exc
+            continue
+        above = _above(candidate, start)
+        if candidate is html_body:
+            above = html_to_text(above)
+        return Located(candidate[start:end], above, _quoted(candidate, start)), token
+    raise problem or TokenMissing("no <Autotask> token in the mail")
+
+
+def _quoted(text: str, start: int) -> bool:
+    """Return whether the line the token starts on holds nothing before it but quote marks."""
+    line = text[text.rfind("\n", 0, start) + 1:start]
+    return ">" in line and not line.strip(" \t>")
 
 
 def _last_token(text: str) -> tuple[int, int]:

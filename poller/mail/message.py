@@ -40,6 +40,9 @@ class Attachment:
 
 @dataclass(frozen=True)
 class ParsedMessage:
+    """A mail's decoded headers and body texts; content_type is the top-level MIME type
+    (message/rfc822 for a mail that is a whole forwarded message)."""
+
     message_id: str | None
     subject: str
     sender: str
@@ -47,6 +50,7 @@ class ParsedMessage:
     text: str
     html: str
     attachments: tuple[Attachment, ...]
+    content_type: str = "text/plain"
 
 
 def parse_message(raw: bytes) -> ParsedMessage:
@@ -79,6 +83,7 @@ def parse_message(raw: bytes) -> ParsedMessage:
         text=_lines("\n".join(bodies.plain)),
         html=_lines("\n".join(bodies.html)),
         attachments=(*(_attachment(a) for a in listed), *bodies.forwarded),
+        content_type=message.get_content_type(),
     )
 
 
