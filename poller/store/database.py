@@ -16,8 +16,11 @@ from poller.store.schema import MODELS, database
 SQLITE_PRAGMAS = {
     "journal_mode": "wal",
     "foreign_keys": 1,
-    # WAL + NORMAL survives a killed process; only a power loss may lose the last commit.
-    "synchronous": "normal",
+    # FULL: a commit is on disk (the WAL synced) before it returns, so a mail is never flagged
+    # or moved ahead of its decision, even across a power loss. (NORMAL survives a killed
+    # process but may lose the last commits to a power loss.) Commits come once per chunk of
+    # mail and per batch of mailbox steps, so the cost is a few syncs per pass.
+    "synchronous": "full",
     "busy_timeout": 10000,
     "cache_size": -16000,
 }
