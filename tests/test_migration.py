@@ -37,8 +37,8 @@ def user_version(path: Path) -> int:
     return version
 
 
-def test_a_database_from_before_schema_versions_is_upgraded_and_read(tmp_path, old_database,
-                                                                     capsys):
+def test_a_database_from_before_schema_versions_is_read_as_it_is_then_upgraded(
+        tmp_path, old_database, capsys):
     assert user_version(old_database) == 0
     config = write_settings(tmp_path, None)
     tickets = poller_json(config, capsys, "tickets")
@@ -47,6 +47,9 @@ def test_a_database_from_before_schema_versions_is_upgraded_and_read(tmp_path, o
     assert tickets[1]["udfs"] == {"Kaseya Alert ID": "77", "Kaseya Ticket ID": "KT-1"}
     assert [m["outcome"] for m in poller_json(config, capsys, "messages")] == [
         "created", "appended", "created", "completed", "quarantined", "skipped"]
+    assert user_version(old_database) == 0  # the reading commands upgrade nothing
+    with opened_store(load_settings(config)):  # a pass (or check, import) does
+        pass
     assert user_version(old_database) == SCHEMA_VERSION
 
 

@@ -18,10 +18,11 @@ from poller.imap.mailbox import Mailbox
 from poller.imap.requeue import requeue
 from poller.service import health
 from poller.service.lock import pass_lock
-from poller.service.passes import opened_store, recorded_pass
+from poller.service.passes import recorded_pass
 from poller.service.signals import Shutdown, SignalThread
 from poller.service.worker import utc_now
 from poller.store import queries
+from poller.store.database import read_only_database
 from poller.store.queries import PassRecord
 
 
@@ -65,9 +66,9 @@ def check_command(settings: Settings, args: argparse.Namespace) -> int:
 
 def status_command(settings: Settings, args: argparse.Namespace) -> int:
     max_age = args.max_age if args.max_age is not None else settings.status.max_age
-    with opened_store(settings) as store:
+    with read_only_database(settings.database.url):
         totals = queries.totals()
-        box = health.mailbox_state(settings, store) if args.mailbox else None
+        box = health.mailbox_state(settings) if args.mailbox else None
     now = utc_now()
     good = totals.last_good_pass
     age = (now - good.finished).total_seconds() if good else None

@@ -17,7 +17,7 @@ from poller.mail.message import parse_message
 from poller.service.passes import opened_store
 from poller.service.worker import utc_now
 from poller.store import queries
-from poller.store.database import open_database, sqlite_path
+from poller.store.database import open_database, read_only_database, sqlite_path
 from poller.store.importer import import_file
 from poller.store.store import Store
 
@@ -31,14 +31,14 @@ def import_command(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def tickets_command(settings: Settings, args: argparse.Namespace) -> int:
-    with opened_store(settings):
+    with read_only_database(settings.database.url):
         rows = queries.tickets(status=args.status)
     show(rows, args.json, ("number", "status", "occurrences", "organization", "device", "title"))
     return EXIT_OK
 
 
 def ticket_command(settings: Settings, args: argparse.Namespace) -> int:
-    with opened_store(settings):
+    with read_only_database(settings.database.url):
         rows = queries.tickets(number=args.number)
     if not rows:
         print(f"poller: no ticket {args.number}", file=sys.stderr)
@@ -61,7 +61,7 @@ def ticket_command(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def messages_command(settings: Settings, args: argparse.Namespace) -> int:
-    with opened_store(settings):
+    with read_only_database(settings.database.url):
         rows = queries.messages(outcome=args.outcome)
     show(rows, args.json, ("uid", "outcome", "ticket", "subject", "reason"))
     return EXIT_OK

@@ -15,9 +15,9 @@ from poller.config import Settings
 from poller.errors import MailboxError, StoreError
 from poller.imap.mailbox import Mailbox
 from poller.service.lock import PassLock
+from poller.store import queries
 from poller.store.database import open_database
 from poller.store.schema import PassLog
-from poller.store.store import Store
 
 
 @dataclass(frozen=True)
@@ -38,14 +38,15 @@ class Check:
     detail: str
 
 
-def mailbox_state(settings: Settings, store: Store) -> MailboxState:
-    """Connect once (no retries) and count waiting and quarantined mail."""
+def mailbox_state(settings: Settings) -> MailboxState:
+    """Connect once (no retries) and count waiting and quarantined mail (those not yet decided,
+    by the open database)."""
     folder = settings.imap.folder
     try:
         with Mailbox(settings.imap) as mailbox:
             uidvalidity = mailbox.select(folder, readonly=True)
             uids = mailbox.search(settings.imap.search)
-            decided = store.decided(folder, uidvalidity, uids)
+            decided = queries.decided(folder, uidvalidity, uids)
             quarantine = mailbox.count(settings.mailbox.quarantine_folder)
     except MailboxError as exc:
         return MailboxState(error=str(exc))

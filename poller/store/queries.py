@@ -50,6 +50,19 @@ class Totals:
     last_good_pass: PassRecord | None
 
 
+def decided(folder: str, uidvalidity: int, uids: list[int]) -> set[int]:
+    """Return those of the given UIDs that the processed-mail log has a decision for."""
+    found: set[int] = set()
+    for chunk in chunks(uids, SQL_BATCH):
+        query = ProcessedMessage.select(ProcessedMessage.uid).where(
+            (ProcessedMessage.folder == folder)
+            & (ProcessedMessage.uidvalidity == uidvalidity)
+            & (ProcessedMessage.uid.in_(chunk))
+        )
+        found.update(uid for (uid,) in query.tuples())
+    return found
+
+
 def totals() -> Totals:
     """Return the totals of the open database."""
     passes = dict(PassLog.select(PassLog.ok, fn.COUNT(PassLog.id)).group_by(PassLog.ok).tuples())

@@ -15,6 +15,7 @@ from poller.ates import udf
 from poller.ates.decision import STATUS_COMPLETE, Outcome
 from poller.ates.directory import ContactMatch, DeviceMatch, Earlier, TicketRef
 from poller.batches import SQL_BATCH, chunks
+from poller.store import queries
 from poller.store.database import iso
 from poller.store.schema import Organization, PassLog, ProcessedMessage, UdfDefinition
 
@@ -130,15 +131,7 @@ class Store:
 
     def decided(self, folder: str, uidvalidity: int, uids: list[int]) -> set[int]:
         """Return those of the given UIDs that the log already has a decision for."""
-        found: set[int] = set()
-        for chunk in chunks(uids, SQL_BATCH):
-            query = ProcessedMessage.select(ProcessedMessage.uid).where(
-                (ProcessedMessage.folder == folder)
-                & (ProcessedMessage.uidvalidity == uidvalidity)
-                & (ProcessedMessage.uid.in_(chunk))
-            )
-            found.update(uid for (uid,) in query.tuples())
-        return found
+        return queries.decided(folder, uidvalidity, uids)
 
     def pending(self, folder: str) -> list[tuple[int, int, int, str]]:
         """Return (row id, uidvalidity, uid, action) of decisions whose mailbox step is not done."""
