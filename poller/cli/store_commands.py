@@ -13,6 +13,7 @@ from poller.cli.exits import EXIT_CONFIG, EXIT_OK
 from poller.cli.output import show
 from poller.config import Settings
 from poller.errors import MessageError
+from poller.mail.headers import printable
 from poller.mail.message import parse_message
 from poller.service.passes import opened_store
 from poller.service.worker import utc_now
@@ -20,6 +21,8 @@ from poller.store import queries
 from poller.store.database import open_database, read_only_database, sqlite_path
 from poller.store.importer import import_file
 from poller.store.store import Store
+
+TEXT = "\n\t"  # the line breaks and tabs of a description or note stay
 
 
 def import_command(settings: Settings, args: argparse.Namespace) -> int:
@@ -47,16 +50,19 @@ def ticket_command(settings: Settings, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(ticket, indent=2, ensure_ascii=False))
         return EXIT_OK
+    # what a sender wrote is printed with its control characters escaped: no terminal tricks
     for key in ("number", "title", "status", "organization", "device", "contact", "occurrences",
                 "created", "updated", "completed"):
-        print(f"{key:>12}: {ticket[key] if ticket[key] is not None else '-'}")
+        print(f"{key:>12}: {printable(str(ticket[key])) if ticket[key] is not None else '-'}")
     for label, value in ticket["udfs"].items():
-        print(f"{label:>12}: {value}")
-    print(f"\n{ticket['description']}\n")
+        print(f"{printable(label):>12}: {printable(value)}")
+    print(f"\n{printable(ticket['description'], keep=TEXT)}\n")
     for note in ticket["notes"]:
-        print(f"--- {note['created']} [{note['kind']}] {note['title']}\n{note['text']}\n")
+        print(f"--- {note['created']} [{note['kind']}] {printable(note['title'])}\n"
+              f"{printable(note['text'], keep=TEXT)}\n")
     for item in ticket["attachments"]:
-        print(f"attachment: {item['filename']} ({item['content_type']}, {item['size']} bytes)")
+        print(f"attachment: {printable(item['filename'])} ({printable(item['content_type'])}, "
+              f"{item['size']} bytes)")
     return EXIT_OK
 
 

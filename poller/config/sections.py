@@ -8,6 +8,8 @@ from pathlib import Path
 
 from poller.errors import ConfigError
 
+MAX_SECRET_CHARS = 64 * 1024
+
 
 class Section:
     """Typed access to one INI section, with environment overrides and precise errors."""
@@ -85,9 +87,12 @@ class Section:
         if not path.is_absolute():
             path = base / path
         try:
-            text = path.read_text(encoding="utf-8").strip()
+            with path.open(encoding="utf-8") as handle:
+                text = handle.readline(MAX_SECRET_CHARS).strip()  # the first line only
         except OSError as exc:
             raise self._fail(f"{key}_file", f"cannot read {path}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise self._fail(f"{key}_file", f"{path} is not UTF-8 text") from None
         if not text:
-            raise self._fail(f"{key}_file", f"{path} is empty")
+            raise self._fail(f"{key}_file", f"the first line of {path} is empty")
         return text

@@ -29,6 +29,7 @@ from poller.ates.rules import decide, oversized, quarantined
 from poller.batches import UID_BATCH, chunks
 from poller.config import Settings
 from poller.errors import MailboxError, MailboxUnavailable
+from poller.mail.headers import printable
 from poller.service.reader import Reader
 from poller.store.record import MessageKey, record
 from poller.store.store import Store
@@ -168,8 +169,8 @@ class Worker:
             result.counts[item.decision.outcome.value] += 1
             logger.info(
                 "uid=%s message_id=%s outcome=%s ticket=%s reason=%s",
-                uid, item.key.message_id, item.decision.outcome.value, item.ticket or "-",
-                item.decision.reason,
+                uid, printable(item.key.message_id or "-"), item.decision.outcome.value,
+                item.ticket or "-", printable(item.decision.reason),
                 extra={"mail": {"uid": uid, "message_id": item.key.message_id,
                                 "outcome": item.decision.outcome.value, "ticket": item.ticket,
                                 "reason": item.decision.reason}},
