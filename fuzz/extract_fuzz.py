@@ -36,6 +36,7 @@ with atheris.instrument_imports(include=["poller", "mailparser", "xmltodict", "e
     from poller.ates.alert import Alert, read_alert
     from poller.ates.policy import MASK as REDACTED
     from poller.errors import MessageError
+    from poller.mail.fingerprint import fingerprint
     from poller.mail.message import ParsedMessage, parse_message
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
@@ -51,6 +52,7 @@ def check(data: bytes) -> None:
         return
     if not isinstance(message, ParsedMessage):
         raise TypeError(f"parse_message returned {type(message).__name__}")
+    fingerprint(message, data)  # the worker names every mail it read
     try:
         alert = read_alert(message, NOW)
     except MessageError:

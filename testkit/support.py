@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
@@ -101,3 +104,26 @@ def run_subprocess(config: Path, *args: str, prelude: str = "", timeout: float =
     env = dict(os.environ, PYTHONPATH=str(REPO))
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=timeout, env=env, check=False)
+
+
+class TooSlow(Exception):
+    """Raised by within() when its block outlasts the bound."""
+
+
+@contextmanager
+def within(seconds: float) -> Iterator[None]:
+    """Raise TooSlow in the block when it runs longer than seconds (SIGALRM, main thread only).
+
+    Python's regex engine and parsers check for signals as they go, so even a runaway match is
+    cut short and fails the test instead of hanging it.
+    """
+    def expire(_signum, _frame):
+        raise TooSlow(f"over {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

@@ -14,9 +14,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import re
-import signal
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import pytest
@@ -26,6 +24,7 @@ import poller.mail
 from poller.ates.policy import DEFAULT_CLEAR_PATTERN
 from poller.ates.reading import read
 from poller.ates.token import closing_tag
+from testkit.support import TooSlow, within
 
 SIZE = 100_000
 BOUND = 3.0  # seconds for one run over SIZE characters
@@ -69,24 +68,6 @@ def _texts() -> Iterator[tuple[str, str]]:
 TEXTS = list(_texts())
 
 
-class TooSlow(Exception):
-    pass
-
-
-@contextmanager
-def bound(seconds: float) -> Iterator[None]:
-    def expire(_signum, _frame):
-        raise TooSlow
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
 def test_the_patterns_of_the_reading_path_are_all_found():
     names = " ".join(PATTERNS)
     for expected in ("token._ELEMENT_RE", "token._ATTR_RE", "token._CURLY_ATTR_RE",
@@ -100,7 +81,7 @@ def test_pattern_is_linear_on_adversarial_text(name):
     for what, text in TEXTS:
         subject = text.encode("utf-8") if isinstance(pattern.pattern, bytes) else text
         try:
-            with bound(BOUND):
+            with within(BOUND):
                 for _match in pattern.finditer(subject):
                     pass
         except TooSlow:
@@ -127,7 +108,7 @@ def _mails() -> Iterator[tuple[str, bytes]]:
 @pytest.mark.parametrize("what,raw", list(_mails()), ids=[what for what, _ in _mails()])
 def test_reading_an_adversarial_mail_is_linear(what, raw):
     try:
-        with bound(BOUND):
+        with within(BOUND):
             reading = read(1, raw, NOW)
     except TooSlow:
         pytest.fail(f"reading took over {BOUND} s on {what} ({len(raw)} bytes)")

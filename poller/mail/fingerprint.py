@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 
-from poller.mail.message import ParsedMessage
+from poller.mail.message import ParsedMessage, utf8
 
 
 def fingerprint(message: ParsedMessage | None, raw: bytes) -> str | None:
@@ -27,13 +27,13 @@ def fingerprint(message: ParsedMessage | None, raw: bytes) -> str | None:
     if message is None:
         digest.update(raw[:split] if split >= 0 else b"")
     elif message.message_id:
-        digest.update(message.message_id.encode("utf-8", "surrogateescape"))
-        digest.update(b"\0" + message.subject.encode("utf-8", "surrogateescape") + b"\0")
+        digest.update(utf8(message.message_id))
+        digest.update(b"\0" + utf8(message.subject) + b"\0")
     elif message.date is not None:
         # a prefix no Message-ID can give, so the digest never equals one of the above
-        digest.update(b"\0no Message-ID\0" + message.sender.encode("utf-8", "surrogateescape"))
+        digest.update(b"\0no Message-ID\0" + utf8(message.sender))
         digest.update(b"\0" + message.date.isoformat().encode("ascii") + b"\0")
-        digest.update(message.subject.encode("utf-8", "surrogateescape") + b"\0")
+        digest.update(utf8(message.subject) + b"\0")
     else:
         return None
     digest.update(body)
