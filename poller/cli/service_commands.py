@@ -66,9 +66,14 @@ def check_command(settings: Settings, args: argparse.Namespace) -> int:
 
 def status_command(settings: Settings, args: argparse.Namespace) -> int:
     max_age = args.max_age if args.max_age is not None else settings.status.max_age
+    # The database is read in two short looks, not held open while the server answers.
     with read_only_database(settings.database.url):
         totals = queries.totals()
-        box = health.mailbox_state(settings) if args.mailbox else None
+    box = health.mailbox_state(settings) if args.mailbox else None
+    waiting = None
+    if box is not None and not box.error:
+        with read_only_database(settings.database.url):
+            waiting = box.waiting(settings.imap.folder)
     now = utc_now()
     good = totals.last_good_pass
     age = (now - good.finished).total_seconds() if good else None
@@ -79,7 +84,7 @@ def status_command(settings: Settings, args: argparse.Namespace) -> int:
             "last_pass": _pass_json(last), "last_good_pass": _pass_json(good),
             "last_good_pass_age_seconds": None if age is None else round(age),
             "max_age_seconds": max_age, "stale": stale,
-            "waiting": box.waiting if box else None, "quarantine": box.quarantine if box else None,
+            "waiting": waiting, "quarantine": box.quarantine if box else None,
             "mailbox_error": box.error if box else None, "open_tickets": totals.open_tickets,
             "pending_mailbox_steps": totals.pending_steps, "passes_ok": totals.passes_ok,
             "passes_failed": totals.passes_failed, "mails": totals.mails,
@@ -96,7 +101,7 @@ def status_command(settings: Settings, args: argparse.Namespace) -> int:
               f" ({'STALE: ' if stale else ''}limit {max_age}s)")
         if box is not None:
             unknown = f"unknown ({box.error})"
-            print(f"mail waiting:     {unknown if box.waiting is None else box.waiting}")
+            print(f"mail waiting:     {unknown if waiting is None else waiting}")
             print(f"quarantine:       {unknown if box.quarantine is None else box.quarantine}")
         print(f"open tickets:     {totals.open_tickets}")
         print(f"pending steps:    {totals.pending_steps}")

@@ -22,11 +22,19 @@ from poller.store.schema import PassLog
 
 @dataclass(frozen=True)
 class MailboxState:
-    """Mail waiting in the watched folder and the size of the quarantine; None if unknown."""
+    """What the search finds in the watched folder (its UIDVALIDITY and the UIDs, decided or
+    not) and the size of the quarantine; None if unknown, with the error."""
 
-    waiting: int | None = None
+    uidvalidity: int | None = None
+    uids: tuple[int, ...] = ()
     quarantine: int | None = None
     error: str = ""
+
+    def waiting(self, folder: str) -> int | None:
+        """Return how many of the UIDs the open database has no decision for."""
+        if self.uidvalidity is None:
+            return None
+        return len(self.uids) - len(queries.decided(folder, self.uidvalidity, list(self.uids)))
 
 
 @dataclass(frozen=True)
@@ -39,18 +47,15 @@ class Check:
 
 
 def mailbox_state(settings: Settings) -> MailboxState:
-    """Connect once (no retries) and count waiting and quarantined mail (those not yet decided,
-    by the open database)."""
-    folder = settings.imap.folder
+    """Connect once (no retries), search the watched folder and count the quarantine."""
     try:
         with Mailbox(settings.imap) as mailbox:
-            uidvalidity = mailbox.select(folder, readonly=True)
+            uidvalidity = mailbox.select(settings.imap.folder, readonly=True)
             uids = mailbox.search(settings.imap.search)
-            decided = queries.decided(folder, uidvalidity, uids)
             quarantine = mailbox.count(settings.mailbox.quarantine_folder)
     except MailboxError as exc:
         return MailboxState(error=str(exc))
-    return MailboxState(waiting=len(uids) - len(decided), quarantine=quarantine)
+    return MailboxState(uidvalidity, tuple(uids), quarantine)
 
 
 def check_database(settings: Settings) -> Check:

@@ -89,10 +89,18 @@ def read_only_database(url: str) -> Iterator[peewee.Database]:
         db = _open_read_only(url, path)
     try:
         yield db
-    except peewee.OperationalError as exc:
-        version = _version(db)
-        hint = (f" (the database has schema version {version}, older than this ates-poller's "
-                f"{SCHEMA_VERSION}: the next pass upgrades it)" if version < SCHEMA_VERSION else "")
+    except peewee.DatabaseError as exc:
+        try:
+            version = _version(db)
+        except peewee.DatabaseError:
+            version = SCHEMA_VERSION
+        if version < SCHEMA_VERSION:
+            hint = (f" (the database has schema version {version}, older than this "
+                    f"ates-poller's {SCHEMA_VERSION}: the next pass upgrades it)")
+        elif isinstance(exc, peewee.OperationalError):
+            hint = ""
+        else:  # an immutable read that a pass starting meanwhile wrote under
+            hint = " (a pass may have been writing it: try again)"
         raise StoreError(f"cannot read database {url}: {exc}{hint}") from None
     finally:
         db.close()
