@@ -3,9 +3,10 @@
 
 The contract under test is the one the worker relies on: for any bytes, ``parse_message``
 followed by ``read_alert`` returns an Alert or raises a MessageError subclass. Anything else
-(another exception, a hang past ``--timeout`` seconds, memory past ``--rss-limit-mb``) is a
-finding; libFuzzer writes the input to ``fixtures/fuzz-regressions/`` (crash-*, timeout-*,
-oom-*), where ``tests/test_fuzz_regressions.py`` replays it on every test run.
+(another exception, an input slower than ``--timeout`` seconds (default 1: no mail may take
+more than seconds, and every pattern on the path is linear), memory past ``--rss-limit-mb``)
+is a finding; libFuzzer writes the input to ``fixtures/fuzz-regressions/`` (crash-*,
+timeout-*, oom-*), where ``tests/test_hostile_mail.py`` replays it on every test run.
 
 Usage (atheris is not a test dependency: ``pip install atheris`` first)::
 
@@ -35,6 +36,7 @@ with atheris.instrument_imports(include=["poller", "mailparser", "xmltodict", "e
     from poller.ates.alert import Alert, read_alert
     from poller.ates.policy import MASK as REDACTED
     from poller.errors import MessageError
+    from poller.mail.fingerprint import fingerprint
     from poller.mail.message import ParsedMessage, parse_message
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
@@ -50,6 +52,7 @@ def check(data: bytes) -> None:
         return
     if not isinstance(message, ParsedMessage):
         raise TypeError(f"parse_message returned {type(message).__name__}")
+    fingerprint(message, data)  # the worker names every mail it read
     try:
         alert = read_alert(message, NOW)
     except MessageError:
@@ -81,7 +84,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=600, help="campaign length (default 600)")
     parser.add_argument("--corpus", type=Path, default=ROOT / ".fuzz" / "corpus")
     parser.add_argument("--artifacts", type=Path, default=ROOT / "fixtures" / "fuzz-regressions")
-    parser.add_argument("--timeout", type=int, default=10, help="seconds one input may take")
+    parser.add_argument("--timeout", type=int, default=1, help="seconds one input may take")
     parser.add_argument("--rss-limit-mb", type=int, default=2048)
     parser.add_argument("--max-len", type=int, default=256 * 1024)
     parser.add_argument("libfuzzer", nargs="*", help="extra libFuzzer flags (after --)")

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
@@ -36,14 +39,20 @@ def token(pw: str = PW, **elements: str) -> str:
 
 def alert_mail(subject: str = "Disk full on SRV1", body: str = "Disk C: is 99% full.",
                tok: str | None = None, message_id: str | None = None,
-               attachments: tuple[tuple[str, bytes, str], ...] = ()) -> bytes:
-    """Return the bytes of an alert mail with the token at the end of its text body."""
+               attachments: tuple[tuple[str, bytes, str], ...] = (),
+               date: datetime | None = datetime(2026, 11, 26, 10, 0, 0)) -> bytes:
+    """Return the bytes of an alert mail with the token at the end of its text body.
+
+    message_id None gives a new one, "" none at all; date None leaves the Date header out.
+    """
     msg = EmailMessage()
     msg["From"] = "Kaseya VSA <vsa@client.example>"
     msg["To"] = "alerts@msp.example"
     msg["Subject"] = subject
-    msg["Date"] = format_datetime(datetime(2026, 11, 26, 10, 0, 0).astimezone())
-    msg["Message-ID"] = message_id or make_msgid(domain="client.example")
+    if date is not None:
+        msg["Date"] = format_datetime(date.astimezone())
+    if message_id != "":
+        msg["Message-ID"] = message_id or make_msgid(domain="client.example")
     msg.set_content(f"{body}\n\n{tok if tok is not None else token(AlertID='Kaseya:1')}\n")
     for filename, content, content_type in attachments:
         maintype, _, subtype = content_type.partition("/")
@@ -119,3 +128,26 @@ def run_subprocess(config: Path, *args: str, prelude: str = "", timeout: float =
     env = dict(os.environ, PYTHONPATH=str(REPO))
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=timeout, env=env, check=False)
+
+
+class TooSlow(Exception):
+    """Raised by within() when its block outlasts the bound."""
+
+
+@contextmanager
+def within(seconds: float) -> Iterator[None]:
+    """Raise TooSlow in the block when it runs longer than seconds (SIGALRM, main thread only).
+
+    Python's regex engine and parsers check for signals as they go, so even a runaway match is
+    cut short and fails the test instead of hanging it.
+    """
+    def expire(_signum, _frame):
+        raise TooSlow(f"over {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

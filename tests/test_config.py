@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from poller.ates.policy import MASK
+from poller.ates.policy import DEFAULT_CLEAR_PATTERN, MASK
 from poller.config import load_settings
 from poller.config.sections import Section
 from poller.errors import ConfigError
@@ -84,11 +84,22 @@ def test_password_file_relative_to_settings(tmp_path):
         (("[ates]", "[duplicates]\ncriteria = alert_id, host\n[ates]"),
          "[duplicates] criteria: unknown host"),
         (("[ates]", "[duplicates]\nclear_pattern = (\n[ates]"), "[duplicates] clear_pattern"),
+        (("[ates]", "[duplicates]\nclear_pattern = (\\w+\\s?)+$\n[ates]"),
+         "[duplicates] clear_pattern: a repetition of a repetition"),
+        (("[ates]", "[duplicates]\nclear_pattern = ^(ok|okay)+:\n[ates]"),
+         "[duplicates] clear_pattern: a repetition of a repetition or of alternatives"),
         (("[ates]", "[database]\nurl = tickets.db\n[ates]"), "[database] url"),
         (("[ates]", "[database]\nurl = postgresql://db/tickets\n[ates]"),
          "[database] url: 'postgresql://db/tickets' is not an SQLite database URL"),
         (("password = imap-secret", "password_file = /nonexistent/pw"),
          "[imap] password_file: cannot read"),
+        (("[ates]", "[mailbox]\nprocessed_folder = INBOX\n[ates]"),
+         "[mailbox] processed_folder: must differ from [imap] folder ('INBOX')"),
+        (("[ates]", "[mailbox]\nno_token_folder = inbox\n[ates]"),
+         "[mailbox] no_token_folder: must differ from [imap] folder"),
+        (("password = imap-secret",
+          "password = imap-secret\nfolder = Alerts\n[mailbox]\nquarantine_folder = Alerts"),
+         "[mailbox] quarantine_folder: must differ from [imap] folder ('Alerts')"),
     ],
 )
 def test_bad_settings_name_section_and_key(tmp_path, change, expected):
@@ -133,3 +144,62 @@ def test_reading_time_and_memory_bounds_default_and_refuse_nonsense(tmp_path):
                                  ("max_fetch_bytes", "65536", "must be at least 1048576")]:
         with pytest.raises(ConfigError, match=rf"\[limits\] {key}: {expected}"):
             load_settings(write(tmp_path, MINIMAL + f"[limits]\n{key} = {value}\n"), environ={})
+def test_readme_and_sample_settings_show_the_default_clear_pattern(tmp_path):
+    root = Path(__file__).resolve().parent.parent
+    (row,) = [line for line in (root / "README.md").read_text(encoding="utf-8").splitlines()
+              if line.startswith("| duplicates | `clear_pattern` |")]
+    documented = row.split("|", 3)[3].split("`")[1].replace("\\|", "|")
+    sample = configparser.ConfigParser(interpolation=None)
+    sample.read(root / "settings.ini", encoding="utf-8")
+    assert documented == DEFAULT_CLEAR_PATTERN
+    assert sample["duplicates"]["clear_pattern"] == DEFAULT_CLEAR_PATTERN
+    settings = load_settings(write(tmp_path, MINIMAL), environ={})
+    assert settings.duplicates.clear_pattern == DEFAULT_CLEAR_PATTERN
+
+
+def test_a_password_file_gives_its_first_line_only(tmp_path):
+    (tmp_path / "imap.pw").write_text("file-secret\nsecond line: a note\n")
+    (tmp_path / "ates.pw").write_text("new-pw, old-pw\r\n# rotated on 2026-11-01\n")
+    text = MINIMAL.replace("password = imap-secret", "password_file = imap.pw").replace(
+        "password = ates-secret", "password_file = ates.pw")
+    settings = load_settings(write(tmp_path, text), environ={})
+    assert settings.imap.password == "file-secret"
+    assert settings.ates.passwords == ("new-pw", "old-pw")
+
+
+def test_a_password_file_with_an_empty_first_line_is_refused(tmp_path):
+    (tmp_path / "imap.pw").write_text("\nfile-secret\n")
+    text = MINIMAL.replace("password = imap-secret", "password_file = imap.pw")
+    with pytest.raises(ConfigError, match=r"\[imap\] password_file: the first line of .* is empty"):
+        load_settings(write(tmp_path, text), environ={})
+
+
+def test_cafile_and_attachments_dir_are_relative_to_the_settings_file(tmp_path, monkeypatch):
+    (tmp_path / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    path = write(tmp_path, MINIMAL.replace("[ates]", "cafile = ca.pem\n[database]\n"
+                                                     "attachments_dir = files\n[ates]"))
+    monkeypatch.chdir(tmp_path.parent)  # anywhere but the settings file's folder
+    settings = load_settings(path, environ={})
+    assert settings.imap.cafile == str(tmp_path / "ca.pem")
+    assert settings.database.attachments_dir == str(tmp_path / "files")
+
+
+@pytest.mark.parametrize(("host", "change", "warning"), [
+    ("imap.example.com", "security = none", "[imap] security = none: the password and every mail"),
+    ("192.0.2.7", "verify = false", "[imap] verify = false: the certificate of 192.0.2.7"),
+    ("127.0.0.1", "security = none", None),
+    ("::1", "verify = false", None),
+    ("localhost", "security = none", None),
+    ("imap.example.com", "security = starttls", None),
+])
+def test_a_mailbox_reached_unprotected_over_the_network_is_warned_about(tmp_path, caplog, host,
+                                                                        change, warning):
+    path = write(tmp_path, MINIMAL.replace("host = 127.0.0.1", f"host = {host}\n{change}"))
+    for _start in range(2):  # at every start (and SIGHUP reload), not once
+        load_settings(path, environ={})
+    warnings = [r.getMessage() for r in caplog.records
+                if r.levelname == "WARNING" and r.getMessage().startswith("[imap]")]
+    if warning is None:
+        assert warnings == []
+    else:
+        assert len(warnings) == 2 and warning in warnings[0]

@@ -76,6 +76,9 @@ def status(config, capsys, *args: str) -> tuple[int, dict]:
 def test_status_reports_passes_waiting_mail_quarantine_and_tickets(tmp_path, imap_account,
                                                                    capsys):
     config = write_settings(tmp_path, imap_account)
+    assert poller(config, "status") == 3  # no database yet, and status does not make one
+    assert "does not exist" in capsys.readouterr().err
+    assert poller(config, "check") == 0  # which does
     code, report = status(config, capsys)
     assert code == 5 and report["last_good_pass"] is None and report["stale"] is True
     imap_account.append("INBOX", alert_mail(tok=token(AlertID="Kaseya:1")))

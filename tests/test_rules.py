@@ -80,7 +80,7 @@ def policy(mailbox: MailboxSettings | None = None, limits: LimitSettings | None 
 
 
 def reading(alert: Alert | None = None, problem: str = "", no_token: bool = False,
-            fingerprint: str = "f1") -> Reading:
+            fingerprint: str | None = "f1") -> Reading:
     return Reading(alert.message if alert else None, alert, problem, no_token, fingerprint)
 
 
@@ -231,17 +231,27 @@ def test_clear_completes_the_open_ticket_and_a_lone_clear_is_skipped():
     assert "no open ticket" in lone.reason
 
 
-@pytest.mark.parametrize("title", ["Cleared: disk", "Alert resolved", "RECOVERY host up"])
+@pytest.mark.parametrize("title", ["Cleared: disk", "Alert resolved", "RECOVERY host up",
+                                   "Host recovered", "CLEAR - ping SRV1", "Recovery: CPU"])
 def test_default_clear_pattern_recognises_common_words(title):
     d = Directory(open_tickets={(LOCAL, "Kaseya Alert ID", "1"): [3]})
     assert decide_alert(alert(title, alert_id=Sourced(KASEYA, "1")), d, policy()).outcome is \
         Outcome.COMPLETED
 
 
-def test_default_clear_pattern_leaves_ordinary_alerts_alone():
+@pytest.mark.parametrize("title", ["Disk space low on C:", "CRITICAL: service check not OK",
+                                   "OK to ignore? backup job failed", "Disk clearance low",
+                                   "Unresolved DNS name", "Recovering from low memory"])
+def test_default_clear_pattern_leaves_ordinary_alerts_alone(title):
     d = Directory(open_tickets={(LOCAL, "Kaseya Alert ID", "1"): [3]})
-    decision = decide_alert(alert("Disk space low on C:", alert_id=Sourced(KASEYA, "1")), d, policy())
+    decision = decide_alert(alert(title, alert_id=Sourced(KASEYA, "1")), d, policy())
     assert decision.outcome is Outcome.APPENDED
+
+
+def test_a_mail_without_fingerprint_is_never_taken_for_an_earlier_one():
+    d = Directory(delivered={"f1": Earlier(1, 3)})
+    assert decide(reading(alert(), fingerprint="f1"), d, policy()).outcome is Outcome.DUPLICATE
+    assert decide(reading(alert(), fingerprint=None), d, policy()).outcome is Outcome.CREATED
 
 
 def test_token_repr_never_shows_the_password():

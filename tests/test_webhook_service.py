@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import json
 import signal
-from datetime import datetime
+import time
+from datetime import UTC, datetime
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -38,6 +39,8 @@ def test_once_with_a_hanging_receiver_processes_the_mail_and_exits_0(tmp_path, i
     assert (event["status"], event["attempts"]) == ("failed", 1)
 
     receiver.release()
+    due = datetime.fromisoformat(event["next_attempt"])  # after initial_wait, to the second
+    time.sleep(max(0.0, (due - datetime.now(UTC)).total_seconds()))
     assert poller(config, "once") == 0
     assert [e["status"] for e in poller_json(config, capsys, "outbox")] == ["delivered"]
     assert [d.id for d in receiver.taken] == [event["id"]]

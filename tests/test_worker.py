@@ -214,6 +214,45 @@ def test_same_mail_delivered_twice_has_one_effect(box):
     assert box.outcomes() == ["created", "duplicate"]
 
 
+def test_without_message_id_a_new_occurrence_after_a_clear_opens_a_ticket(box):
+    """Postfix adds no Message-ID to remote mail: the occurrences of a recurring alert then
+    differ only in their Date, which tells them apart; a re-delivered copy is still one."""
+    tok = token(CustomerID="Kaseya:100", AlertID="Kaseya:77")
+    first = alert_mail(subject="CPU high on SRV1", tok=tok, message_id="",
+                       date=datetime(2026, 11, 29, 9, 0))
+    box.mailbox.add(first, b"Received: from relay2 by mx; Sun, 29 Nov 2026 09:00:05 +0000\r\n"
+                    + first)
+    box.mailbox.add(alert_mail(subject="RESOLVED: CPU high on SRV1", tok=tok, message_id="",
+                               date=datetime(2026, 11, 29, 9, 10)))
+    box.run()
+    assert box.outcomes() == ["created", "duplicate", "completed"]
+    box.mailbox.add(alert_mail(subject="CPU high on SRV1", tok=tok, message_id="",
+                               date=datetime(2026, 11, 29, 9, 20)))
+    box.run()
+    assert box.outcomes()[-1] == "created"
+    assert [t["status"] for t in box.tickets()] == ["Complete", "New"]
+
+
+def test_mail_with_neither_message_id_nor_date_is_decided_each_time_it_comes(box):
+    raw = alert_mail(tok=token(CustomerID="Kaseya:100", AlertID="Kaseya:9"), message_id="",
+                     date=None)
+    box.mailbox.add(raw, raw)
+    box.run()
+    assert box.outcomes() == ["created", "appended"]  # never an alert swallowed as a copy
+
+
+def test_a_copy_of_mail_decided_by_the_earlier_release_is_still_recognised(box):
+    raw = alert_mail(message_id="<before@client.example>", tok=token(AlertID="Kaseya:3"))
+    body = raw[raw.index(b"\n\n"):]
+    # what the earlier release wrote: Message-ID, subject and body
+    earlier = hashlib.sha256(b"<before@client.example>\0Disk full on SRV1\0" + body).hexdigest()
+    box.mailbox.add(raw)
+    box.run()
+    with opened_store(box.settings) as store:
+        (fingerprint,) = store.db.execute_sql("SELECT fingerprint FROM processed_message")
+    assert fingerprint == (earlier,)
+
+
 def test_attachments_are_stored_with_the_ticket_within_the_budget(box):
     box.configure(limits={"max_attachment_bytes": "20000"})
     pdf = b"%PDF-1.4\n" + bytes(range(256)) * 40

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from poller.ates.policy import MASK
-from poller.ates.token import AtesToken, locate, parse_token
+from poller.ates.token import AtesToken, find_token
 from poller.mail.message import ParsedMessage
 
 TITLE_LIMIT = 250
@@ -15,22 +15,26 @@ DESCRIPTION_LIMIT = 8000
 
 @dataclass(frozen=True)
 class Alert:
+    """A mail's token with the ticket title and description made of it; quoted is True when
+    the token stands in quoted lines (`> `), as in a reply that quotes an alert."""
+
     message: ParsedMessage
     token: AtesToken
     title: str
     description: str
+    quoted: bool = False
 
 
 def read_alert(message: ParsedMessage, now: datetime) -> Alert:
     """Return the alert a parsed mail carries; raise a MessageError subclass saying why there is
     none (TokenMissing, TokenInvalid)."""
-    located = locate(message.text, message.html)
-    token = parse_token(located.xml)
+    located, token = find_token(message.text, message.html)
     return Alert(
         message=message,
         token=token,
         title=ticket_title(message, token, now),
         description=_redact(located.above.strip(), token)[:DESCRIPTION_LIMIT],
+        quoted=located.quoted,
     )
 
 

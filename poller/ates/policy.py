@@ -7,13 +7,53 @@ poller.config reads them from settings.ini; the defaults here are the documented
 from __future__ import annotations
 
 import re
+import re._constants as sre
+import re._parser
 from dataclasses import dataclass, field
 from functools import cached_property
 
 # How a secret is shown wherever settings or texts are printed.
 MASK = "********"
 CRITERIA = ("alert_id", "external_ticket_id", "ticket_number")
-DEFAULT_CLEAR_PATTERN = r"(?i)\b(clear(ed)?|resolved|recovery|ok)\b"
+# Documented in README.md and settings.ini (tests/test_config.py holds them to this). "OK" is
+# not in it: it is far too common in problem subjects ("service check not OK").
+DEFAULT_CLEAR_PATTERN = r"(?i)\b(clear(ed)?|resolved|recover(y|ed))\b"
+
+
+_REPEATS = (sre.MAX_REPEAT, sre.MIN_REPEAT, sre.POSSESSIVE_REPEAT)
+
+
+def compile_clear_pattern(pattern: str) -> re.Pattern[str]:
+    """Return the compiled clear pattern; raise ValueError when it is not a regex, or when a
+    repetition holds another repetition or alternatives (`(a+)+`, `(a|ab)+`), whose matching
+    time can grow exponentially with the subject a sender writes. (The parse tree is read with
+    the re module's own parser.)"""
+    try:
+        compiled = re.compile(pattern)
+        tree = re._parser.parse(pattern)
+    except re.error as exc:
+        raise ValueError(f"not a valid regex: {exc}") from None
+    if _nested_repeat(tree, inside=False):
+        raise ValueError("a repetition of a repetition or of alternatives (like (a+)+ or "
+                         "(a|ab)+) can take exponential time on a hostile subject; write it "
+                         "without")
+    return compiled
+
+
+def _nested_repeat(node: object, inside: bool) -> bool:
+    """Return whether node (a parse tree or a part of one) repeats a repetition or a choice."""
+    if isinstance(node, re._parser.SubPattern):
+        node = node.data
+    if not isinstance(node, list | tuple):
+        return False
+    if len(node) == 2 and node[0] == sre.BRANCH and inside:
+        return True
+    if len(node) == 2 and node[0] in _REPEATS:
+        _low, high, body = node[1]
+        if high > 1:
+            return inside or _nested_repeat(body, inside=True)
+        return _nested_repeat(body, inside)
+    return any(_nested_repeat(child, inside) for child in node)
 
 
 @dataclass(frozen=True)
@@ -75,4 +115,4 @@ class Policy:
     @cached_property
     def clear_re(self) -> re.Pattern[str]:
         """Return the compiled clear pattern."""
-        return re.compile(self.duplicates.clear_pattern)
+        return compile_clear_pattern(self.duplicates.clear_pattern)

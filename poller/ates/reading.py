@@ -23,13 +23,15 @@ class Reading:
     """One mail read: its message and alert, or the problem that left it without one.
 
     no_token is True when the mail is a mail but carries no token (its problem says so).
+    fingerprint names the mail across deliveries; None when nothing tells a second delivery
+    from a new mail (poller.mail.fingerprint).
     """
 
     message: ParsedMessage | None
     alert: Alert | None
     problem: str
     no_token: bool
-    fingerprint: str
+    fingerprint: str | None
 
 
 def read(uid: int, raw: bytes, now: datetime) -> Reading:

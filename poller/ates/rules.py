@@ -25,7 +25,7 @@ from poller.ates.directory import Directory, TicketRef
 from poller.ates.policy import AtesSettings, MailboxSettings, Policy, TicketSettings
 from poller.ates.reading import Reading
 from poller.ates.token import AtesToken, Sourced
-from poller.mail.message import Attachment
+from poller.mail.message import FORWARDED_TYPES, Attachment
 
 
 def decide(reading: Reading, directory: Directory, policy: Policy) -> Decision:
@@ -41,7 +41,8 @@ def decide(reading: Reading, directory: Directory, policy: Policy) -> Decision:
             return Decision(Outcome.SKIPPED, plan(Purpose.NO_TOKEN, mailbox),
                             reason=reading.problem)
         return quarantined(reading.problem, policy)
-    earlier = directory.delivered_before(reading.fingerprint)
+    earlier = (directory.delivered_before(reading.fingerprint)
+               if reading.fingerprint is not None else None)
     if earlier is not None:
         return Decision(Outcome.DUPLICATE, _done(mailbox),
                         reason="the same mail was already processed", ticket_id=earlier.ticket_id)
@@ -75,6 +76,21 @@ def plan(purpose: Purpose, mailbox: MailboxSettings) -> Step:
     return FLAG if mailbox.on_success == "flag" else Step("move", mailbox.processed_folder)
 
 
+def not_the_senders(alert: Alert) -> str | None:
+    """Return why the alert's token is not the sender's own, or None when it is.
+
+    A reply that quotes an alert, and a mail that is a whole forwarded message, carry someone
+    else's token, PW included: a person is speaking, not the monitoring system. Such mail
+    creates and appends nothing, and goes where mail without a token goes.
+    """
+    if alert.message.content_type in FORWARDED_TYPES:
+        return (f"the mail is a forwarded message ({alert.message.content_type}): its token is "
+                "not the sender's own, so no ticket")
+    if alert.quoted:
+        return "the token is quoted (> lines), as in a reply: not the sender's own, so no ticket"
+    return None
+
+
 def _done(mailbox: MailboxSettings) -> Step:
     """Return the step for a mail the rules are done with: flag, or move to processed_folder."""
     return plan(Purpose.DONE, mailbox)
@@ -95,6 +111,9 @@ def authenticate(token: AtesToken, ates: AtesSettings) -> str | None:
 
 def decide_alert(alert: Alert, directory: Directory, policy: Policy) -> Decision:
     """Apply the ATES rules to one alert, authenticated or not; return the Decision."""
+    borrowed = not_the_senders(alert)
+    if borrowed:
+        return Decision(Outcome.SKIPPED, plan(Purpose.NO_TOKEN, policy.mailbox), reason=borrowed)
     token = alert.token
     refused = authenticate(token, policy.ates)
     if refused:

@@ -27,17 +27,26 @@ NAME_ELEMENTS = ("ID", "PW", "Customer", "Email", "Contact", "SubIssue")
 SOURCED_ELEMENTS = ("CustomerID", "DeviceID", "DeviceGUID", "AlertID", "TicketID")
 CANONICAL = {name.lower(): name for name in (*TEXT_ELEMENTS, *NAME_ELEMENTS, *SOURCED_ELEMENTS)}
 
-_OPEN_RE = re.compile(r"<\s*autotask\b", re.IGNORECASE)
-_CLOSE_RE = re.compile(r"<\s*/\s*autotask\s*>", re.IGNORECASE)
-_DTD_RE = re.compile(r"<!\s*(DOCTYPE|ENTITY|ELEMENT|ATTLIST)", re.IGNORECASE)
+# Every expression here runs over mail content, so each must be linear in the text's size:
+# possessive quantifiers (*+) never give back what they took, and a run that a pattern scans
+# ends where the next match attempt could start (at the next "<", "&", "=" or name start), so
+# no character is scanned by more than a few attempts. tests/test_linear_regex.py times each
+# on 100 KB of adversarial text.
+_OPEN_RE = re.compile(r"<\s*+autotask\b", re.IGNORECASE)
+_CLOSE_RE = re.compile(r"<\s*+/\s*+autotask\s*+>", re.IGNORECASE)
+_DTD_RE = re.compile(r"<!\s*+(DOCTYPE|ENTITY|ELEMENT|ATTLIST)", re.IGNORECASE)
 _BARE_AMP_RE = re.compile(r"&(?!(?:amp|lt|gt|quot|apos|#\d{1,7}|#x[0-9a-fA-F]{1,6});)")
 # typographic quotes around an attribute value (a word processor's "smart quotes"); inside a
 # value they are text and stay
-_CURLY_ATTR_RE = re.compile(r"(=\s*)(?:[“”„″]([^“”„″\"<>]*)[“”„″]|[‘’‚]([^‘’‚'<>]*)[‘’‚])")
-_NAMED_ENTITY_RE = re.compile(r"&([A-Za-z_][\w.-]*);")
+_CURLY_ATTR_RE = re.compile(
+    r"(=\s*+)(?:[“”„″]([^“”„″\"<>]*+)[“”„″]|[‘’‚]([^‘’‚'<>]*+)[‘’‚])")
+_NAMED_ENTITY_RE = re.compile(r"&([A-Za-z_][\w.-]*+);")
 _PREDEFINED = frozenset({"amp", "lt", "gt", "quot", "apos"})
-_ELEMENT_RE = re.compile(r"<\s*([A-Za-z][\w.-]*)((?:\s+[^<>]*?)?)\s*(/?)\s*>")
-_ATTR_RE = re.compile(r"([A-Za-z_][\w.-]*)\s*=\s*(?:\"([^\"]*)\"|'([^']*)')")
+# a tag: its name and everything up to ">" (attributes, and "/" when it closes itself)
+_ELEMENT_RE = re.compile(r"<\s*+([A-Za-z][\w.-]*+)([^<>]*+)>")
+# an attribute; the look-behind lets a match start only where a name starts, not at every
+# character of a long word
+_ATTR_RE = re.compile(r"(?<![\w.-])([A-Za-z_][\w.-]*+)\s*+=\s*+(?:\"([^\"]*+)\"|'([^']*+)')")
 
 
 @dataclass(frozen=True)
@@ -83,22 +92,43 @@ class AtesToken:
 
 @dataclass(frozen=True)
 class Located:
-    """Where the token sits: its XML text and the body text above it."""
+    """Where the token sits: its XML text, the body text above it, and whether its line is
+    quoted (`> `) as a reply quotes the mail it answers."""
 
     xml: str
     above: str
+    quoted: bool = False
 
 
-def locate(text: str, html_body: str) -> Located:
-    """Return the last token in the text part, else in the HTML part; raise TokenMissing."""
+def find_token(text: str, html_body: str) -> tuple[Located, AtesToken]:
+    """Return the last token of the first part that holds a readable one, and where it sits.
+
+    The parts are tried in order: the text part, the HTML part's source, the HTML part as a
+    mail client shows it (so a token escaped in HTML is found too). A part whose token cannot
+    be read does not hide a good one in the next. Raises TokenMissing when no part holds a
+    token, else the first part's TokenInvalid.
+    """
+    problem: TokenInvalid | None = None
     for candidate in (text, html_body, html_to_text(html_body) if html_body else ""):
-        if candidate and _OPEN_RE.search(candidate):
+        if not candidate or not _OPEN_RE.search(candidate):
+            continue
+        try:
             start, end = _last_token(candidate)
-            above = _above(candidate, start)
-            if candidate is html_body:
-                above = html_to_text(above)
-            return Located(xml=candidate[start:end], above=above)
-    raise TokenMissing("no <Autotask> token in the mail")
+            token = parse_token(candidate[start:end])
+        except TokenInvalid as exc:
+            problem = problem or exc
+            continue
+        above = _above(candidate, start)
+        if candidate is html_body:
+            above = html_to_text(above)
+        return Located(candidate[start:end], above, _quoted(candidate, start)), token
+    raise problem or TokenMissing("no <Autotask> token in the mail")
+
+
+def _quoted(text: str, start: int) -> bool:
+    """Return whether the line the token starts on holds nothing before it but quote marks."""
+    line = text[text.rfind("\n", 0, start) + 1:start]
+    return ">" in line and not line.strip(" \t>")
 
 
 def _last_token(text: str) -> tuple[int, int]:
@@ -178,26 +208,30 @@ def _elements_from_xml(xml: str) -> list[tuple[str, dict[str, str]]]:
 
 
 def _elements_from_scan(xml: str) -> list[tuple[str, dict[str, str]]]:
-    """Read elements one by one when the token is not well-formed XML."""
+    """Read elements one by one when the token is not well-formed XML.
+
+    An element's text is what stands between it and its closing tag when no other tag comes
+    between them, so each stretch of text is read for one element at most.
+    """
     elements: list[tuple[str, dict[str, str]]] = []
-    closes: dict[str, re.Match[str] | None] = {}  # next closing tag per name, to scan once
     for match in _ELEMENT_RE.finditer(xml):
-        name, attr_text, self_closing = match.groups()
-        key = name.lower()
-        if key not in CANONICAL:
+        name, attr_text = match.groups()
+        if name.lower() not in CANONICAL:
             continue  # the root, or an extension element that _build would ignore anyway
         attrs = {f"@{m.group(1)}": html.unescape(m.group(2) if m.group(2) is not None
                                                   else m.group(3))
                  for m in _ATTR_RE.finditer(attr_text)}
-        if not self_closing:
-            end = closes.get(key, False)
-            if end is False or (end is not None and end.start() < match.end()):
-                close = re.compile(rf"<\s*/\s*{re.escape(name)}\s*>", re.IGNORECASE)
-                end = closes[key] = close.search(xml, match.end())
-            if end:
-                attrs["#text"] = html.unescape(xml[match.end():end.start()])
+        if not attr_text.rstrip().endswith("/"):
+            text_end = xml.find("<", match.end())
+            if text_end >= 0 and closing_tag(name).match(xml, text_end):
+                attrs["#text"] = html.unescape(xml[match.end():text_end])
         elements.append((name, attrs))
     return elements
+
+
+def closing_tag(name: str) -> re.Pattern[str]:
+    """Return the pattern of the closing tag of the element called name (any case)."""
+    return re.compile(rf"<\s*+/\s*+{re.escape(name)}\s*+>", re.IGNORECASE)
 
 
 def _build(elements: list[tuple[str, dict[str, str]]]) -> AtesToken:

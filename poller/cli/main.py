@@ -152,7 +152,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; return the exit code."""
+    """Run the command line; return the exit code.
+
+    Every file the program creates (database, WAL, lock, attachments) is its user's alone:
+    the umask is 077 while it runs (restored on return, for callers in the same process). The
+    metrics textfile is made readable on purpose (poller.service.metrics).
+    """
+    previous = os.umask(0o077)
+    try:
+        return _main(argv)
+    finally:
+        os.umask(previous)
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(-1 if args.quiet else args.verbose, args.log_format)
     # imported late, so that --help and --version do not load the whole package

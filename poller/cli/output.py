@@ -7,6 +7,8 @@ import logging
 import sys
 from datetime import UTC, datetime
 
+from poller.mail.headers import printable
+
 
 class JsonFormatter(logging.Formatter):
     """One JSON object per log line, for log shippers."""
@@ -54,8 +56,8 @@ def table(rows: list[dict[str, object]], columns: tuple[str, ...]) -> str:
     """Return rows as a plain-text table of the given columns ('(none)' when there are none)."""
     if not rows:
         return "(none)"
-    cells = [[("-" if row[c] is None else str(row[c])).replace("\n", " ")[:60] for c in columns]
-             for row in rows]
+    cells = [[printable(("-" if row[c] is None else str(row[c])).replace("\n", " "))[:60]
+              for c in columns] for row in rows]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
     lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells]

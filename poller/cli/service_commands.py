@@ -22,10 +22,11 @@ from poller.imap.requeue import requeue
 from poller.service import health
 from poller.service.delivery import deliver_pending
 from poller.service.lock import pass_lock
-from poller.service.passes import opened_store, recorded_pass
+from poller.service.passes import recorded_pass
 from poller.service.signals import Shutdown, SignalThread
 from poller.service.worker import utc_now
 from poller.store import queries
+from poller.store.database import read_only_database
 from poller.store.queries import PassRecord
 
 
@@ -82,9 +83,14 @@ def check_command(settings: Settings, args: argparse.Namespace) -> int:
 
 def status_command(settings: Settings, args: argparse.Namespace) -> int:
     max_age = args.max_age if args.max_age is not None else settings.status.max_age
-    with opened_store(settings) as store:
+    # The database is read in two short looks, not held open while the server answers.
+    with read_only_database(settings.database.url):
         totals = queries.totals(settings.imap.name)
-        box = health.mailbox_state(settings, store) if args.mailbox else None
+    box = health.mailbox_state(settings) if args.mailbox else None
+    waiting = None
+    if box is not None and not box.error:
+        with read_only_database(settings.database.url):
+            waiting = box.waiting(settings.imap.name, settings.imap.folder)
     now = utc_now()
     good = totals.last_good_pass
     age = (now - good.finished).total_seconds() if good else None
@@ -98,7 +104,7 @@ def status_command(settings: Settings, args: argparse.Namespace) -> int:
             "last_pass": _pass_json(last), "last_good_pass": _pass_json(good),
             "last_good_pass_age_seconds": None if age is None else round(age),
             "max_age_seconds": max_age, "stale": stale,
-            "waiting": box.waiting if box else None, "deleted": box.deleted if box else None,
+            "waiting": waiting, "deleted": box.deleted if box else None,
             "quarantine": box.quarantine if box else None,
             "mailbox_error": box.error if box else None, "open_tickets": totals.open_tickets,
             "pending_mailbox_steps": totals.pending_steps,
@@ -121,7 +127,7 @@ def status_command(settings: Settings, args: argparse.Namespace) -> int:
               f" ({'STALE: ' if stale else ''}limit {max_age}s)")
         if box is not None:
             unknown = f"unknown ({box.error})"
-            print(f"mail waiting:     {unknown if box.waiting is None else box.waiting}")
+            print(f"mail waiting:     {unknown if waiting is None else waiting}")
             if box.deleted:
                 print(f"flagged deleted:  {box.deleted} (not expunged: what a server without "
                       "MOVE and UIDPLUS keeps of moved mail)")

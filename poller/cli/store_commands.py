@@ -18,7 +18,7 @@ from poller.mail.message import parse_message
 from poller.service.passes import opened_store
 from poller.service.worker import utc_now
 from poller.store import queries
-from poller.store.database import open_database, sqlite_path
+from poller.store.database import open_database, read_only_database, sqlite_path
 from poller.store.importer import import_file
 from poller.store.store import Store
 
@@ -32,7 +32,7 @@ def import_command(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def tickets_command(settings: Settings, args: argparse.Namespace) -> int:
-    with opened_store(settings):
+    with read_only_database(settings.database.url):
         rows = queries.tickets(status=args.status, queue=args.queue, priority=args.priority)
     show(rows, args.json, ("number", "status", "queue", "priority", "occurrences",
                            "organization", "device", "mailbox", "title"))
@@ -40,7 +40,7 @@ def tickets_command(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def messages_command(settings: Settings, args: argparse.Namespace) -> int:
-    with opened_store(settings):
+    with read_only_database(settings.database.url):
         rows = queries.messages(outcome=args.outcome)
     show(rows, args.json, ("mailbox", "uid", "outcome", "ticket", "subject", "reason"))
     return EXIT_OK

@@ -11,10 +11,14 @@ import sys
 from poller.cli.exits import EXIT_CONFIG, EXIT_OK
 from poller.cli.output import show
 from poller.config import Settings
+from poller.mail.headers import printable
 from poller.service.delivery import deliver_pending
 from poller.service.passes import opened_store
 from poller.service.worker import utc_now
 from poller.store import queries, technician
+from poller.store.database import read_only_database
+
+TEXT = "\n\t"  # the line breaks and tabs of a description or note stay
 
 
 def ticket_command(settings: Settings, args: argparse.Namespace) -> int:
@@ -77,7 +81,7 @@ def note(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def show_ticket(settings: Settings, args: argparse.Namespace) -> int:
-    with opened_store(settings):
+    with read_only_database(settings.database.url):
         rows = queries.tickets(number=args.number)
     if not rows:
         print(f"poller: no ticket {args.number}", file=sys.stderr)
@@ -86,22 +90,25 @@ def show_ticket(settings: Settings, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(ticket, indent=2, ensure_ascii=False))
         return EXIT_OK
+    # what a sender wrote is printed with its control characters escaped: no terminal tricks
     for key in ("number", "title", "status", "queue", "priority", "source", "issue_type",
                 "sub_issue", "organization", "device", "contact", "occurrences", "mailbox",
                 "created", "updated", "completed"):
-        print(f"{key:>12}: {ticket[key] if ticket[key] is not None else '-'}")
+        print(f"{key:>12}: {printable(str(ticket[key])) if ticket[key] is not None else '-'}")
     for label, value in ticket["udfs"].items():
-        print(f"{label:>12}: {value}")
-    print(f"\n{ticket['description']}\n")
+        print(f"{printable(label):>12}: {printable(value)}")
+    print(f"\n{printable(ticket['description'], keep=TEXT)}\n")
     for item in ticket["notes"]:
-        print(f"--- {item['created']} [{item['kind']}] {item['title']}\n{item['text']}\n")
+        print(f"--- {item['created']} [{item['kind']}] {printable(item['title'])}\n"
+              f"{printable(item['text'], keep=TEXT)}\n")
     for item in ticket["attachments"]:
-        print(f"attachment: {item['filename']} ({item['content_type']}, {item['size']} bytes)")
+        print(f"attachment: {printable(item['filename'])} ({printable(item['content_type'])}, "
+              f"{item['size']} bytes)")
     return EXIT_OK
 
 
 def outbox_command(settings: Settings, args: argparse.Namespace) -> int:
-    with opened_store(settings):
+    with read_only_database(settings.database.url):
         rows = queries.outbox(args.status)
     show(rows, args.json, ("id", "event", "ticket", "status", "attempts", "last_error", "created",
                            "delivered"))

@@ -12,6 +12,8 @@ from poller.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
+MAX_SECRET_CHARS = 64 * 1024
+
 
 class Section:
     """Typed access to one INI section, with environment overrides and precise errors."""
@@ -102,15 +104,18 @@ class Section:
         if path is None:
             return None
         try:
-            raw = path.read_text(encoding="utf-8")
+            with path.open(encoding="utf-8") as handle:
+                # the first line only (WHOLE: a JSON key file), bounded either way
+                text = (handle.read(MAX_SECRET_CHARS) if whole
+                        else handle.readline(MAX_SECRET_CHARS)).strip()
             mode = path.stat().st_mode
         except OSError as exc:
             raise self._fail(key, f"cannot read {path}: {exc.strerror}") from None
         except UnicodeDecodeError:
             raise self._fail(key, f"{path} is not UTF-8 text") from None
-        text = raw.strip() if whole else next(iter(raw.strip().splitlines()), "").strip()
         if not text:
-            raise self._fail(key, f"{path} is empty")
+            raise self._fail(key, f"the {'content' if whole else 'first line'} of {path} is "
+                                  "empty")
         if mode & (stat.S_IRGRP | stat.S_IROTH):
             logger.warning("%s holds a secret and is readable by other users (mode %o); "
                            "chmod 600 it", path, stat.S_IMODE(mode))

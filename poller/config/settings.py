@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import configparser
+import ipaddress
 import logging
 import os
 import re
@@ -20,6 +21,7 @@ from poller.ates.policy import (
     MailboxSettings,
     Policy,
     TicketSettings,
+    compile_clear_pattern,
 )
 from poller.config.oauth2 import OAuth2Settings, read_oauth2
 from poller.config.sections import Section
@@ -162,7 +164,7 @@ def load_settings(path: str | os.PathLike[str], environ: dict[str, str] | None =
         username=username,
         password=imap.secret("password", base=base) if auth == "password" else "",
         folder=folder,
-        cafile=imap.str("cafile"),
+        cafile=_path_setting(imap.str("cafile"), base),
         verify=imap.bool("verify", True),
         timeout=imap.float("timeout", 30.0),
         search=imap.str("search", "UNSEEN"),
@@ -173,6 +175,7 @@ def load_settings(path: str | os.PathLike[str], environ: dict[str, str] | None =
     )
     if imap_settings.cafile and not Path(imap_settings.cafile).is_file():
         raise ConfigError(f"[imap] cafile: {imap_settings.cafile} does not exist")
+    _warn_if_readable_on_the_way(imap_settings)
 
     mbox = section("mailbox")
     mailbox = MailboxSettings(
@@ -185,8 +188,10 @@ def load_settings(path: str | os.PathLike[str], environ: dict[str, str] | None =
     )
     if not re.fullmatch(r"[!#$%&'*+\-.0-9A-Z^_`a-z|~]+", mailbox.keyword):
         raise ConfigError(f"[mailbox] keyword: {mailbox.keyword!r} is not a valid IMAP keyword")
-    if mailbox.quarantine_folder == imap_settings.folder:
-        raise ConfigError("[mailbox] quarantine_folder: must differ from [imap] folder")
+    for key in ("quarantine_folder", "processed_folder", "no_token_folder"):
+        if _same_folder(getattr(mailbox, key), imap_settings.folder):
+            raise ConfigError(f"[mailbox] {key}: must differ from [imap] folder "
+                              f"({imap_settings.folder!r}), or mail would be moved round for ever")
 
     ates = section("ates")
     passwords = _split(ates.secret("password", base=base))
@@ -205,9 +210,9 @@ def load_settings(path: str | os.PathLike[str], environ: dict[str, str] | None =
         )
     clear_pattern = dup.str("clear_pattern", DuplicateSettings.clear_pattern)
     try:
-        re.compile(clear_pattern)
-    except re.error as exc:
-        raise ConfigError(f"[duplicates] clear_pattern: not a valid regex: {exc}") from None
+        compile_clear_pattern(clear_pattern)
+    except ValueError as exc:
+        raise ConfigError(f"[duplicates] clear_pattern: {exc}") from None
     duplicates = DuplicateSettings(
         criteria=criteria,
         action=dup.choice("action", ("note", "new"), "note"),
@@ -228,8 +233,8 @@ def load_settings(path: str | os.PathLike[str], environ: dict[str, str] | None =
 
     db = section("database")
     url = db.str("url", "sqlite:///tickets.db")
-    database = DatabaseSettings(url=_resolve_sqlite_url(url, base), attachments_dir=db.str(
-        "attachments_dir"))
+    database = DatabaseSettings(url=_resolve_sqlite_url(url, base),
+                                attachments_dir=_path_setting(db.str("attachments_dir"), base))
     if not url.startswith("sqlite:///"):
         # The per-mail statements are written in SQLite's dialect (see poller.tickets).
         raise ConfigError(
@@ -264,6 +269,44 @@ def _warn_if_exposed(path: Path, parser: configparser.ConfigParser) -> None:
         logger.warning("%s holds a password and is readable by other users (mode %o); "
                        "chmod 600 it, or move the password to password_file or the environment",
                        path, stat.S_IMODE(mode))
+
+
+def _same_folder(one: str, other: str) -> bool:
+    """Return whether two folder names name the same folder (INBOX in any case is INBOX)."""
+    return one == other or one.upper() == other.upper() == "INBOX"
+
+
+def _path_setting(value: str | None, base: Path) -> str | None:
+    """Return a path setting anchored at the settings file's folder when it is relative."""
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    return str(path if path.is_absolute() else base / path)
+
+
+def _warn_if_readable_on_the_way(imap: ImapSettings) -> None:
+    """Log a warning (at every start) when the password and mail cross the network unprotected:
+    plain text, or TLS without a checked certificate, to a host that is not this machine."""
+    if _loopback(imap.host):
+        return
+    if imap.security == "none":
+        logger.warning("[imap] security = none: the password and every mail cross the network to "
+                       "%s in plain text; use ssl or starttls", imap.host)
+    elif not imap.verify:
+        logger.warning("[imap] verify = false: the certificate of %s is not checked, so anyone in "
+                       "between can read the password and every mail; set cafile instead",
+                       imap.host)
+
+
+def _loopback(host: str) -> bool:
+    """Return whether host names this machine (an address is not looked up: a name other than
+    localhost counts as remote)."""
+    if host.lower() == "localhost" or host.lower().endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _resolve_sqlite_url(url: str, base: Path) -> str:

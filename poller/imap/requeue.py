@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from poller.config.settings import Settings
 from poller.imap.mailbox import Mailbox
+from poller.mail.headers import printable
 
 logger = logging.getLogger("poller")
 
@@ -40,7 +41,7 @@ def requeue(mailbox: Mailbox, settings: Settings, message_ids: list[str] | None)
         mailbox.move(chosen, inbox)
     out.moved = [ids[uid] or f"(no Message-ID, uid {uid})" for uid in chosen]
     for mid in out.moved:
-        logger.info("requeued %s from %r to %r", mid, quarantine, inbox)
+        logger.info("requeued %s from %r to %r", printable(mid), quarantine, inbox)
     if wanted is not None:
         found = {_bare(ids[uid]) for uid in chosen}
         out.missing = [original for bare, original in wanted.items() if bare not in found]

@@ -10,9 +10,11 @@ header block here.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
-_HEADER_NAME_RE = re.compile(rb"[!-9;-~]+:")
+# a header name at the start of a line (the look-behind keeps a search linear too)
+_HEADER_NAME_RE = re.compile(rb"(?<![!-9;-~])[!-9;-~]++:")
 _PARSED_HEADERS = (b"message-id", b"subject", b"mime-version")
 _PLUCKED_HEADERS = (b"from", b"date")
 
@@ -73,3 +75,18 @@ def split_headers(raw: bytes) -> Split:
         # The last kept line may have lost its LF to the split; raw[end:] brings the line end.
         header, body = b"\n".join(kept).removesuffix(b"\r"), end
     return Split(header, body, values.get(b"from", ""), values.get(b"date"), fields)
+
+
+def printable(text: str, keep: str = "") -> str:
+    """Return text fit for one log line or a terminal: characters that do not print (control
+    characters such as ESC or CR, line breaks, bidi overrides) are written as escapes (\\x1b);
+    keep names characters to leave as they are ("\\n" for a text of several lines)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c in keep or not _hidden(c) else c.encode("unicode_escape").decode("ascii")
+                   for c in text)
+
+
+def _hidden(char: str) -> bool:
+    category = unicodedata.category(char)
+    return category[0] == "C" or category in ("Zl", "Zp")

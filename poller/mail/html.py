@@ -9,12 +9,12 @@ from __future__ import annotations
 import html
 import re
 
-_BR_RE = re.compile(r"<\s*br\s*/?\s*>|<\s*/\s*(p|div|tr|li|h[1-6])\s*>", re.IGNORECASE)
-_INVISIBLE_RE = re.compile(r"<\s*(head|style|script|title)\b", re.IGNORECASE)
-_INVISIBLE_CLOSE = {name: re.compile(rf"<\s*/\s*{name}\s*>", re.IGNORECASE)
+_BR_RE = re.compile(r"<\s*+br\s*+/?+\s*+>|<\s*+/\s*+(?:p|div|tr|li|h[1-6])\s*+>", re.IGNORECASE)
+_INVISIBLE_RE = re.compile(r"<\s*+(head|style|script|title)\b", re.IGNORECASE)
+_INVISIBLE_CLOSE = {name: re.compile(rf"<\s*+/\s*+{name}\s*+>", re.IGNORECASE)
                     for name in ("head", "style", "script", "title")}
 _SPACE_RE = re.compile(r"\s+")
-_TAG_RE = re.compile(r"<[^<>]*>")
+_TAG_RE = re.compile(r"<[^<>]*+>")
 
 
 def html_to_text(markup: str) -> str:

@@ -40,6 +40,9 @@ class Attachment:
 
 @dataclass(frozen=True)
 class ParsedMessage:
+    """A mail's decoded headers and body texts; content_type is the top-level MIME type
+    (message/rfc822 for a mail that is a whole forwarded message)."""
+
     message_id: str | None
     subject: str
     sender: str
@@ -47,6 +50,7 @@ class ParsedMessage:
     text: str
     html: str
     attachments: tuple[Attachment, ...]
+    content_type: str = "text/plain"
 
 
 def parse_message(raw: bytes) -> ParsedMessage:
@@ -79,6 +83,7 @@ def parse_message(raw: bytes) -> ParsedMessage:
         text=_lines("\n".join(bodies.plain)),
         html=_lines("\n".join(bodies.html)),
         attachments=(*(_attachment(a) for a in listed), *bodies.forwarded),
+        content_type=message.get_content_type(),
     )
 
 
@@ -162,11 +167,21 @@ def _subject(message: email.message.Message, decoded: object) -> str:
         decoded = decoded[0] if decoded else ""
     if not isinstance(raw, str) or raw.isascii():
         return _header_text(decoded)
-    data = raw.encode("utf-8", "surrogateescape")
+    data = utf8(raw)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         return data.decode("windows-1252", "replace")
+
+
+def utf8(text: str) -> bytes:
+    """Return text as UTF-8 bytes, never raising: characters that a surrogateescape decoding
+    kept as lone surrogates become their original bytes again, and should text hold another
+    lone surrogate (a decoder that passes them), every surrogate is written as its code point."""
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass")
 
 
 def _detail(exc: Exception) -> str:
@@ -220,9 +235,9 @@ def _attachment(item: dict) -> Attachment:
         try:
             content = base64.b64decode(payload)
         except (binascii.Error, ValueError):
-            content = payload.encode("utf-8", "surrogateescape")
+            content = utf8(payload)
     else:
-        content = payload.encode("utf-8", "surrogateescape")
+        content = utf8(payload)
     return Attachment(
         filename=str(item.get("filename") or "attachment"),
         content_type=str(item.get("mail_content_type") or "application/octet-stream"),

@@ -18,21 +18,30 @@ from poller.imap import oauth2
 from poller.imap.mailbox import Mailbox
 from poller.service.lock import PassLock
 from poller.service.webhooks import ping
+from poller.store import queries
 from poller.store.database import open_database
 from poller.store.schema import PassLog
-from poller.store.store import Store
 
 
 @dataclass(frozen=True)
 class MailboxState:
-    """Mail waiting in the watched folder, mail there flagged \\Deleted (moved away by a
-    server without UIDPLUS, see Mailbox.move) and the size of the quarantine; None if
-    unknown."""
+    """What the search finds in the watched folder (its UIDVALIDITY and the UIDs, decided or
+    not), the mail there flagged \\Deleted (moved away by a server without UIDPLUS, see
+    Mailbox.move) and the size of the quarantine; None if unknown, with the error."""
 
-    waiting: int | None = None
+    uidvalidity: int | None = None
+    uids: tuple[int, ...] = ()
     deleted: int | None = None
     quarantine: int | None = None
     error: str = ""
+
+    def waiting(self, mailbox: str, folder: str) -> int | None:
+        """Return how many of the UIDs the open database has no decision for (of mailbox,
+        its [imap] name)."""
+        if self.uidvalidity is None:
+            return None
+        return len(self.uids) - len(queries.decided(mailbox, folder, self.uidvalidity,
+                                                    list(self.uids)))
 
 
 @dataclass(frozen=True)
@@ -44,19 +53,18 @@ class Check:
     detail: str
 
 
-def mailbox_state(settings: Settings, store: Store) -> MailboxState:
-    """Connect once (no retries) and count waiting and quarantined mail."""
-    folder = settings.imap.folder
+def mailbox_state(settings: Settings) -> MailboxState:
+    """Connect once (no retries), search the watched folder, count the mail left flagged
+    \\Deleted there and the quarantine."""
     try:
         with Mailbox(settings.imap) as mailbox:
-            uidvalidity = mailbox.select(folder, readonly=True)
+            uidvalidity = mailbox.select(settings.imap.folder, readonly=True)
             uids = mailbox.search(settings.imap.search)
-            decided = store.decided(settings.imap.name, folder, uidvalidity, uids)
             deleted = mailbox.deleted()
             quarantine = mailbox.count(settings.mailbox.quarantine_folder)
     except MailboxError as exc:
         return MailboxState(error=str(exc))
-    return MailboxState(waiting=len(uids) - len(decided), deleted=deleted, quarantine=quarantine)
+    return MailboxState(uidvalidity, tuple(uids), deleted, quarantine)
 
 
 def check_database(settings: Settings) -> Check:

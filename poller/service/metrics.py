@@ -9,10 +9,11 @@ database's, shared by its mailboxes: each textfile shows it whole.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, write_to_textfile
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from poller.store.queries import Totals, totals
@@ -75,9 +76,25 @@ class TotalsCollector:
         return metric
 
 
+# node_exporter runs as another user and must read the textfile; it holds only counts and
+# times, so it is the one file the program makes readable by others (the umask is 077).
+TEXTFILE_MODE = 0o644
+
+
 def write_textfile(path: str | os.PathLike[str], mailbox: str) -> None:
     """Replace the textfile at path with the totals of one mailbox ([imap] name) in the open
-    database, atomically, so the collector never reads half a file."""
+    database, atomically, so the collector never reads half a file; the file is readable by
+    others (TEXTFILE_MODE)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(TotalsCollector(totals(mailbox), mailbox))
-    write_to_textfile(str(path), registry)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, TEXTFILE_MODE)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), TEXTFILE_MODE)  # the mode given to open is cut by the umask
+            handle.write(generate_latest(registry))
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

@@ -34,6 +34,7 @@ from poller.ates.rules import decide, oversized, plan, quarantined, refused
 from poller.batches import UID_BATCH, chunks, sized_chunks
 from poller.config import Settings
 from poller.errors import MailboxError, MailboxUnavailable
+from poller.mail.headers import printable
 from poller.service.fetching import Fetcher
 from poller.service.reader import Reader
 from poller.store.record import MessageKey, record
@@ -239,8 +240,8 @@ class Worker:
             result.counts[item.decision.outcome.value] += 1
             logger.info(
                 "uid=%s message_id=%s outcome=%s ticket=%s reason=%s",
-                uid, item.key.message_id, item.decision.outcome.value, item.ticket or "-",
-                item.decision.reason,
+                uid, printable(item.key.message_id or "-"), item.decision.outcome.value,
+                item.ticket or "-", printable(item.decision.reason),
                 extra={"mail": {"uid": uid, "message_id": item.key.message_id,
                                 "outcome": item.decision.outcome.value, "ticket": item.ticket,
                                 "reason": item.decision.reason}},
@@ -267,9 +268,10 @@ class Worker:
                              f"unread:{self.name}:{folder}:{uidvalidity}:{uid}")
             return self._record(key, unread, None, now)
         message = reading.message
+        # a mail that cannot be told from a new one by its fingerprint is its own, by UID
         key = MessageKey(self.name, folder, uidvalidity, uid,
                          message.message_id if message else None,
-                         reading.fingerprint)
+                         reading.fingerprint or f"uid:{self.name}:{folder}:{uidvalidity}:{uid}")
         try:
             with self.store.db.atomic() if isolate else nullcontext():
                 return self._record(key, decide(reading, self.store, self.policy), reading, now)

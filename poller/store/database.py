@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import unquote, urlparse
+from urllib.parse import quote, unquote, urlparse
 
 import peewee
 from playhouse import db_url
@@ -18,8 +19,11 @@ from poller.store.views import create_views
 SQLITE_PRAGMAS = {
     "journal_mode": "wal",
     "foreign_keys": 1,
-    # WAL + NORMAL survives a killed process; only a power loss may lose the last commit.
-    "synchronous": "normal",
+    # FULL: a commit is on disk (the WAL synced) before it returns, so a mail is never flagged
+    # or moved ahead of its decision, even across a power loss. (NORMAL survives a killed
+    # process but may lose the last commits to a power loss.) Commits come once per chunk of
+    # mail and per batch of mailbox steps, so the cost is a few syncs per pass.
+    "synchronous": "full",
     "busy_timeout": 10000,
     "cache_size": -16000,
 }
@@ -117,6 +121,64 @@ def open_database(url: str) -> peewee.Database:
             _upgrade(db)
     except (peewee.PeeweeException, OSError, RuntimeError) as exc:
         raise StoreError(f"cannot open database {url}: {exc}") from None
+    return db
+
+
+@contextmanager
+def read_only_database(url: str) -> Iterator[peewee.Database]:
+    """Yield the existing database named by url, opened for reading only, and close it.
+
+    Nothing is created or changed: not a missing database (StoreError), not the schema of an
+    older one (read as it is; should a table or column it lacks be read, the StoreError says
+    that the next pass upgrades it), and, when no process has the database open (no WAL file),
+    not even the WAL and shared-memory files: it is then opened immutable. An in-memory
+    database holds nothing between runs and is opened as usual.
+    """
+    path = sqlite_path(url)
+    if path is None:
+        db = open_database(url)
+    else:
+        db = _open_read_only(url, path)
+    try:
+        yield db
+    except peewee.DatabaseError as exc:
+        try:
+            version = _version(db)
+        except peewee.DatabaseError:
+            version = SCHEMA_VERSION
+        if version < SCHEMA_VERSION:
+            hint = (f" (the database has schema version {version}, older than this "
+                    f"ates-poller's {SCHEMA_VERSION}: the next pass upgrades it)")
+        elif isinstance(exc, peewee.OperationalError):
+            hint = ""
+        else:  # an immutable read that a pass starting meanwhile wrote under
+            hint = " (a pass may have been writing it: try again)"
+        raise StoreError(f"cannot read database {url}: {exc}{hint}") from None
+    finally:
+        db.close()
+
+
+def _open_read_only(url: str, path: str) -> peewee.Database:
+    if not Path(path).is_file():
+        raise StoreError(f"database {path} does not exist; a pass (poller once) creates it, "
+                         "or [database] url names another file")
+    # With no WAL file, no process has the database open and all of it is in the main file;
+    # immutable then reads it without creating the WAL and shared-memory files, which a
+    # reading connection could not remove again. (A pass that starts meanwhile writes to a new
+    # WAL; only its closing checkpoint touches the main file.)
+    idle = not Path(path + "-wal").exists()
+    uri = f"file:{quote(path)}?mode=ro{'&immutable=1' if idle else ''}"
+    try:
+        db = peewee.SqliteDatabase(uri, uri=True, pragmas={"query_only": 1, "busy_timeout": 10000})
+        database.initialize(db)
+        db.connect(reuse_if_open=True)
+        version = _version(db)
+    except peewee.PeeweeException as exc:
+        raise StoreError(f"cannot open database {url}: {exc}") from None
+    if version > SCHEMA_VERSION:
+        db.close()
+        raise StoreError(f"the database has schema version {version}, newer than this "
+                         f"ates-poller's {SCHEMA_VERSION}: upgrade ates-poller")
     return db
 
 

@@ -56,6 +56,21 @@ class Totals:
     oldest_undelivered: datetime | None = None  # when the oldest undelivered event was written
 
 
+def decided(mailbox: str, folder: str, uidvalidity: int, uids: list[int]) -> set[int]:
+    """Return those of the given UIDs that the processed-mail log of mailbox has a decision
+    for."""
+    found: set[int] = set()
+    for chunk in chunks(uids, SQL_BATCH):
+        query = ProcessedMessage.select(ProcessedMessage.uid).where(
+            (ProcessedMessage.mailbox == mailbox)
+            & (ProcessedMessage.folder == folder)
+            & (ProcessedMessage.uidvalidity == uidvalidity)
+            & (ProcessedMessage.uid.in_(chunk))
+        )
+        found.update(uid for (uid,) in query.tuples())
+    return found
+
+
 def totals(mailbox: str) -> Totals:
     """Return the totals of one mailbox (its [imap] name) in the open database: its passes, its
     mail and the tickets it created."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import logging
+import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -22,6 +24,8 @@ from poller.ates.decision import (
 from poller.store.database import iso
 from poller.store.outbox import add_event
 from poller.store.store import Store
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -158,16 +162,49 @@ def _attach(db: peewee.Database, ticket_id: int, note_id: int | None, decision: 
         content: bytes | None = item.content
         path = None
         if directory is not None:
-            target = directory / digest[:2] / digest
-            if not target.exists():
-                target.parent.mkdir(parents=True, exist_ok=True)
-                tmp = target.with_suffix(".tmp")
-                tmp.write_bytes(item.content)
-                tmp.replace(target)
-            content, path = None, str(target)
+            content, path = None, str(content_file(directory, digest, item.content))
         db.execute_sql(
             "INSERT INTO attachment (ticket_id, note_id, filename, content_type, size, sha256, "
             "content, path, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (ticket_id, note_id, item.filename[:255], item.content_type, item.size, digest,
              content, path, iso(now)),
         )
+
+
+def content_file(directory: Path, digest: str, content: bytes) -> Path:
+    """Return the file that holds content at its content address under directory.
+
+    It is written unless a file of the right size is there already (one of another size was
+    cut short, or changed, and is written again): to a temporary file that is synced before it
+    is renamed into place, and the rename is synced too, so the file is on disk before the
+    decision that names it commits.
+    """
+    target = directory / digest[:2] / digest
+    try:
+        size = target.stat().st_size
+    except FileNotFoundError:
+        size = None
+    if size == len(content):
+        return target
+    if size is not None:
+        logger.warning("attachment file %s has %d bytes instead of %d; writing it again",
+                       target, size, len(content))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".tmp")
+    with tmp.open("wb") as handle:
+        handle.write(content)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, target)
+    for folder in (target.parent, directory):
+        _sync_folder(folder)
+    return target
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make the entries of folder (a file renamed into it, a new sub-folder) durable."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -16,6 +16,7 @@ from poller.ates import udf
 from poller.ates.decision import STATUS_COMPLETE, Outcome
 from poller.ates.directory import ContactMatch, DeviceMatch, Earlier, TicketRef
 from poller.batches import SQL_BATCH, chunks
+from poller.store import queries
 from poller.store.database import iso
 from poller.store.schema import Organization, PassLog, ProcessedMessage, Ticket, UdfDefinition
 
@@ -154,16 +155,7 @@ class Store:
 
     def decided(self, mailbox: str, folder: str, uidvalidity: int, uids: list[int]) -> set[int]:
         """Return those of the given UIDs that the log already has a decision for."""
-        found: set[int] = set()
-        for chunk in chunks(uids, SQL_BATCH):
-            query = ProcessedMessage.select(ProcessedMessage.uid).where(
-                (ProcessedMessage.mailbox == mailbox)
-                & (ProcessedMessage.folder == folder)
-                & (ProcessedMessage.uidvalidity == uidvalidity)
-                & (ProcessedMessage.uid.in_(chunk))
-            )
-            found.update(uid for (uid,) in query.tuples())
-        return found
+        return queries.decided(mailbox, folder, uidvalidity, uids)
 
     def pending(self, mailbox: str, folder: str) -> list[PendingStep]:
         """Return the decisions of mailbox in folder whose mailbox step is not done, oldest

@@ -1,0 +1,115 @@
+"""Every regular expression that sees mail content takes time linear in the text's size.
+
+Each pattern in poller.ates and poller.mail (found by walking the modules, so a new one is
+covered without being listed) runs over 100 KB of adversarial text: long runs of each kind of
+character, alone, after each near-match of a pattern, and near-matches repeated. The bound is
+seconds per run where a linear pattern needs milliseconds: only super-linear backtracking (a
+quadratic pattern needs minutes on 100 KB, a cubic one months) can break it. The bound is a
+SIGALRM, which the regex engine checks, so a super-linear pattern fails instead of hanging.
+Whole mails made of the same text go through the reading path (MIME, token, HTML) too.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+
+import poller.ates
+import poller.mail
+from poller.ates.policy import DEFAULT_CLEAR_PATTERN
+from poller.ates.reading import read
+from poller.ates.token import closing_tag
+from testkit.support import TooSlow, within
+
+SIZE = 100_000
+BOUND = 3.0  # seconds for one run over SIZE characters
+NOW = datetime(2030, 1, 1, tzinfo=UTC)
+
+RUNS = [" ", "\t", "\n", "\r\n", "<", ">", "/", "=", '"', "'", "&", ";", "#", "!", "a", "Z",
+        "_", "-", ".", "0", ":", "?", "“", "‘", "\xa0", "é"]
+NEAR = ["<", "</", "<!", "<Customer", "<autotask", "</autotask", "<br", "</p", "<style",
+        "</style", '<PW name="', "<PW name='", "name=", "=", "=“", "=‘", "&", "&a", "&#",
+        "a", "Subject", "clear", "=?utf-8?q?"]
+
+
+def _patterns() -> dict[str, re.Pattern]:
+    found: dict[str, re.Pattern] = {}
+    for package in (poller.ates, poller.mail):
+        for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+            module = importlib.import_module(info.name)
+            for name, value in vars(module).items():
+                values = value.values() if isinstance(value, dict) else [value]
+                for index, item in enumerate(values):
+                    if isinstance(item, re.Pattern):
+                        found[f"{info.name}.{name}[{index}]"] = item
+    found["token.closing_tag"] = closing_tag("Customer")
+    found["DEFAULT_CLEAR_PATTERN"] = re.compile(DEFAULT_CLEAR_PATTERN)
+    return found
+
+
+PATTERNS = _patterns()
+
+
+def _texts() -> Iterator[tuple[str, str]]:
+    for run in RUNS:
+        yield f"{run!r} run", run * (SIZE // len(run))
+    for near in NEAR:
+        yield f"{near!r} repeated", near * (SIZE // len(near))
+        for run in RUNS:
+            yield f"{near!r} + {run!r} run", near + run * (SIZE // len(run))
+            yield f"({near!r} + {run!r}) repeated", (near + run) * (SIZE // len(near + run))
+
+
+TEXTS = list(_texts())
+
+
+def test_the_patterns_of_the_reading_path_are_all_found():
+    names = " ".join(PATTERNS)
+    for expected in ("token._ELEMENT_RE", "token._ATTR_RE", "token._CURLY_ATTR_RE",
+                     "html._BR_RE", "html._INVISIBLE_CLOSE", "headers._HEADER_NAME_RE"):
+        assert expected in names
+
+
+@pytest.mark.parametrize("name", sorted(PATTERNS))
+def test_pattern_is_linear_on_adversarial_text(name):
+    pattern = PATTERNS[name]
+    for what, text in TEXTS:
+        subject = text.encode("utf-8") if isinstance(pattern.pattern, bytes) else text
+        try:
+            with within(BOUND):
+                for _match in pattern.finditer(subject):
+                    pass
+        except TooSlow:
+            pytest.fail(f"{name} took over {BOUND} s on {what} ({len(subject)} characters)")
+
+
+def _mails() -> Iterator[tuple[str, bytes]]:
+    token = '<Autotask><PW name="pw"/><Customer'
+    for run in (" ", "\n", "<", "=", '"', "a", "&"):
+        filler = run * (SIZE // len(run))
+        yield f"text: token + {run!r}", (f"Subject: x\n\n{token}{filler}").encode()
+        # under the 64 KB a token may have, so that the element scanner reads it
+        yield f"closed token + {run!r}", (f"Subject: x\n\n{token}{filler[:60_000]}"
+                                          f"</Autotask>").encode()
+        yield f"html: token + {run!r}", (f"Subject: x\nContent-Type: text/html\n\n<p>{token}"
+                                          f"{filler}").encode()
+        yield f"subject {run!r}", f"Subject: {filler.replace(chr(10), ' ')}\n\nbody".encode()
+    for near in ("<Customer", "<br", "<style", "=“", "&a", "=?utf-8?q?", "<autotask"):
+        filler = (near + " ") * (SIZE // (len(near) + 1))
+        yield f"text {near!r} repeated", f"Subject: x\n\n{filler}".encode()
+        yield f"html {near!r} repeated", f"Content-Type: text/html\n\n{filler}".encode()
+
+
+@pytest.mark.parametrize("what,raw", list(_mails()), ids=[what for what, _ in _mails()])
+def test_reading_an_adversarial_mail_is_linear(what, raw):
+    try:
+        with within(BOUND):
+            reading = read(1, raw, NOW)
+    except TooSlow:
+        pytest.fail(f"reading took over {BOUND} s on {what} ({len(raw)} bytes)")
+    assert reading.alert is not None or reading.problem
