@@ -33,3 +33,20 @@ def test_the_readme_architecture_table_names_every_package():
     section = readme.split("## Architecture", 1)[1].split("\n## ", 1)[0]
     for name in PACKAGES:
         assert f"`poller/{name}/`" in section, name
+
+
+def test_support_shared_by_tests_bench_and_scripts_lives_in_testkit():
+    """Tests import no other test module, nothing imports from bench/, and bench, scripts and
+    fuzz import nothing from tests/: what they share is in testkit/."""
+    offenders = []
+    for path in SOURCES:
+        if path.name == "conftest.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            for name in names:
+                top = name.split(".")[0]
+                if top == "tests" or (top == "bench" and path.parent.name != "bench"):
+                    offenders.append(f"{path.relative_to(ROOT)}: {name}")
+    assert offenders == []

@@ -11,8 +11,8 @@ import os
 import pytest
 
 from poller.store.database import open_database
+from testkit.harness import Harness
 from testkit.support import alert_mail
-from tests.test_worker import Harness
 
 PDF = b"%PDF-1.4\n" + bytes(range(256)) * 40
 DIGEST = hashlib.sha256(PDF).hexdigest()

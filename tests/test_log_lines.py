@@ -7,8 +7,8 @@ from __future__ import annotations
 import logging
 
 from poller.mail.headers import printable
+from testkit.harness import Harness
 from testkit.support import alert_mail, poller, token
-from tests.test_worker import Harness
 
 EVIL_ID = "<a\x1b]0;pwned\x07b@x>"
 EVIL_SUBJECT = "Disk full\x1b[2J\x1b[31m on \u202eSRV1"

@@ -12,18 +12,10 @@ from poller.errors import StoreError
 from poller.service.passes import opened_store
 from poller.service.worker import Worker
 from poller.store.database import SCHEMA_VERSION, open_database
+from testkit.databases import restore
 from testkit.fake_mailbox import FakeMailbox
 from testkit.serving import query
 from testkit.support import alert_mail, poller, poller_json, token, write_settings
-
-DUMPS = Path(__file__).resolve().parent.parent / "fixtures" / "databases"
-
-
-def restore(dump: str, target: Path) -> Path:
-    with sqlite3.connect(target) as con:
-        con.executescript((DUMPS / dump).read_text(encoding="utf-8"))
-    con.close()
-    return target
 
 
 @pytest.fixture

@@ -12,9 +12,9 @@ import pytest
 from poller.ates.alert import read_alert
 from poller.ates.rules import decide_alert
 from poller.mail.message import parse_message
+from testkit.harness import NOW, Harness
+from testkit.rules import Directory, policy
 from testkit.support import alert_mail, token
-from tests.test_rules import Directory, policy
-from tests.test_worker import NOW, Harness
 
 TOKEN = token(CustomerID="Kaseya:100", AlertID="Kaseya:5")
 

@@ -12,8 +12,8 @@ import pytest
 from poller.config import load_settings
 from poller.store.database import iso, open_database
 from poller.store.schema import PassLog
+from testkit.databases import restore
 from testkit.support import poller, poller_json, write_settings
-from tests.test_migration import restore
 
 READERS = [("tickets",), ("ticket", "T20261128.0002"), ("messages",), ("status", "--no-mailbox")]
 

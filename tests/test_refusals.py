@@ -12,8 +12,8 @@ from poller.service.passes import opened_store
 from poller.service.reader import Reader
 from poller.service.worker import PassResult
 from poller.store import queries
+from testkit.harness import Harness
 from testkit.support import alert_mail, token
-from tests.test_worker import Harness
 
 
 @pytest.fixture(scope="module")

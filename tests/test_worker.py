@@ -8,60 +8,16 @@ Dovecot in test_worker_imap.py.
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
+from datetime import datetime
 
 import pytest
 
-from poller.config import load_settings
 from poller.service.passes import opened_store
 from poller.service.reader import Reader
-from poller.service.worker import PassResult, Worker
-from poller.store import queries, record
-from poller.store.importer import import_file
+from poller.store import record
 from testkit import misreading
-from testkit.fake_mailbox import FakeMailbox
-from testkit.support import alert_mail, token, write_settings
-
-NOW = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)
-
-
-class Harness:
-    """Settings written to a temp dir, the directory imported, a fake mailbox."""
-
-    def __init__(self, tmp_path, reader: Reader | None = None, **sections: dict[str, str]):
-        self.tmp_path = tmp_path
-        self.reader = reader
-        self.mailbox = FakeMailbox()
-        self.configure(**sections)
-        (tmp_path / "organizations.csv").write_text(
-            "name,Kaseya Customer ID\nClient One,100\nClient Two,200\n")
-        (tmp_path / "devices.csv").write_text(
-            "name,organization,Kaseya Device ID\nSRV1,Client One,123\n")
-        (tmp_path / "contacts.csv").write_text(
-            "organization,first_name,last_name,email,email2,email3\n"
-            "Client Two,Jane,Doe,jane@two.example,,\n")
-        with opened_store(self.settings) as store:
-            for kind in ("organizations", "devices", "contacts"):
-                import_file(store, kind, tmp_path / f"{kind}.csv", NOW)
-
-    def configure(self, **sections: dict[str, str]) -> None:
-        self.settings = load_settings(write_settings(self.tmp_path, None, **sections))
-
-    def run(self, result: PassResult | None = None) -> PassResult:
-        with opened_store(self.settings) as store:
-            return Worker(self.settings, self.mailbox, store, clock=lambda: NOW,
-                          reader=self.reader).run_pass(result)
-
-    def tickets(self) -> list[dict[str, object]]:
-        with opened_store(self.settings):
-            return queries.tickets()
-
-    def messages(self) -> list[dict[str, object]]:
-        with opened_store(self.settings):
-            return queries.messages()
-
-    def outcomes(self) -> list[str]:
-        return [m["outcome"] for m in self.messages()]
+from testkit.harness import Harness
+from testkit.support import alert_mail, token
 
 
 @pytest.fixture(scope="module")
