@@ -1,5 +1,7 @@
-"""Tokens that are not the sender's own: a person's reply that quotes an alert, and a mail that
-is a whole forwarded message (top-level message/rfc822). Each carries a token with the right
+"""Tokens that are not the sender's own: a person's reply that quotes an alert (in `>` lines,
+below the line a mail client writes above what it forwards or quotes, in a cited HTML block, or
+under a Re:/Fwd: subject), and a mail that is a whole forwarded message (top-level
+message/rfc822). Each carries a token with the right
 PW, and neither is the monitoring system speaking: no ticket is created or appended to, and the
 processed-mail log and the log line say why. Passes over the in-memory mailbox."""
 
@@ -34,6 +36,25 @@ def _reply(quote: str = "> ") -> bytes:
             f"I am on it.\n\nOn Sun, 29 Nov 2026, Kaseya VSA wrote:\n{quoted}\n").encode()
 
 
+def _headers(subject: str, content_type: str = "text/plain") -> str:
+    return (f"From: Jane Tech <jane@msp.example>\nSubject: {subject}\n"
+            f"Message-ID: <r2@msp.example>\nMIME-Version: 1.0\n"
+            f"Content-Type: {content_type}; charset=utf-8\n\n")
+
+
+def _below(separator: str, subject: str = "Disk full on SRV1 - resolved?") -> bytes:
+    """A reply or inline forward as Outlook, Thunderbird or Gmail write one, with no `>`."""
+    return (_headers(subject) + f"Looks resolved to me.\n\n{separator}\nFrom: Kaseya VSA\n"
+            f"Subject: Disk full on SRV1\n\nDisk C: is 99% full.\n\n{TOKEN}\n").encode()
+
+
+def _cited_html() -> bytes:
+    escaped = TOKEN.replace("<", "&lt;").replace(">", "&gt;").replace("\n", "<br>")
+    return (_headers("Disk full on SRV1 - resolved?", "text/html")
+            + f"<p>Looks resolved.</p><blockquote type=\"cite\"><p>Disk C: is 99% full.</p>"
+              f"<p>{escaped}</p></blockquote>").encode()
+
+
 def _forward() -> bytes:
     inner = alert_mail(subject="Disk full on SRV1", tok=TOKEN)
     return (b"From: Jane Tech <jane@msp.example>\nSubject: Fwd: Disk full on SRV1\n"
@@ -41,10 +62,19 @@ def _forward() -> bytes:
             b"Content-Type: message/rfc822\n\n" + inner)
 
 
-@pytest.mark.parametrize(("raw", "why"), [(_reply(), "quoted"), (_reply(">"), "quoted"),
-                                          (_reply(">> "), "quoted"),
-                                          (_forward(), "forwarded message")],
-                         ids=["reply", "reply-tight", "reply-twice", "forward"])
+@pytest.mark.parametrize(("raw", "why"), [
+    (_reply(), "quoted"), (_reply(">"), "quoted"), (_reply(">> "), "quoted"),
+    (_forward(), "forwarded message"),
+    (_below("-----Original Message-----"), "below a forwarded or original message"),
+    (_below("---------- Forwarded message ---------"), "below a forwarded or original message"),
+    (_below("-------- Original Message --------"), "below a forwarded or original message"),
+    (_below("Begin forwarded message:"), "below a forwarded or original message"),
+    (_cited_html(), "in a cited block"),
+    (alert_mail(subject="RE: Disk full on SRV1 - resolved?", tok=TOKEN), "reply or a forward"),
+    (alert_mail(subject="FW: Disk full on SRV1", tok=TOKEN), "reply or a forward"),
+    (alert_mail(subject="AW: Disk full on SRV1", tok=TOKEN), "reply or a forward"),
+], ids=["reply", "reply-tight", "reply-twice", "forward", "outlook", "gmail-forward",
+        "thunderbird", "apple-forward", "html-cite", "subject-re", "subject-fw", "subject-aw"])
 def test_a_token_that_is_not_the_senders_creates_and_appends_nothing(box, raw, why, caplog):
     (uid,) = box.mailbox.add(raw)
     with caplog.at_level(logging.INFO, logger="poller.service.worker"):
@@ -75,4 +105,17 @@ def test_a_greater_than_sign_that_is_not_a_quote_is_text(line):
     body = TOKEN.replace("<Autotask>", line, 1)
     decision = decide_alert(read_alert(parse_message(alert_mail(tok=body)), NOW), Directory(),
                             policy())
+    assert decision.outcome.value == "created"
+
+
+@pytest.mark.parametrize("raw", [
+    alert_mail(subject="Disk full on SRV1: re-check in 5 min", tok=TOKEN),
+    alert_mail(subject="SRV1 disk full (RE:PLICA set)", tok=TOKEN),
+    (_headers("Disk full on SRV1", "text/html") + "<p>Disk C: is 99% full.</p><blockquote><p>"
+     + TOKEN.replace("<", "&lt;").replace(">", "&gt;").replace("\n", "<br>")
+     + "</p></blockquote>").encode(),
+], ids=["re-inside-subject", "re-not-a-prefix", "plain-blockquote"])
+def test_an_alert_that_only_looks_like_one_is_still_an_alert(raw):
+    """Alert templates indent with plain <blockquote>; only type=cite marks a client's quote."""
+    decision = decide_alert(read_alert(parse_message(raw), NOW), Directory(), policy())
     assert decision.outcome.value == "created"

@@ -15,14 +15,14 @@ DESCRIPTION_LIMIT = 8000
 
 @dataclass(frozen=True)
 class Alert:
-    """A mail's token with the ticket title and description made of it; quoted is True when
-    the token stands in quoted lines (`> `), as in a reply that quotes an alert."""
+    """A mail's token with the ticket title and description made of it; quoted says how the
+    token stands where a reply or forward quotes a mail ('' when it does not)."""
 
     message: ParsedMessage
     token: AtesToken
     title: str
     description: str
-    quoted: bool = False
+    quoted: str = ""
 
 
 def read_alert(message: ParsedMessage, now: datetime) -> Alert:

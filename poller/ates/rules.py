@@ -7,6 +7,7 @@ the rules are tested with an in-memory directory and no database.
 from __future__ import annotations
 
 import hmac
+import re
 
 from poller.ates import udf
 from poller.ates.alert import Alert
@@ -76,18 +77,29 @@ def plan(purpose: Purpose, mailbox: MailboxSettings) -> Step:
     return FLAG if mailbox.on_success == "flag" else Step("move", mailbox.processed_folder)
 
 
+# The subject prefix of a reply or a forward, as mail clients write it (English, German,
+# Scandinavian); an alert's subject does not start so.
+_REPLY_PREFIX_RE = re.compile(r"(?i)\A\s*+(re|fwd?|aw|wg|sv)\s*+:")
+
+
 def not_the_senders(alert: Alert) -> str | None:
     """Return why the alert's token is not the sender's own, or None when it is.
 
-    A reply that quotes an alert, and a mail that is a whole forwarded message, carry someone
-    else's token, PW included: a person is speaking, not the monitoring system. Such mail
-    creates and appends nothing, and goes where mail without a token goes.
+    A reply that quotes an alert (in `>` lines, below an "Original Message" line, in a cited
+    HTML block, or with a Re:/Fwd: subject), and a mail that is a whole forwarded message,
+    carry someone else's token, PW included: a person is speaking, not the monitoring system.
+    Such mail creates and appends nothing, and goes where mail without a token goes.
     """
     if alert.message.content_type in FORWARDED_TYPES:
         return (f"the mail is a forwarded message ({alert.message.content_type}): its token is "
                 "not the sender's own, so no ticket")
     if alert.quoted:
-        return "the token is quoted (> lines), as in a reply: not the sender's own, so no ticket"
+        return (f"the token is {alert.quoted}, as in a reply or a forward: not the sender's "
+                "own, so no ticket")
+    prefix = _REPLY_PREFIX_RE.match(alert.message.subject)
+    if prefix:
+        return (f"the subject ({prefix.group(1)}:) says the mail is a reply or a forward: its "
+                "token is not the sender's own, so no ticket")
     return None
 
 

@@ -42,6 +42,14 @@ _CURLY_ATTR_RE = re.compile(
     r"(=\s*+)(?:[“”„″]([^“”„″\"<>]*+)[“”„″]|[‘’‚]([^‘’‚'<>]*+)[‘’‚])")
 _NAMED_ENTITY_RE = re.compile(r"&([A-Za-z_][\w.-]*+);")
 _PREDEFINED = frozenset({"amp", "lt", "gt", "quot", "apos"})
+# A line a mail client writes above what it quotes or forwards ("-----Original Message-----",
+# "---------- Forwarded message ---------", "Begin forwarded message:"), maybe quoted itself.
+_SEPARATOR_RE = re.compile(
+    r"(?im)^[ \t>]*+(?:-{2,}+[ \t]*+(?:original|forwarded) message[ \t]*+-{2,}+"
+    r"|begin forwarded message:)")
+# A cited block as mail clients mark what they quote in HTML, and the end of any block quote.
+_CITE_OPEN_RE = re.compile(r"<blockquote\b[^<>]*?\btype\s*+=\s*+[\"']?+cite", re.IGNORECASE)
+_QUOTE_TAG_RE = re.compile(r"<(/?+)blockquote\b", re.IGNORECASE)
 # a tag: its name and everything up to ">" (attributes, and "/" when it closes itself)
 _ELEMENT_RE = re.compile(r"<\s*+([A-Za-z][\w.-]*+)([^<>]*+)>")
 # an attribute; the look-behind lets a match start only where a name starts, not at every
@@ -92,12 +100,12 @@ class AtesToken:
 
 @dataclass(frozen=True)
 class Located:
-    """Where the token sits: its XML text, the body text above it, and whether its line is
-    quoted (`> `) as a reply quotes the mail it answers."""
+    """Where the token sits: its XML text, the body text above it, and how it is quoted when
+    it stands where a reply or a forward puts the mail it quotes ('' when it does not)."""
 
     xml: str
     above: str
-    quoted: bool = False
+    quoted: str = ""
 
 
 def find_token(text: str, html_body: str) -> tuple[Located, AtesToken]:
@@ -121,14 +129,36 @@ def find_token(text: str, html_body: str) -> tuple[Located, AtesToken]:
         above = _above(candidate, start)
         if candidate is html_body:
             above = html_to_text(above)
-        return Located(candidate[start:end], above, _quoted(candidate, start)), token
+        quoted = _quoted(candidate, start, above) or _cited(html_body)
+        return Located(candidate[start:end], above, quoted), token
     raise problem or TokenMissing("no <Autotask> token in the mail")
 
 
-def _quoted(text: str, start: int) -> bool:
-    """Return whether the line the token starts on holds nothing before it but quote marks."""
+def _quoted(text: str, start: int, above: str) -> str:
+    """Return how the token at start is quoted in text: in `>` lines, or below the line a mail
+    client writes above what it forwards or quotes; '' when it is not."""
     line = text[text.rfind("\n", 0, start) + 1:start]
-    return ">" in line and not line.strip(" \t>")
+    if ">" in line and not line.strip(" \t>"):
+        return "quoted (> lines)"
+    if _SEPARATOR_RE.search(above):
+        return "below a forwarded or original message"
+    return ""
+
+
+def _cited(markup: str) -> str:
+    """Return 'in a cited block' when the last token of the HTML part (as markup, or escaped
+    as text) stands inside <blockquote type="cite">, as mail clients quote; else ''."""
+    if not markup:
+        return ""
+    lowered = markup.lower()
+    at = max(lowered.rfind("<autotask"), lowered.rfind("&lt;autotask"))
+    cite = _last_match(_CITE_OPEN_RE, markup, at) if at >= 0 else None
+    if cite is None:
+        return ""
+    depth = 0
+    for tag in _QUOTE_TAG_RE.finditer(markup, cite.start(), at):
+        depth += -1 if tag.group(1) else 1
+    return "in a cited block (<blockquote type=cite>)" if depth > 0 else ""
 
 
 def _last_token(text: str) -> tuple[int, int]:
