@@ -69,6 +69,25 @@ def test_a_mail_that_stops_the_helper_gets_the_reason_and_the_rest_is_read(misre
         "Disk full", "CPU high", "Disk full again"]
 
 
+def test_a_mail_that_needs_more_memory_than_allowed_is_refused_and_the_rest_is_read(
+        misreader):
+    """26 MB of text with one 4-byte character decodes to 4 bytes a character, more than
+    reading one mail may take (poller.service.helper.READ_MEMORY): the helper is not killed."""
+    big = alert_mail(subject="Huge", body=("x" * 70 + "\n") * 390_000 + "\N{GRINNING FACE}")
+    raws = {1: mails("Disk full")[1], 2: big, 3: mails("x", "x", "CPU high")[3]}
+    readings = {uid: r for _, found in read_all(misreader, raws, [[1], [2], [3]], seconds=30)
+                for uid, r in found.items()}
+    assert readings[2].alert is None and not readings[2].no_token
+    assert readings[2].problem == "reading it needs more memory than reading one mail may take"
+    assert [readings[uid].alert.title for uid in (1, 3)] == ["Disk full", "CPU high"]
+
+
+def test_a_reading_handed_to_the_worker_carries_no_body_text():
+    reading = read(1, alert_mail(body="Disk C: is 99% full."), NOW)
+    assert (reading.message.text, reading.message.html) == ("", "")
+    assert (reading.alert.message.text, reading.alert.description) == ("", "Disk C: is 99% full.")
+
+
 def test_large_mail_read_before_the_helper_ended_keeps_its_reading(misreader):
     """Readings of large mail come back before the chunk is done (not to hold it in both
     processes); those the helper sent before it ended stand."""

@@ -7,7 +7,7 @@ it in a helper process; a Reading is a plain value that crosses processes.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from poller.ates.alert import Alert, read_alert
@@ -24,7 +24,9 @@ class Reading:
 
     no_token is True when the mail is a mail but carries no token (its problem says so).
     fingerprint names the mail across deliveries; None when nothing tells a second delivery
-    from a new mail (poller.mail.fingerprint).
+    from a new mail (poller.mail.fingerprint). The message's body texts are left out once read
+    (the alert's description holds what a ticket takes of them), so that a reading handed to
+    the worker is no larger than the mail's attachments.
     """
 
     message: ParsedMessage | None
@@ -46,7 +48,14 @@ def read(uid: int, raw: bytes, now: datetime) -> Reading:
         problem, no_token = str(exc), True
     except MessageError as exc:
         problem = str(exc)
+    except MemoryError:
+        message = None  # what was read is let go before anything else is tried
+        problem = "reading it needs more memory than reading one mail may take"
     except Exception as exc:  # noqa: BLE001 - one mail must never stop the pass
         logger.exception("uid=%s could not be parsed", uid)
         problem = f"internal error while parsing: {type(exc).__name__}"
-    return Reading(message, alert, problem, no_token, fingerprint(message, raw))
+    mark = fingerprint(message, raw)
+    if message is not None:
+        message = replace(message, text="", html="")
+        alert = replace(alert, message=message) if alert is not None else None
+    return Reading(message, alert, problem, no_token, mark)

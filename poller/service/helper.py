@@ -11,9 +11,10 @@ helper was reading when it ended, and a helper busy on the CPU from a hung one.
 
 Each mail is read under a CPU limit (RLIMIT_CPU): when reading it takes more than `seconds`
 the kernel ends the helper with SIGXCPU, also in the middle of C code such as a regular
-expression. Signals that stop the service are the worker's to handle: the helper ignores
-SIGINT and SIGTERM and ends when the worker closes its socket, or, should the worker die, at
-the next mail.
+expression. Its memory is bounded too (RLIMIT_DATA, READ_MEMORY beyond its start): a mail that
+needs more is reported as such and quarantined. Signals that stop the service are the worker's
+to handle: the helper ignores SIGINT and SIGTERM and ends when the worker closes its socket,
+or, should the worker die, at the next mail.
 """
 
 from __future__ import annotations
@@ -37,6 +38,10 @@ READY = "ready"
 PAGE = struct.Struct("=QQd")
 _LENGTH = struct.Struct("!Q")
 _IOV_MAX = 512
+# What reading one mail may take beyond what the helper holds when it starts: allocations past
+# it fail (MemoryError) and the mail is quarantined, not the helper or the worker killed by
+# the kernel (a 28 MB text part of 4-byte characters takes 400 MiB to decode and line up).
+READ_MEMORY = 320 * 1024 * 1024
 # Readings are sent once they stand for this much mail, so large mail is not held in both
 # processes at once (small mail goes back a chunk at a time).
 FLUSH_BYTES = 4 * 1024 * 1024
@@ -105,6 +110,7 @@ def main(inbox: int, outbox: int, page: int, function: str) -> None:
     logging.root.setLevel(logging.INFO)
     module, _, name = function.partition(":")
     read: Callable[..., Reading] = getattr(importlib.import_module(module), name)
+    _limit_memory(READ_MEMORY)
     send(sink, (READY, _cpu()))
     hard = resource.getrlimit(resource.RLIMIT_CPU)[1]
     worker = os.getppid()
@@ -153,6 +159,19 @@ def _handed_over(reading: Reading) -> Reading:
         problem = f"internal error while reading: {type(exc).__name__}"
         return Reading(None, None, problem, False, reading.fingerprint)
     return reading
+
+
+def _limit_memory(more: int) -> None:
+    """Let this process's data (heap and private mappings) grow by MORE bytes at most."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            data = next(int(line.split()[1]) * 1024 for line in status
+                        if line.startswith("VmData:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        return  # not Linux: the CPU limit still bounds each mail
+    hard = resource.getrlimit(resource.RLIMIT_DATA)[1]
+    soft = data + more if hard == resource.RLIM_INFINITY else min(data + more, hard)
+    resource.setrlimit(resource.RLIMIT_DATA, (soft, hard))
 
 
 def _cpu() -> float:
