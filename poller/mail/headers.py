@@ -19,6 +19,23 @@ _PARSED_HEADERS = (b"message-id", b"subject", b"mime-version")
 _PLUCKED_HEADERS = (b"from", b"date")
 
 
+# The start of a Content-Type or Content-Disposition header line (of the mail or of a part), and
+# the end of a header: a line break not followed by a folded line's space or tab.
+_PARAMETER_HEADER_RE = re.compile(rb"(?im)^content-(?:type|disposition)[ \t]*+:")
+_HEADER_END_RE = re.compile(rb"\n(?![ \t])")
+
+
+def longest_parameter_header(raw: bytes) -> int:
+    """Return the length in bytes of the longest Content-Type or Content-Disposition header in
+    raw, folded lines included (0 when there is none). Linear: each header is measured from
+    its start to its end once."""
+    longest = 0
+    for match in _PARAMETER_HEADER_RE.finditer(raw):
+        end = _HEADER_END_RE.search(raw, match.end())
+        longest = max(longest, (end.start() if end else len(raw)) - match.start())
+    return longest
+
+
 @dataclass(frozen=True)
 class Split:
     """What mail-parser is to see of raw (`header` followed by raw[body:]), the first From and

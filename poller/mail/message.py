@@ -17,7 +17,7 @@ import mailparser
 from mailparser.exceptions import MailParserError
 
 from poller.errors import MessageError
-from poller.mail.headers import Split, split_headers
+from poller.mail.headers import Split, longest_parameter_header, split_headers
 
 # mail-parser logs every header and part at DEBUG through f-strings; silence it so a
 # DEBUG run of the worker stays readable and the hot path does not format those lines.
@@ -25,6 +25,9 @@ logging.getLogger("mailparser").setLevel(logging.WARNING)
 
 FEED_CHUNK = 64 * 1024
 FORWARDED_TYPES = ("message/rfc822", "message/global")
+# Longer Content-Type and Content-Disposition headers (of any part) are refused; a real one, even
+# with a long RFC 2231 filename, is far shorter.
+MAX_PARAMETER_HEADER = 8 * 1024
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,12 @@ def parse_message(raw: bytes) -> ParsedMessage:
     the mail), so a mail whose parts are all inline text bodies, which has no attachment to
     list, is not handed to it: that is most alerts, and reading them costs a sixth less.
     """
+    longest = longest_parameter_header(raw)
+    if longest > MAX_PARAMETER_HEADER:
+        # the standard library reads their parameters (a boundary, a filename, a charset) in
+        # time that grows with the square of the header's length
+        raise MessageError(f"unparseable MIME: a Content-Type or Content-Disposition header of "
+                           f"{longest} bytes (at most {MAX_PARAMETER_HEADER} are read)")
     split = split_headers(raw)
     try:
         message = _mime_tree(split, raw)
