@@ -100,6 +100,12 @@ def test_password_file_relative_to_settings(tmp_path):
         (("password = imap-secret",
           "password = imap-secret\nfolder = Alerts\n[mailbox]\nquarantine_folder = Alerts"),
          "[mailbox] quarantine_folder: must differ from [imap] folder ('Alerts')"),
+        (("[ates]", "[mailbox]\nquarantine_folder = INBOX/\n[ates]"),
+         "[mailbox] quarantine_folder: must differ from [imap] folder ('INBOX')"),
+        (("password = imap-secret",
+          "password = imap-secret\nfolder = Alerts/Kaseya\n[mailbox]\non_success = move\n"
+          "processed_folder = Alerts//Kaseya/"),
+         "[mailbox] processed_folder: must differ from [imap] folder ('Alerts/Kaseya')"),
     ],
 )
 def test_bad_settings_name_section_and_key(tmp_path, change, expected):

@@ -160,3 +160,20 @@ def test_check_prints_the_mapped_names_and_checks_every_folder(tmp_path, cyrus, 
     assert "'No token' → 'INBOX.No token' exists" in out
     assert "FAILED" in out and "'user/someone-else/Quarantine'" in out
     assert {"INBOX.ATES.Processed", "INBOX.No token"} <= set(account.folders())
+
+
+def test_a_target_that_is_the_watched_folder_on_the_server_is_refused_not_looped(
+        tmp_path, cyrus, capsys):
+    """On Cyrus 'Alerts' and 'INBOX/Alerts' are one folder (INBOX.Alerts): moving mail there
+    would make it new again every pass. The move is refused, and status shows it."""
+    account = cyrus.account()
+    account.append("INBOX.Alerts", alert_mail())
+    config = write_settings(tmp_path, account, imap={"folder": "Alerts"},
+                            mailbox={"on_success": "move", "processed_folder": "INBOX/Alerts"})
+    assert poller(config, "once") == 1  # refused the first time
+    assert poller(config, "once") == 0  # known since: no longer fails the pass
+    assert [m["outcome"] for m in poller_json(config, capsys, "messages")] == ["created"]
+    assert len(account.messages("INBOX.Alerts")) == 1 and len(tickets(config, capsys)) == 1
+    capsys.readouterr()
+    assert poller(config, "status", "--no-mailbox") == 1
+    assert "that is the watched folder itself" in capsys.readouterr().out

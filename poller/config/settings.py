@@ -272,8 +272,17 @@ def _warn_if_exposed(path: Path, parser: configparser.ConfigParser) -> None:
 
 
 def _same_folder(one: str, other: str) -> bool:
-    """Return whether two folder names name the same folder (INBOX in any case is INBOX)."""
-    return one == other or one.upper() == other.upper() == "INBOX"
+    """Return whether two folder names, as the settings write them, name the same folder:
+    empty levels ('INBOX/', 'A//B') are dropped and INBOX is INBOX in any case. (The server
+    may map two names to one folder still, e.g. 'Alerts' and 'INBOX.Alerts' on Cyrus: a move
+    there is refused when it is tried, see poller.imap.mailbox.)"""
+    def levels(name: str) -> list[str]:
+        parts = [part for part in name.split("/") if part]
+        if parts and parts[0].upper() == "INBOX":
+            parts[0] = "INBOX"
+        return parts
+
+    return levels(one) == levels(other)
 
 
 def _path_setting(value: str | None, base: Path) -> str | None:

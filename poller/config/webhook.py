@@ -51,9 +51,14 @@ def read_webhook_settings(section: Section, base: Path) -> WebhookSettings:
     url = section.str("url")
     if url is not None:
         parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        try:
+            port_ok = parts.port is None or parts.port > 0
+        except ValueError:  # not a number, or over 65535
+            port_ok = False
+        if (parts.scheme not in ("http", "https") or not parts.hostname or not port_ok
+                or any(c.isspace() or not c.isprintable() for c in url)):
             raise ConfigError(f"[webhook] url: {masked_url(url)!r} is not an http:// or "
-                              "https:// URL")
+                              "https:// URL (with a port from 1 to 65535, without spaces)")
     names = tuple(dict.fromkeys(
         part.strip().lower() for part in (section.str("events") or COMPLETED).split(",")
         if part.strip()))

@@ -96,6 +96,7 @@ class Mailbox:
         self._folders: set[str] = set()
         self._names: FolderNames | None = None
         self._exists = 0  # mails in the selected folder, as the server last said
+        self._selected = ""  # the selected folder's name on the server
 
     def __enter__(self) -> Mailbox:
         self.connect()
@@ -198,6 +199,7 @@ class Mailbox:
         except MailboxError as exc:
             raise MailboxError(f"{exc}; check that the folder exists and can hold mail") from None
         self._exists = int(info.get(b"EXISTS", 0))
+        self._selected = self.server_name(folder)
         return int(info[b"UIDVALIDITY"])
 
     def exists(self, folder: str) -> bool:
@@ -309,7 +311,14 @@ class Mailbox:
             return new or more
 
     def move(self, uids: list[int], folder: str) -> None:
-        """Move UIDs to folder: MOVE, else COPY + \\Deleted + UID EXPUNGE of just those UIDs."""
+        """Move UIDs to folder: MOVE, else COPY + \\Deleted + UID EXPUNGE of just those UIDs.
+
+        Refused (MailboxError) when folder is the selected one under another spelling (e.g.
+        'Alerts' and 'INBOX.Alerts' on Cyrus): the mail would come back as new, for ever."""
+        name = self.server_name(folder)
+        if name == self._selected:
+            raise MailboxError(f"moving mail to {self._named(folder)}: that is the watched "
+                               "folder itself; give the [mailbox] folder another name")
         name = self.ensure_folder(folder)
         with translated(f"moving mail to {self._named(folder)}"):
             client = self._client()

@@ -36,7 +36,9 @@ class PassLock:
         another process holds it."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            # O_NOFOLLOW: a link planted where the lock file goes must not be followed (and its
+            # target truncated) when the default lock sits in the shared temp folder
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
         except OSError as exc:
             raise StoreError(f"[schedule] lock_file: cannot open {self.path}: {exc.strerror}") \
                 from None

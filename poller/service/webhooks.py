@@ -65,6 +65,9 @@ def post(hook: WebhookSettings, delivery_id: str, event: str, body: str) -> int:
     except TimeoutError:
         raise WebhookUnreachable(f"no answer from {hook.shown_url()} within {hook.timeout:g}s") \
             from None
+    except http.client.InvalidURL as exc:  # its text repeats the URL, query string and all
+        raise WebhookUnreachable(f"cannot reach {hook.shown_url()}: {type(exc).__name__}") \
+            from None
     except (OSError, http.client.HTTPException) as exc:
         reason = str(exc) or type(exc).__name__
         raise WebhookUnreachable(f"cannot reach {hook.shown_url()}: {reason}") from None
