@@ -140,7 +140,8 @@ def _quoted(text: str, start: int, above: str) -> str:
     line = text[text.rfind("\n", 0, start) + 1:start]
     if ">" in line and not line.strip(" \t>"):
         return "quoted (> lines)"
-    if _SEPARATOR_RE.search(above):
+    # every separator says "message": most alerts are spared the search
+    if ("essage" in above or "ESSAGE" in above) and _SEPARATOR_RE.search(above):
         return "below a forwarded or original message"
     return ""
 

@@ -64,7 +64,8 @@ def parse_message(raw: bytes) -> ParsedMessage:
     the mail), so a mail whose parts are all inline text bodies, which has no attachment to
     list, is not handed to it: that is most alerts, and reading them costs a sixth less.
     """
-    longest = longest_parameter_header(raw)
+    # (a header that long needs a mail that long: most alerts are never scanned)
+    longest = longest_parameter_header(raw) if len(raw) > MAX_PARAMETER_HEADER else 0
     if longest > MAX_PARAMETER_HEADER:
         # the standard library reads their parameters (a boundary, a filename, a charset) in
         # time that grows with the square of the header's length
