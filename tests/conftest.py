@@ -19,9 +19,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from poller.service.reader import Reader  # noqa: E402
 from testkit.cyrus import Cyrus  # noqa: E402
 from testkit.dovecot import Dovecot, ImapAccount  # noqa: E402
 from testkit.dovecot_oauth2 import OAuth2Dovecot  # noqa: E402
+from testkit.harness import Harness  # noqa: E402
 from testkit.imapserver import ImapServer  # noqa: E402
 from testkit.webhook_receiver import Receiver  # noqa: E402
 from testkit.webhooks import SECRET  # noqa: E402
@@ -59,6 +61,20 @@ def imap_account(dovecot: Dovecot) -> ImapAccount:
     """A new user on the session's Dovecot, with an empty INBOX of its own."""
     dovecot.start()  # no-op unless an earlier test left it stopped
     return dovecot.account()
+
+
+@pytest.fixture(scope="session")
+def reader() -> Iterator[Reader]:
+    """One reading helper for the session's passes over the fake mailbox, as `serve` keeps
+    one across passes (a test that kills it gets a new one started by the next pass)."""
+    with Reader() as shared:
+        yield shared
+
+
+@pytest.fixture
+def box(tmp_path, reader: Reader) -> Harness:
+    """A pass over testkit.fake_mailbox with a real store, the directory imported."""
+    return Harness(tmp_path, reader)
 
 
 @pytest.fixture

@@ -19,8 +19,8 @@ DIGEST = hashlib.sha256(PDF).hexdigest()
 
 
 @pytest.fixture
-def box(tmp_path) -> Harness:
-    harness = Harness(tmp_path)
+def box(tmp_path, reader) -> Harness:
+    harness = Harness(tmp_path, reader)
     harness.configure(database={"attachments_dir": str(tmp_path / "files")})
     return harness
 

@@ -22,8 +22,8 @@ TOKEN = token(CustomerID="Kaseya:100", AlertID="Kaseya:5")
 
 
 @pytest.fixture
-def box(tmp_path) -> Harness:
-    harness = Harness(tmp_path)
+def box(tmp_path, reader) -> Harness:
+    harness = Harness(tmp_path, reader)
     harness.mailbox.add(alert_mail(subject="Disk full on SRV1", tok=TOKEN))
     harness.run()  # the alert itself: ticket 1, open
     return harness

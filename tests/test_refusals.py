@@ -5,26 +5,12 @@ test_refusals_imap.py."""
 
 from __future__ import annotations
 
-import pytest
-
 from poller.errors import MailboxUnavailable
 from poller.service.passes import opened_store
-from poller.service.reader import Reader
 from poller.service.worker import PassResult
 from poller.store import queries
 from testkit.harness import Harness
 from testkit.support import alert_mail, token
-
-
-@pytest.fixture(scope="module")
-def reader():
-    with Reader() as shared:
-        yield shared
-
-
-@pytest.fixture
-def box(tmp_path, reader) -> Harness:
-    return Harness(tmp_path, reader)
 
 
 def alerts(box: Harness, count: int) -> list[int]:

@@ -10,26 +10,12 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 
-import pytest
-
 from poller.service.passes import opened_store
 from poller.service.reader import Reader
 from poller.store import record
 from testkit import misreading
 from testkit.harness import Harness
 from testkit.support import alert_mail, token
-
-
-@pytest.fixture(scope="module")
-def reader():
-    """One reading helper for the module's passes, as `serve` keeps one across passes."""
-    with Reader() as shared:
-        yield shared
-
-
-@pytest.fixture
-def box(tmp_path, reader) -> Harness:
-    return Harness(tmp_path, reader)
 
 
 def test_new_alert_maps_organization_device_and_alert_id(box):
