@@ -24,6 +24,7 @@ import poller.mail
 from poller.ates.policy import DEFAULT_CLEAR_PATTERN
 from poller.ates.reading import read
 from poller.ates.token import closing_tag
+from poller.mail.quoting import new_text, quote_start, reply_prefix
 from testkit.support import TooSlow, within
 
 SIZE = 100_000
@@ -113,3 +114,31 @@ def test_reading_an_adversarial_mail_is_linear(what, raw):
     except TooSlow:
         pytest.fail(f"reading took over {BOUND} s on {what} ({len(raw)} bytes)")
     assert reading.alert is not None or reading.problem
+
+
+QUOTING_NEAR = ["From:", "From: a\n", "From: a\nSent: b\nTo: c\n", "wrote", "wrote:", " wrote",
+                "On a wrote:\n", "On a\nwrote:", "Sent:", "--", "-----", "-- Original Message",
+                "[", "[x]", "[x] ", "Re[", "Re[1", "\n>", ">", "a écrit", "Begin forwarded",
+                "*", "* From *"]
+
+
+def _quoting_texts() -> Iterator[tuple[str, str]]:
+    for near in QUOTING_NEAR:
+        yield f"{near!r} repeated", near * (SIZE // len(near))
+        for run in (" ", "\n", "a", ":", ">", "-", "_"):
+            yield f"({near!r} + {run!r}) repeated", (near + run) * (SIZE // len(near + run))
+            yield f"{near!r} + {run!r} run", near + run * (SIZE // len(run))
+
+
+@pytest.mark.parametrize("what,text", list(_quoting_texts()),
+                         ids=[what for what, _ in _quoting_texts()])
+def test_finding_the_quoted_part_and_the_subject_prefix_is_linear(what, text):
+    """The quoted part is found by patterns and by looking at lines one by one; both together
+    stay linear on text written to make them look at the same characters again and again."""
+    try:
+        with within(BOUND):
+            quote_start(text)
+            new_text(text)
+            reply_prefix(text)
+    except TooSlow:
+        pytest.fail(f"finding the quoted part took over {BOUND} s on {what}")

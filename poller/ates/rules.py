@@ -7,7 +7,6 @@ the rules are tested with an in-memory directory and no database.
 from __future__ import annotations
 
 import hmac
-import re
 
 from poller.ates import udf
 from poller.ates.alert import Alert
@@ -27,6 +26,7 @@ from poller.ates.policy import AtesSettings, MailboxSettings, Policy, TicketSett
 from poller.ates.reading import Reading
 from poller.ates.token import AtesToken, Sourced
 from poller.mail.message import FORWARDED_TYPES, Attachment
+from poller.mail.quoting import reply_prefix
 
 
 def decide(reading: Reading, directory: Directory, policy: Policy) -> Decision:
@@ -77,16 +77,12 @@ def plan(purpose: Purpose, mailbox: MailboxSettings) -> Step:
     return FLAG if mailbox.on_success == "flag" else Step("move", mailbox.processed_folder)
 
 
-# The subject prefix of a reply or a forward, as mail clients write it (English, German,
-# Scandinavian); an alert's subject does not start so.
-_REPLY_PREFIX_RE = re.compile(r"(?i)\A\s*+(re|fwd?|aw|wg|sv)\s*+:")
-
-
 def not_the_senders(alert: Alert) -> str | None:
     """Return why the alert's token is not the sender's own, or None when it is.
 
-    A reply that quotes an alert (in `>` lines, below an "Original Message" line, in a cited
-    HTML block, or with a Re:/Fwd: subject), and a mail that is a whole forwarded message,
+    A reply that quotes an alert (in `>` lines, below what a mail client writes above a quote
+    or a forward, in a cited HTML block, or under a reply or forward subject prefix; see
+    poller.mail.quoting), and a mail that is a whole forwarded message,
     carry someone else's token, PW included: a person is speaking, not the monitoring system.
     Such mail creates and appends nothing, and goes where mail without a token goes.
     """
@@ -96,9 +92,9 @@ def not_the_senders(alert: Alert) -> str | None:
     if alert.quoted:
         return (f"the token is {alert.quoted}, as in a reply or a forward: not the sender's "
                 "own, so no ticket")
-    prefix = _REPLY_PREFIX_RE.match(alert.message.subject)
+    prefix = reply_prefix(alert.message.subject)
     if prefix:
-        return (f"the subject ({prefix.group(1)}:) says the mail is a reply or a forward: its "
+        return (f"the subject ({prefix}:) says the mail is a reply or a forward: its "
                 "token is not the sender's own, so no ticket")
     return None
 
