@@ -15,6 +15,7 @@ class Outcome(StrEnum):
     SKIPPED = "skipped"
     QUARANTINED = "quarantined"
     DUPLICATE = "duplicate"
+    NOTED = "noted"  # a reply to a ticket: a note on it, nothing else
 
 
 # Ticket statuses: a ticket is New until a clear alert (or a technician) completes it.
@@ -78,11 +79,22 @@ class TicketFields:
 
 
 @dataclass(frozen=True)
+class Reply:
+    """The note a reply to a ticket makes: who wrote it, its subject, and what they wrote
+    above what they quote."""
+
+    sender: str
+    subject: str
+    text: str
+
+
+@dataclass(frozen=True)
 class Decision:
     """What to do with one mail. For the TICKET_OUTCOMES the ticket fields are set: the
     organization and so on, the ticket's UDF values (source, kind, value), the system notes
     for the ticket, the attachments to store and the notes on those over the budget; a new
-    ticket also gets its fields (queue, priority and so on)."""
+    ticket also gets its fields (queue, priority and so on). A reply (NOTED) names the ticket
+    and carries its note."""
 
     outcome: Outcome
     step: Step
@@ -97,3 +109,4 @@ class Decision:
     attachments: tuple[Attachment, ...] = ()
     refused_attachments: tuple[str, ...] = ()
     fields: TicketFields = TicketFields()
+    reply: Reply | None = None

@@ -10,10 +10,12 @@ import logging
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from poller.ates.alert import Alert, read_alert
+from poller.ates.alert import DESCRIPTION_LIMIT, Alert, read_alert
 from poller.errors import MessageError, TokenMissing
 from poller.mail.fingerprint import fingerprint
-from poller.mail.message import ParsedMessage, parse_message
+from poller.mail.html import html_to_text
+from poller.mail.message import FORWARDED_TYPES, ParsedMessage, parse_message
+from poller.mail.quoting import new_text, reply_prefix
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +29,9 @@ class Reading:
     from a new mail (poller.mail.fingerprint). The message's body texts are left out once read
     (the alert's description holds what a ticket takes of them), so that a reading handed to
     the worker is no larger than the mail's attachments.
+
+    reply_text is what the writer of a mail that may be a reply wrote, above what it quotes
+    (a ticket's reply note takes it); '' for an alert that is its sender's own.
     """
 
     message: ParsedMessage | None
@@ -34,6 +39,7 @@ class Reading:
     problem: str
     no_token: bool
     fingerprint: str | None
+    reply_text: str = ""
 
 
 def read(uid: int, raw: bytes, now: datetime) -> Reading:
@@ -55,7 +61,18 @@ def read(uid: int, raw: bytes, now: datetime) -> Reading:
         logger.exception("uid=%s could not be parsed", uid)
         problem = f"internal error while parsing: {type(exc).__name__}"
     mark = fingerprint(message, raw)
+    reply = ""
     if message is not None:
+        if no_token or (alert is not None and _maybe_a_reply(alert)):
+            reply = new_text(message.text or html_to_text(message.html))[:DESCRIPTION_LIMIT]
         message = replace(message, text="", html="")
         alert = replace(alert, message=message) if alert is not None else None
-    return Reading(message, alert, problem, no_token, mark)
+    return Reading(message, alert, problem, no_token, mark, reply)
+
+
+def _maybe_a_reply(alert: Alert) -> bool:
+    """Return whether the alert's token may be someone else's (poller.ates.rules decides): a
+    mail a reply note could be made of."""
+    message = alert.message
+    return bool(alert.quoted or message.references or reply_prefix(message.subject)
+                or message.content_type in FORWARDED_TYPES)

@@ -18,12 +18,14 @@ from poller.ates.decision import (
     NewContact,
     Outcome,
     Purpose,
+    Reply,
     Step,
     TicketFields,
 )
 from poller.ates.directory import Directory, TicketRef
 from poller.ates.policy import AtesSettings, MailboxSettings, Policy, TicketSettings
 from poller.ates.reading import Reading
+from poller.ates.replies import answered
 from poller.ates.token import AtesToken, Sourced
 from poller.mail.message import FORWARDED_TYPES, Attachment
 from poller.mail.quoting import reply_prefix
@@ -32,22 +34,47 @@ from poller.mail.quoting import reply_prefix
 def decide(reading: Reading, directory: Directory, policy: Policy) -> Decision:
     """Return what to do with one mail that was read; never raises for a bad mail.
 
-    A mail without a token is skipped (and left or moved as [mailbox] on_no_token says), one
-    that cannot be read is quarantined, the same mail delivered again is a duplicate of the
-    first; an alert goes through the rules below.
+    A mail that cannot be read is quarantined. A mail without a token of its sender's own
+    that answers a ticket is a reply: a note on that ticket (replied). Otherwise a mail
+    without a token is skipped (and left or moved as [mailbox] on_no_token says), the same
+    mail delivered again is a duplicate of the first, and an alert goes through the rules
+    below.
     """
     mailbox = policy.mailbox
-    if reading.alert is None:
-        if reading.no_token:
+    alert = reading.alert
+    if alert is None and not reading.no_token:
+        return quarantined(reading.problem, policy)
+    if alert is None or not_the_senders(alert):
+        ticket, how = answered(reading, directory)
+        if ticket is not None:
+            return _reply(reading, ticket, how, directory, mailbox)
+        if alert is None:
             return Decision(Outcome.SKIPPED, plan(Purpose.NO_TOKEN, mailbox),
                             reason=reading.problem)
-        return quarantined(reading.problem, policy)
     earlier = (directory.delivered_before(reading.fingerprint)
                if reading.fingerprint is not None else None)
     if earlier is not None:
         return Decision(Outcome.DUPLICATE, _done(mailbox),
                         reason="the same mail was already processed", ticket_id=earlier.ticket_id)
-    return decide_alert(reading.alert, directory, policy)
+    return decide_alert(alert, directory, policy)
+
+
+def _reply(reading: Reading, ticket: TicketRef, how: str, directory: Directory,
+           mailbox: MailboxSettings) -> Decision:
+    """Return the decision for a reply to ticket: a note on it (its sender, its subject and
+    what was written above the quote), never a new ticket, an occurrence or a completion,
+    whatever it quotes or says; the same reply delivered again is a duplicate."""
+    earlier = (directory.delivered_before(reading.fingerprint)
+               if reading.fingerprint is not None else None)
+    if earlier is not None and earlier.ticket_id is not None:
+        return Decision(Outcome.DUPLICATE, _done(mailbox),
+                        reason="the same mail was already processed", ticket_id=earlier.ticket_id)
+    message = reading.message
+    assert message is not None
+    return Decision(Outcome.NOTED, _done(mailbox),
+                    reason=f"a reply to ticket {ticket.number} ({how}): noted on it",
+                    ticket_id=ticket.id,
+                    reply=Reply(message.sender, message.subject, reading.reply_text))
 
 
 def quarantined(reason: str, policy: Policy) -> Decision:

@@ -3,8 +3,8 @@ here directly.
 
 mail-parser analyses every header it is given (trace hops, addresses, dates), which for a
 typical alert costs more than reading its body and token. So it is given only the headers it
-is read for (Message-ID, Subject, MIME-Version, Content-*); From and Date are taken from the raw
-header block here.
+is read for (Message-ID, Subject, MIME-Version, Content-*); From, Date, In-Reply-To and
+References are taken from the raw header block here.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 # a header name at the start of a line (the look-behind keeps a search linear too)
 _HEADER_NAME_RE = re.compile(rb"(?<![!-9;-~])[!-9;-~]++:")
 _PARSED_HEADERS = (b"message-id", b"subject", b"mime-version")
-_PLUCKED_HEADERS = (b"from", b"date")
+_PLUCKED_HEADERS = (b"from", b"date", b"in-reply-to", b"references")
 
 
 # The start of a Content-Type or Content-Disposition header line (of the mail or of a part), and
@@ -38,8 +38,9 @@ def longest_parameter_header(raw: bytes) -> int:
 
 @dataclass(frozen=True)
 class Split:
-    """What mail-parser is to see of raw (`header` followed by raw[body:]), the first From and
-    Date (unfolded), and how many header fields raw had before its body.
+    """What mail-parser is to see of raw (`header` followed by raw[body:]), the first From,
+    Date, In-Reply-To and References (unfolded; '' when absent), and how many header fields raw
+    had before its body.
 
     The body is given as an offset, not as bytes, so that a large mail is not copied.
     """
@@ -49,6 +50,8 @@ class Split:
     sender: str
     date: str | None
     fields: int
+    in_reply_to: str = ""
+    references: str = ""
 
 
 def split_headers(raw: bytes) -> Split:
@@ -91,7 +94,8 @@ def split_headers(raw: bytes) -> Split:
     else:
         # The last kept line may have lost its LF to the split; raw[end:] brings the line end.
         header, body = b"\n".join(kept).removesuffix(b"\r"), end
-    return Split(header, body, values.get(b"from", ""), values.get(b"date"), fields)
+    return Split(header, body, values.get(b"from", ""), values.get(b"date"), fields,
+                 values.get(b"in-reply-to", ""), values.get(b"references", ""))
 
 
 def printable(text: str, keep: str = "") -> str:

@@ -10,6 +10,7 @@ import email.parser
 import email.policy
 import email.utils
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -25,6 +26,9 @@ logging.getLogger("mailparser").setLevel(logging.WARNING)
 
 FEED_CHUNK = 64 * 1024
 FORWARDED_TYPES = ("message/rfc822", "message/global")
+# A Message-ID as In-Reply-To and References name it, and how many of them a mail keeps.
+_MESSAGE_ID_RE = re.compile(r"<[^<>\s]{1,250}+>")
+MAX_REFERENCES = 50
 # Longer Content-Type and Content-Disposition headers (of any part) are refused; a real one, even
 # with a long RFC 2231 filename, is far shorter.
 MAX_PARAMETER_HEADER = 8 * 1024
@@ -44,7 +48,8 @@ class Attachment:
 @dataclass(frozen=True)
 class ParsedMessage:
     """A mail's decoded headers and body texts; content_type is the top-level MIME type
-    (message/rfc822 for a mail that is a whole forwarded message)."""
+    (message/rfc822 for a mail that is a whole forwarded message); references, the
+    Message-IDs the mail answers (In-Reply-To first, then References from the newest back)."""
 
     message_id: str | None
     subject: str
@@ -54,6 +59,7 @@ class ParsedMessage:
     html: str
     attachments: tuple[Attachment, ...]
     content_type: str = "text/plain"
+    references: tuple[str, ...] = ()
 
 
 def parse_message(raw: bytes) -> ParsedMessage:
@@ -94,7 +100,18 @@ def parse_message(raw: bytes) -> ParsedMessage:
         html=_lines("\n".join(bodies.html)),
         attachments=(*(_attachment(a) for a in listed), *bodies.forwarded),
         content_type=message.get_content_type(),
+        references=_references(split.in_reply_to, split.references),
     )
+
+
+def _references(in_reply_to: str, references: str) -> tuple[str, ...]:
+    """Return the Message-IDs a mail answers: In-Reply-To's, then References' from the newest
+    (the last) back, each once, at most MAX_REFERENCES (a long thread's oldest are left out,
+    but for the first, the thread's start)."""
+    named = _MESSAGE_ID_RE.findall(references)
+    ordered = [*_MESSAGE_ID_RE.findall(in_reply_to), *reversed(named[-MAX_REFERENCES:]),
+               *named[:1]]
+    return tuple(dict.fromkeys(ordered))[:MAX_REFERENCES]
 
 
 @dataclass

@@ -30,7 +30,7 @@ SQLITE_PRAGMAS = {
 
 # PRAGMA user_version of a database with the schema of schema.py. A database made before the
 # version was recorded reads 0.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 def _create_missing_tables(db: peewee.Database) -> None:
@@ -74,6 +74,13 @@ def _step_purpose_and_error(db: peewee.Database) -> None:
                    "WHERE outcome = 'skipped' AND reason LIKE 'no <Autotask> token%'")
 
 
+def _message_id_index(db: peewee.Database) -> None:
+    """processed_message is searched by Message-ID: a reply's In-Reply-To and References find
+    the ticket whose mail they name."""
+    db.execute_sql('CREATE INDEX IF NOT EXISTS "processed_message_message_id" '
+                   'ON "processed_message" ("message_id")')
+
+
 # version → the step that upgrades a database of the version before to it. Views are not
 # steps: every upgrade creates them again at its end (views.py).
 MIGRATIONS: dict[int, Callable[[peewee.Database], None]] = {
@@ -81,6 +88,7 @@ MIGRATIONS: dict[int, Callable[[peewee.Database], None]] = {
     2: _add_outbox,
     3: _mailboxes_and_ticket_fields,
     4: _step_purpose_and_error,
+    5: _message_id_index,
 }
 
 _opening = threading.Lock()

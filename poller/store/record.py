@@ -46,7 +46,7 @@ def record(store: Store, key: MessageKey, decision: Decision, alert: Alert | Non
            subscribed: frozenset[str] = frozenset()) -> tuple[int, str | None]:
     """Apply the decision and log the mail in the caller's transaction; attachment content goes
     to files under attachments_dir when it is set; the event the change causes goes to the
-    outbox when it is one of the subscribed.
+    outbox when it is one of the subscribed. A reply (NOTED) adds its note to the ticket.
 
     Returns the log row's id and the number of the ticket created or changed (or None).
     The statements are plain SQL: they run once or more per mail, and building them with
@@ -66,6 +66,11 @@ def record(store: Store, key: MessageKey, decision: Decision, alert: Alert | Non
         if event in subscribed:
             note = None if decision.outcome is Outcome.CREATED else alert.description or None
             add_event(db, event, ticket[0], events.BY_ALERT, note, now)
+    elif decision.outcome is Outcome.NOTED and decision.reply is not None:
+        ticket = _note_reply(db, decision, now)
+        if events.NOTED in subscribed:
+            add_event(db, events.NOTED, ticket[0], events.BY_ALERT,
+                      decision.reply.text or None, now)
     row_id = db.execute_sql(
         "INSERT INTO processed_message (mailbox, folder, uidvalidity, uid, message_id, "
         "fingerprint, subject, outcome, reason, ticket_id, action, purpose, mailbox_done, "
@@ -132,6 +137,21 @@ def _update(db: peewee.Database, decision: Decision, alert: Alert, now: datetime
                        (stamp, ticket_id))
     _attach(db, ticket_id, note, decision, now, attachments_dir)
     return ticket_id, number
+
+
+def _note_reply(db: peewee.Database, decision: Decision, now: datetime) -> tuple[int, str]:
+    """Add a reply's note (kind 'reply': who wrote it, what they wrote above the quote) to the
+    ticket it answers; nothing else of the ticket changes but its time of update."""
+    reply = decision.reply
+    assert reply is not None
+    found = db.execute_sql("SELECT id, number FROM ticket WHERE id = ?",
+                           (decision.ticket_id,)).fetchone()
+    if found is None:
+        raise LookupError(f"ticket id {decision.ticket_id} does not exist")
+    text = f"From: {reply.sender}\n\n{reply.text}" if reply.sender else reply.text
+    write_note(db, found[0], "reply", reply.subject or "Reply", text, now)
+    db.execute_sql("UPDATE ticket SET updated = ? WHERE id = ?", (iso(now), found[0]))
+    return found[0], found[1]
 
 
 def _create_contact(db: peewee.Database, organization_id: int | None, new: NewContact,

@@ -132,7 +132,7 @@ class TicketSequence(BaseModel):
 class TicketNote(BaseModel):
     id = AutoField()
     ticket = ForeignKeyField(Ticket, backref="notes", on_delete="CASCADE")
-    kind = TextField()  # duplicate | resolution | system | technician
+    kind = TextField()  # duplicate | resolution | system | technician | reply
     title = TextField()
     text = TextField(default="")
     created = TextField()
@@ -167,7 +167,7 @@ class ProcessedMessage(BaseModel):
     folder = TextField()
     uidvalidity = IntegerField()
     uid = IntegerField()
-    message_id = TextField(null=True)  # not indexed: nothing looks mail up by it
+    message_id = TextField(null=True, index=True)  # a reply's In-Reply-To finds its ticket
     fingerprint = TextField(index=True)
     subject = TextField(default="")
     outcome = TextField(index=True)
