@@ -16,17 +16,21 @@ import pkgutil
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
 import poller.ates
 import poller.mail
+from poller.ates.mailrules import MailRule, RuleSet, compile_pattern
 from poller.ates.policy import DEFAULT_CLEAR_PATTERN
 from poller.ates.reading import read
 from poller.ates.token import closing_tag
+from poller.config.rulesfile import load_rules
 from poller.mail.quoting import new_text, quote_start, reply_prefix
 from testkit.support import TooSlow, within
 
+RULE_EXAMPLES = Path(__file__).resolve().parent.parent / "fixtures" / "rules"
 SIZE = 100_000
 BOUND = 3.0  # seconds for one run over SIZE characters
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
@@ -142,3 +146,45 @@ def test_finding_the_quoted_part_and_the_subject_prefix_is_linear(what, text):
             reply_prefix(text)
     except TooSlow:
         pytest.fail(f"finding the quoted part took over {BOUND} s on {what}")
+
+
+# Patterns an operator may write into the rules file, written to be slow where a backtracking
+# engine runs them: RE2 matches each in linear time.
+SLOW_BY_DESIGN = [r"(a+)+$", r"(x+x+)+y", r"(.*a){12}", r"(a|aa)+b", r"^(\w+\s?)*$",
+                  r"(?i)(\S+\s+)*:\s*$", r"(.*?,){11}P"]
+
+
+def _rule_patterns() -> dict[str, str]:
+    rules = load_rules(RULE_EXAMPLES / "rules.toml", "mx.example")
+    found = {f"{rule.name}.{name}": pattern for rule in rules.rules
+             for name, pattern in (*rule.patterns, ("clear", rule.clear)) if pattern}
+    found.update((f"slow {pattern}", pattern) for pattern in SLOW_BY_DESIGN)
+    return found
+
+
+RULE_PATTERNS = _rule_patterns()
+RULE_TEXTS = [(what, text) for what, text in TEXTS if "+" not in what]
+
+
+@pytest.mark.parametrize("name", sorted(RULE_PATTERNS))
+def test_rule_patterns_are_linear_whatever_the_operator_writes(name):
+    pattern = compile_pattern(RULE_PATTERNS[name])
+    for what, text in RULE_TEXTS:
+        try:
+            with within(BOUND):
+                for _match in pattern.finditer(text):
+                    pass
+        except TooSlow:
+            pytest.fail(f"{name} took over {BOUND} s on {what} ({len(text)} characters)")
+
+
+def test_a_rule_written_to_be_slow_reads_a_large_mail_in_linear_time():
+    rules = RuleSet(tuple(MailRule(f"slow{n}", "S", (("subject", "x"), ("body", pattern)))
+                          for n, pattern in enumerate(SLOW_BY_DESIGN)))
+    raw = b"Subject: x\n\n" + b"a" * 2_000_000 + b"!"
+    try:
+        with within(BOUND):
+            reading = read(1, raw, NOW, rules)
+    except TooSlow:
+        pytest.fail(f"reading took over {BOUND} s with the slow rules")
+    assert reading.alert is None or reading.alert.rule.startswith("slow")

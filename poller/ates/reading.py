@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from poller.ates.alert import DESCRIPTION_LIMIT, Alert, read_alert
+from poller.ates.mailrules import RuleSet, by_rules
 from poller.errors import MessageError, TokenMissing
 from poller.mail.fingerprint import fingerprint
 from poller.mail.html import html_to_text
@@ -42,14 +43,22 @@ class Reading:
     reply_text: str = ""
 
 
-def read(uid: int, raw: bytes, now: datetime) -> Reading:
-    """Parse one mail and read its token; never raises (uid names the mail in a log line)."""
+def read(uid: int, raw: bytes, now: datetime, rules: RuleSet | None = None) -> Reading:
+    """Parse one mail and read its token, or, when it has none, try the rules on it; never
+    raises (uid names the mail in a log line)."""
     message: ParsedMessage | None = None
     alert: Alert | None = None
     problem, no_token = "", False
     try:
         message = parse_message(raw)
-        alert = read_alert(message, now)
+        try:
+            alert = read_alert(message, now)
+        except TokenMissing as exc:
+            if rules is None:
+                raise
+            alert, why = by_rules(rules, message, now)
+            if alert is None:
+                raise TokenMissing(f"{exc}{why}") from None
     except TokenMissing as exc:
         problem, no_token = str(exc), True
     except MessageError as exc:

@@ -150,7 +150,8 @@ def decide_alert(alert: Alert, directory: Directory, policy: Policy) -> Decision
     if borrowed:
         return Decision(Outcome.SKIPPED, plan(Purpose.NO_TOKEN, policy.mailbox), reason=borrowed)
     token = alert.token
-    refused = authenticate(token, policy.ates)
+    # a rule's alert has no PW: the rule took it (authenticated, if the rule says so)
+    refused = None if alert.rule else authenticate(token, policy.ates)
     if refused:
         return quarantined(refused, policy)
 
@@ -192,7 +193,7 @@ def decide_alert(alert: Alert, directory: Directory, policy: Policy) -> Decision
         attachments=kept,
         refused_attachments=refused_files,
     )
-    if policy.clear_re.search(alert.title):
+    if alert.clears if alert.clears is not None else policy.clear_re.search(alert.title):
         if target_id is None:
             return Decision(Outcome.SKIPPED, step,
                             reason="clear alert with no open ticket to complete")

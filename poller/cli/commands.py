@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
+from poller.cli import rules_commands as rules
 from poller.cli import service_commands as service
 from poller.cli import store_commands as store
 from poller.cli import ticket_commands as ticket
@@ -24,6 +25,7 @@ COMMANDS: dict[str, Command] = {
     "outbox": ticket.outbox_command,
     "messages": store.messages_command,
     "parse": store.parse_command,
+    "rules": rules.rules_command,
 }
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from poller.ates.mailrules import RuleSet
 from poller.ates.policy import (
     CRITERIA,
     MASK,
@@ -24,6 +25,7 @@ from poller.ates.policy import (
     compile_clear_pattern,
 )
 from poller.config.oauth2 import OAuth2Settings, read_oauth2
+from poller.config.rulesfile import RulesSettings, read_rules_settings
 from poller.config.sections import Section
 from poller.config.service import (
     MetricsSettings,
@@ -83,6 +85,9 @@ class Settings:
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     status: StatusSettings = field(default_factory=StatusSettings)
     webhook: WebhookSettings = field(default_factory=WebhookSettings)
+    rules: RulesSettings = field(default_factory=RulesSettings)
+    # the rules [rules] file holds (None: no rules file); `check` lists the settings, not these
+    rule_set: RuleSet | None = field(default=None, metadata={"shown": False})
     source: str = ""
 
     def policy(self) -> Policy:
@@ -115,7 +120,7 @@ class Settings:
 
         for section in fields(self):
             value = getattr(self, section.name)
-            if hasattr(value, "__dataclass_fields__"):
+            if hasattr(value, "__dataclass_fields__") and section.metadata.get("shown", True):
                 add(section.name, value)
         return out
 
@@ -242,6 +247,7 @@ def load_settings(path: str | os.PathLike[str], environ: dict[str, str] | None =
             "(e.g. sqlite:///relative/path.db or sqlite:////absolute/path.db)"
         )
 
+    rules, rule_set = read_rules_settings(section("rules"), base)
     return Settings(
         imap=imap_settings,
         mailbox=mailbox,
@@ -251,6 +257,8 @@ def load_settings(path: str | os.PathLike[str], environ: dict[str, str] | None =
         database=database,
         webhook=read_webhook_settings(section("webhook"), base),
         tickets=tickets,
+        rules=rules,
+        rule_set=rule_set,
         source=str(path),
         **read_service_settings(section, base, database.url, imap_settings.key),
     )

@@ -60,6 +60,7 @@ class ParsedMessage:
     attachments: tuple[Attachment, ...]
     content_type: str = "text/plain"
     references: tuple[str, ...] = ()
+    auth_results: tuple[str, ...] = ()  # the Authentication-Results header values
 
 
 def parse_message(raw: bytes) -> ParsedMessage:
@@ -101,6 +102,7 @@ def parse_message(raw: bytes) -> ParsedMessage:
         attachments=(*(_attachment(a) for a in listed), *bodies.forwarded),
         content_type=message.get_content_type(),
         references=_references(split.in_reply_to, split.references),
+        auth_results=split.auth_results,
     )
 
 

@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import IO
 
 import poller
+from poller.ates.mailrules import RuleSet
 from poller.ates.reading import Reading
 from poller.errors import ReaderError
 from poller.mail.fingerprint import fingerprint
@@ -74,6 +75,7 @@ class _Batch:
     mails: list[tuple[int, bytes]]
     now: datetime
     seconds: int
+    rules: RuleSet | None = None
 
 
 class _Helper:
@@ -205,7 +207,8 @@ class _Helper:
         while (batch := self.outbox.get()) is not None:
             try:
                 send(self.feed, (batch.id, [(uid, len(raw)) for uid, raw in batch.mails],
-                                 batch.now, batch.seconds), *(raw for _, raw in batch.mails))
+                                 batch.now, batch.seconds, batch.rules),
+                     *(raw for _, raw in batch.mails))
             except OSError:
                 return  # the helper is gone; wait() finds out
             del batch  # not to hold the mail while waiting for the next
@@ -246,9 +249,10 @@ class Reader:
 
     def chunks(self, plan: Iterable[list[int]], sizes: Mapping[int, int],
                fetch: Callable[[list[int]], dict[int, bytes]], clock: Callable[[], datetime], *,
-               budget: int, seconds: int, stop: threading.Event | None = None
-               ) -> Iterator[Chunk]:
+               budget: int, seconds: int, stop: threading.Event | None = None,
+               rules: RuleSet | None = None) -> Iterator[Chunk]:
         """Fetch and read each chunk of UIDs; yield (uids, readings of those fetched) in order.
+        A mail without a token is given to RULES, when there are any.
 
         The next chunk is fetched and read while the caller handles one, as long as both fit in
         BUDGET bytes together (a chunk alone always goes). Each mail may take SECONDS of CPU to
@@ -268,7 +272,7 @@ class Reader:
                 held -= done_size
             raws = fetch(uids)
             batch = _Batch(next(self._ids), [(uid, raws[uid]) for uid in uids if uid in raws],
-                           clock(), seconds)
+                           clock(), seconds, rules)
             del raws
             self._submit(batch)
             ahead.append((uids, size))
