@@ -2,8 +2,11 @@
 sender. Pure, and linear in the header's size: comments and quoted strings are skipped in one
 pass, the rest is split on ';' and whitespace.
 
-A receiving service (Microsoft 365, Google) removes headers that carry its own authserv-id
-from incoming mail, so a header with that id was written by it, not by the sender.
+A receiving service (Google) removes headers that carry its own authserv-id from incoming
+mail, so a header with that id was written by it, not by the sender. Microsoft 365 writes its
+header without an authserv-id (it starts "spf=…"): for it the id is configured as "none", and
+only the topmost Authentication-Results header counts, the one the receiving service adds
+above whatever the sender wrote.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from dataclasses import dataclass, field
 
 MAX_HEADERS = 20  # Authentication-Results headers of one mail that are read
 MAX_CHARS = 8 * 1024  # of each
+NO_ID = "none"  # the authserv-id of a receiving service that writes none (Microsoft 365)
 
 
 @dataclass(frozen=True)
@@ -31,9 +35,12 @@ class Header:
 
 
 def parse(value: str) -> Header:
-    """Return the authserv-id and the results of one Authentication-Results header value."""
+    """Return the authserv-id and the results of one Authentication-Results header value; the
+    id is '' when the header starts with a result (as Microsoft 365 writes it)."""
     parts = _without_comments(value[:MAX_CHARS]).split(";")
     head = parts[0].split()
+    if head and "=" in head[0]:
+        head, parts = [], ["", *parts]
     results = []
     for part in parts[1:]:
         words = part.split()
@@ -57,13 +64,20 @@ def sender_domain(sender: str) -> str:
 
 def authenticated(headers: tuple[str, ...], authserv_id: str, domain: str) -> str | None:
     """Return None when a header of authserv_id says the mail is from domain (dmarc=pass for
-    it, or dkim=pass with header.d equal to it), else why not."""
+    it, or dkim=pass with header.d equal to it), else why not. authserv_id 'none': the topmost
+    header, when it has no authserv-id."""
     if not domain:
         return "the From address has no domain"
+    domain = domain.lower()
     wanted = authserv_id.lower()
-    ours = [header for header in map(parse, headers[:MAX_HEADERS])
-            if header.authserv_id == wanted]
+    if wanted == NO_ID:
+        ours = [header for header in map(parse, headers[:1]) if not header.authserv_id]
+    else:
+        ours = [header for header in map(parse, headers[:MAX_HEADERS])
+                if header.authserv_id == wanted]
     if not ours:
+        if wanted == NO_ID:
+            return "the topmost Authentication-Results header is missing or has an authserv-id"
         return f"no Authentication-Results header of {authserv_id}"
     for header in ours:
         for result in header.results:
