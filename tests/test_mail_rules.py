@@ -6,6 +6,7 @@ file, the rule and the field; `poller rules test` says what the worker would do.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -206,3 +207,12 @@ def test_every_pattern_a_rule_gives_must_match_and_the_first_rule_wins():
     assert match.rule.name == "b"
     assert [(a.rule, a.matched, a.missed) for a in attempts] == [
         ("a", ("subject",), "body"), ("b", ("from", "subject"), "")]
+
+
+def test_text_with_a_byte_no_decoder_could_read_is_matched_too():
+    message = parse_message(b"From: a@client-one.example\nSubject: UPS01: UPS: \xff on battery\n"
+                            b"\nHostname : ups01\n")
+    message = replace(message, subject="UPS01: UPS: \udcff on battery")
+    rules = RuleSet((MailRule("u", "APC", (("subject", "UPS: (?P<x>.+)$"),)),))
+    match, _ = apply(rules, message, "Hostname : ups01 \udcff")
+    assert match is not None and match.rule.name == "u"

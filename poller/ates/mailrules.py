@@ -17,7 +17,7 @@ from functools import lru_cache
 
 import re2
 
-from poller.ates.alert import DESCRIPTION_LIMIT, Alert, ticket_title
+from poller.ates.alert import DESCRIPTION_LIMIT, TITLE_LIMIT, Alert, ticket_title
 from poller.ates.token import AtesToken, Sourced
 from poller.mail.authresults import authenticated, sender_domain
 from poller.mail.html import html_to_text
@@ -114,7 +114,8 @@ def apply(rules: RuleSet, message: ParsedMessage, body: str) -> tuple[RuleMatch 
     tried before it fared. Every pattern a rule gives must match; a rule that must be
     authenticated takes only mail whose Authentication-Results of [rules] authserv_id pass for
     the From domain."""
-    texts = {"from": _address(message.sender), "subject": message.subject, "body": body}
+    texts = {"from": _matchable(_address(message.sender)),
+             "subject": _matchable(message.subject), "body": _matchable(body)}
     attempts: list[Attempt] = []
     for rule in rules.rules:
         groups: dict[str, str] = {}
@@ -139,7 +140,7 @@ def apply(rules: RuleSet, message: ParsedMessage, body: str) -> tuple[RuleMatch 
                 continue
         clears = None
         if rule.clear:
-            cleared = compile_pattern(rule.clear).search(message.subject)
+            cleared = compile_pattern(rule.clear).search(texts["subject"])
             clears = cleared is not None
             if cleared is not None:
                 groups.update((k, v) for k, v in cleared.groupdict().items() if v is not None)
@@ -172,13 +173,23 @@ def rule_alert(match: RuleMatch, message: ParsedMessage, body: str, now: datetim
     title = values.get("title") or ticket_title(message, token, now)
     description = values.get("description") or body.strip()
     quote = quote_start(body, marks=False)
-    return Alert(message=message, token=token, title=title[:250],
+    return Alert(message=message, token=token, title=title[:TITLE_LIMIT],
                  description=description[:DESCRIPTION_LIMIT],
                  quoted=quote.kind if quote else "", rule=match.rule.name, clears=match.clears)
 
 
 def _filled(template: str, groups: dict[str, str]) -> str:
     return _PLACEHOLDER_RE.sub(lambda m: groups.get(m.group(1), ""), template).strip()
+
+
+def _matchable(text: str) -> str:
+    """Return text as RE2 can take it: a lone surrogate (an undecodable byte kept by a
+    decoder) cannot be UTF-8, so it becomes U+FFFD."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+    return text
 
 
 def _address(sender: str) -> str:
