@@ -97,15 +97,17 @@ def new_text(text: str) -> str:
 
 
 def _quote_marks(text: str) -> Quote | None:
+    """Return the first `>` line that quotes something (not a bare `>`)."""
     at = 0 if text.startswith(">") else text.find("\n>") + 1
     while at > 0 or (at == 0 and text.startswith(">")):
         line_end = text.find("\n", at)
-        line = text[at:line_end if line_end >= 0 else len(text)]
-        if line.strip(" \t>"):
+        if text[at:line_end if line_end >= 0 else len(text)].strip(" \t>"):
             return Quote(at, "quoted (> lines)")
         if line_end < 0:
             return None
         at = text.find("\n>", line_end) + 1
+        if at == 0:
+            return None
     return None
 
 
