@@ -34,6 +34,7 @@ class Directory:
     numbers: dict[str, TicketRef] = field(default_factory=dict)
     delivered: dict[str, Earlier] = field(default_factory=dict)
     threads: dict[str, TicketRef] = field(default_factory=dict)  # Message-ID → its ticket
+    missed: dict[str, TicketRef] = field(default_factory=dict)  # [[expect]] name → its ticket
 
     def local_organization_id(self) -> int:
         return LOCAL
@@ -61,6 +62,9 @@ class Directory:
 
     def delivered_before(self, fingerprint: str) -> Earlier | None:
         return self.delivered.get(fingerprint)
+
+    def missed_ticket(self, name: str) -> TicketRef | None:
+        return self.missed.get(name)
 
     def ticket_by_message_ids(self, message_ids: tuple[str, ...]) -> TicketRef | None:
         return next((self.threads[i] for i in message_ids if i in self.threads), None)

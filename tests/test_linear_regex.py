@@ -155,7 +155,7 @@ SLOW_BY_DESIGN = [r"(a+)+$", r"(x+x+)+y", r"(.*a){12}", r"(a|aa)+b", r"^(\w+\s?)
 
 
 def _rule_patterns() -> dict[str, str]:
-    rules = load_rules(RULE_EXAMPLES / "rules.toml", "mx.example")
+    rules = load_rules(RULE_EXAMPLES / "rules.toml", "mx.example").rules
     found = {f"{rule.name}.{name}": pattern for rule in rules.rules
              for name, pattern in (*rule.patterns, ("clear", rule.clear)) if pattern}
     found.update((f"slow {pattern}", pattern) for pattern in SLOW_BY_DESIGN)

@@ -39,3 +39,39 @@ def test_mail_without_a_token_becomes_tickets_by_rules(tmp_path, imap_account, c
     assert tickets["Veeam Backup job DC01: Failed"]["status"] == "New"
     flags = [KEYWORD in f for _, f, _ in imap_account.messages("INBOX")]
     assert flags == [True, True, True, False, False, False, True]
+
+
+def test_once_opens_a_ticket_for_each_missed_window_and_the_mail_completes_it(
+        tmp_path, imap_account, capsys):
+    """`once` looks at the deadlines that passed since its last run: here the last run is made
+    three days old in the database, as if cron had not run it since."""
+    import sqlite3
+    from datetime import UTC, datetime, timedelta
+
+    (tmp_path / "rules.toml").write_text(
+        '[[expect]]\nname = "nightly backup"\nsubject = "^\\\\[Success\\\\] Backup Job DC01"\n'
+        'deadline = "30 5 * * *"\norganization = "Client One"\n')
+    config = write_settings(tmp_path, imap_account, rules={"file": "rules.toml",
+                                                           "timezone": "UTC"})
+    (tmp_path / "orgs.csv").write_text("name\nClient One\n")
+    assert poller(config, "import", "organizations", str(tmp_path / "orgs.csv")) == 0
+    assert poller(config, "once") == 0  # the first window opens
+    assert poller_json(config, capsys, "tickets") == []
+    old = (datetime.now(UTC) - timedelta(days=3)).isoformat(timespec="seconds")
+    with sqlite3.connect(tmp_path / "tickets.db") as con:
+        con.execute("UPDATE expected_mail SET window_start = ?, checked = ?", (old, old))
+    assert poller(config, "once") == 0
+    assert poller(config, "once") == 0  # looked at once: no second ticket, no occurrence
+    (ticket,) = poller_json(config, capsys, "tickets")
+    assert ticket["title"] == "Expected mail did not arrive: nightly backup"
+    assert ticket["organization"] == "Client One" and ticket["occurrences"] in (3, 4)
+
+    imap_account.append("INBOX", b"From: reports@backup.example\nSubject: [Success] Backup Job "
+                                 b"DC01 (2 VMs)\nMessage-ID: <b1@backup.example>\n\nSuccess: 2\n")
+    assert poller(config, "once") == 0
+    (ticket,) = poller_json(config, capsys, "tickets")
+    assert ticket["status"] == "Complete"
+    (row,) = poller_json(config, capsys, "messages")
+    assert row["outcome"] == "expected" and row["ticket"] == ticket["number"]
+    ((_, flags, _),) = imap_account.messages("INBOX")
+    assert KEYWORD in flags

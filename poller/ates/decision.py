@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 
 from poller.mail.message import Attachment
@@ -16,6 +17,7 @@ class Outcome(StrEnum):
     QUARANTINED = "quarantined"
     DUPLICATE = "duplicate"
     NOTED = "noted"  # a reply to a ticket: a note on it, nothing else
+    EXPECTED = "expected"  # the mail an [[expect]] entry waits for
 
 
 # Ticket statuses: a ticket is New until a clear alert (or a technician) completes it.
@@ -94,7 +96,8 @@ class Decision:
     organization and so on, the ticket's UDF values (source, kind, value), the system notes
     for the ticket, the attachments to store and the notes on those over the budget; a new
     ticket also gets its fields (queue, priority and so on). A reply (NOTED) names the ticket
-    and carries its note."""
+    and carries its note; expected mail (EXPECTED) names its [[expect]] entry, and the ticket
+    its miss opened, which it completes."""
 
     outcome: Outcome
     step: Step
@@ -110,3 +113,5 @@ class Decision:
     refused_attachments: tuple[str, ...] = ()
     fields: TicketFields = TicketFields()
     reply: Reply | None = None
+    expected: str = ""  # EXPECTED: the [[expect]] entry's name...
+    arrived: datetime | None = None  # ...and when the mail counts as arrived

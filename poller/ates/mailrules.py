@@ -114,8 +114,8 @@ def apply(rules: RuleSet, message: ParsedMessage, body: str) -> tuple[RuleMatch 
     tried before it fared. Every pattern a rule gives must match; a rule that must be
     authenticated takes only mail whose Authentication-Results of [rules] authserv_id pass for
     the From domain."""
-    texts = {"from": _matchable(_address(message.sender)),
-             "subject": _matchable(message.subject), "body": _matchable(body)}
+    texts = {"from": matchable(sender_address(message.sender)),
+             "subject": matchable(message.subject), "body": matchable(body)}
     attempts: list[Attempt] = []
     for rule in rules.rules:
         groups: dict[str, str] = {}
@@ -182,7 +182,7 @@ def _filled(template: str, groups: dict[str, str]) -> str:
     return _PLACEHOLDER_RE.sub(lambda m: groups.get(m.group(1), ""), template).strip()
 
 
-def _matchable(text: str) -> str:
+def matchable(text: str) -> str:
     """Return text as RE2 can take it: a lone surrogate (an undecodable byte kept by a
     decoder) cannot be UTF-8, so it becomes U+FFFD."""
     try:
@@ -192,5 +192,5 @@ def _matchable(text: str) -> str:
     return text
 
 
-def _address(sender: str) -> str:
+def sender_address(sender: str) -> str:
     return email.utils.parseaddr(sender)[1] or sender.strip()

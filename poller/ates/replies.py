@@ -1,10 +1,14 @@
-"""Which ticket a mail answers: the look-ups that make a mail a reply to a ticket."""
+"""Mail that is not an alert but concerns a ticket: a reply to one (which ticket it answers,
+and the note it makes), and the mail an [[expect]] entry waits for. poller.ates.rules.decide
+calls these; the step is its to plan."""
 
 from __future__ import annotations
 
 import re
 
+from poller.ates.decision import STATUS_COMPLETE, Decision, Outcome, Reply, Step
 from poller.ates.directory import Directory, TicketRef
+from poller.ates.expected import Expectation
 from poller.ates.reading import Reading
 
 # A ticket number as this service writes them, TYYYYMMDD.NNNN, alone or in brackets.
@@ -36,3 +40,36 @@ def answered(reading: Reading, directory: Directory) -> tuple[TicketRef | None, 
         if ticket is not None:
             return ticket, "the quoted token's TicketNumber names it"
     return None, ""
+
+
+def noted(reading: Reading, ticket: TicketRef, how: str, directory: Directory,
+          step: Step) -> Decision:
+    """Return the decision for a reply to ticket: a note on it (its sender, its subject and
+    what was written above the quote), never a new ticket, an occurrence or a completion,
+    whatever it quotes or says; the same reply delivered again is a duplicate."""
+    earlier = (directory.delivered_before(reading.fingerprint)
+               if reading.fingerprint is not None else None)
+    if earlier is not None and earlier.ticket_id is not None:
+        return Decision(Outcome.DUPLICATE, step,
+                        reason="the same mail was already processed", ticket_id=earlier.ticket_id)
+    message = reading.message
+    assert message is not None
+    return Decision(Outcome.NOTED, step,
+                    reason=f"a reply to ticket {ticket.number} ({how}): noted on it",
+                    ticket_id=ticket.id,
+                    reply=Reply(message.sender, message.subject, reading.reply_text))
+
+
+def arrived(reading: Reading, entry: Expectation, directory: Directory, step: Step) -> Decision:
+    """Return the decision for the mail an [[expect]] entry waits for: recorded, done with
+    like processed mail, and the completion of the ticket a missed deadline opened."""
+    earlier = (directory.delivered_before(reading.fingerprint)
+               if reading.fingerprint is not None else None)
+    if earlier is not None:
+        return Decision(Outcome.DUPLICATE, step,
+                        reason="the same mail was already processed", ticket_id=earlier.ticket_id)
+    missed = directory.missed_ticket(entry.name)
+    open_id = missed.id if missed is not None and missed.status != STATUS_COMPLETE else None
+    assert reading.message is not None
+    return Decision(Outcome.EXPECTED, step, reason=f"the expected mail {entry.name!r}",
+                    ticket_id=open_id, expected=entry.name, arrived=reading.message.date)

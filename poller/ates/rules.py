@@ -18,14 +18,14 @@ from poller.ates.decision import (
     NewContact,
     Outcome,
     Purpose,
-    Reply,
     Step,
     TicketFields,
 )
 from poller.ates.directory import Directory, TicketRef
+from poller.ates.expected import expected_by
 from poller.ates.policy import AtesSettings, MailboxSettings, Policy, TicketSettings
 from poller.ates.reading import Reading
-from poller.ates.replies import answered
+from poller.ates.replies import answered, arrived, noted
 from poller.ates.token import AtesToken, Sourced
 from poller.mail.message import FORWARDED_TYPES, Attachment
 from poller.mail.quoting import reply_prefix
@@ -44,37 +44,25 @@ def decide(reading: Reading, directory: Directory, policy: Policy) -> Decision:
     alert = reading.alert
     if alert is None and not reading.no_token:
         return quarantined(reading.problem, policy)
-    if alert is None or not_the_senders(alert):
+    borrowed = alert is not None and not_the_senders(alert)
+    if alert is None or borrowed:
         ticket, how = answered(reading, directory)
         if ticket is not None:
-            return _reply(reading, ticket, how, directory, mailbox)
-        if alert is None:
-            return Decision(Outcome.SKIPPED, plan(Purpose.NO_TOKEN, mailbox),
-                            reason=reading.problem)
+            return noted(reading, ticket, how, directory, _done(mailbox))
+    message = reading.message
+    if (alert is None or alert.rule) and not borrowed and message is not None:
+        entry = expected_by(policy.expectations, message) if policy.expectations else None
+        if entry is not None and not (reply_prefix(message.subject)
+                                      or message.content_type in FORWARDED_TYPES):
+            return arrived(reading, entry, directory, _done(mailbox))
+    if alert is None:
+        return Decision(Outcome.SKIPPED, plan(Purpose.NO_TOKEN, mailbox), reason=reading.problem)
     earlier = (directory.delivered_before(reading.fingerprint)
                if reading.fingerprint is not None else None)
     if earlier is not None:
         return Decision(Outcome.DUPLICATE, _done(mailbox),
                         reason="the same mail was already processed", ticket_id=earlier.ticket_id)
     return decide_alert(alert, directory, policy)
-
-
-def _reply(reading: Reading, ticket: TicketRef, how: str, directory: Directory,
-           mailbox: MailboxSettings) -> Decision:
-    """Return the decision for a reply to ticket: a note on it (its sender, its subject and
-    what was written above the quote), never a new ticket, an occurrence or a completion,
-    whatever it quotes or says; the same reply delivered again is a duplicate."""
-    earlier = (directory.delivered_before(reading.fingerprint)
-               if reading.fingerprint is not None else None)
-    if earlier is not None and earlier.ticket_id is not None:
-        return Decision(Outcome.DUPLICATE, _done(mailbox),
-                        reason="the same mail was already processed", ticket_id=earlier.ticket_id)
-    message = reading.message
-    assert message is not None
-    return Decision(Outcome.NOTED, _done(mailbox),
-                    reason=f"a reply to ticket {ticket.number} ({how}): noted on it",
-                    ticket_id=ticket.id,
-                    reply=Reply(message.sender, message.subject, reading.reply_text))
 
 
 def quarantined(reason: str, policy: Policy) -> Decision:

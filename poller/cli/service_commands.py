@@ -7,6 +7,9 @@ import json
 import logging
 import os
 import sys
+from datetime import datetime
+
+import peewee
 
 from poller.cli.exits import (
     CHECK_EXIT,
@@ -20,12 +23,13 @@ from poller.config import Settings
 from poller.imap.mailbox import Mailbox
 from poller.imap.requeue import requeue
 from poller.service import health
+from poller.service.deadlines import next_deadline
 from poller.service.delivery import deliver_pending
 from poller.service.lock import pass_lock
 from poller.service.passes import recorded_pass
 from poller.service.signals import Shutdown, SignalThread
 from poller.service.worker import utc_now
-from poller.store import queries
+from poller.store import expected, queries
 from poller.store.database import read_only_database
 from poller.store.queries import PassRecord
 
@@ -98,6 +102,7 @@ def status_command(settings: Settings, args: argparse.Namespace) -> int:
     oldest = None if totals.oldest_undelivered is None else \
         (now - totals.oldest_undelivered).total_seconds()
     last = totals.last_pass
+    awaited = _expected(settings, now)
     if args.json:
         print(json.dumps({
             "mailbox": settings.imap.name,
@@ -113,6 +118,7 @@ def status_command(settings: Settings, args: argparse.Namespace) -> int:
             "passes_failed": totals.passes_failed, "mails": totals.mails,
             "undelivered_events": totals.undelivered_events,
             "oldest_undelivered_age_seconds": None if oldest is None else round(oldest),
+            "expected": awaited,
         }, indent=2))
     else:
         print(f"mailbox:          {settings.imap.name}")
@@ -136,6 +142,10 @@ def status_command(settings: Settings, args: argparse.Namespace) -> int:
         print(f"pending steps:    {totals.pending_steps}")
         print(f"webhook events:   {totals.undelivered_events} undelivered" +
               ("" if oldest is None else f", the oldest {oldest:.0f}s old"))
+        for entry in awaited:
+            print(f"expected mail:    {entry['name']}: last arrived "
+                  f"{entry['last_arrival'] or 'never'}, next deadline {entry['next_deadline']}"
+                  + (f", ticket {entry['open_ticket']} open" if entry["open_ticket"] else ""))
         if totals.failing_steps:
             print(f"FAILING steps:    {totals.failing_steps} refused by the server "
                   f"(latest: {totals.step_error})")
@@ -144,6 +154,29 @@ def status_command(settings: Settings, args: argparse.Namespace) -> int:
     if box is not None and box.error:
         return EXIT_UNAVAILABLE
     return EXIT_PENDING if totals.failing_steps else EXIT_OK
+
+
+def _expected(settings: Settings, now: datetime) -> list[dict[str, object]]:
+    """Each [[expect]] entry: its last arrival, next deadline, misses and open ticket."""
+    if not settings.expectations:
+        return []
+    with read_only_database(settings.database.url) as db:
+        try:
+            windows = {entry.name: expected.window(db, entry.name)
+                       for entry in settings.expectations}
+        except peewee.OperationalError:  # a database of before [[expect]]: nothing yet
+            windows = {}
+    out = []
+    for entry in settings.expectations:
+        window = windows.get(entry.name)
+        deadline = next_deadline(entry, settings.rules.timezone, now)
+        out.append({"name": entry.name,
+                    "last_arrival": window.last_arrival.isoformat() if window and
+                    window.last_arrival else None,
+                    "next_deadline": deadline.isoformat() if deadline else None,
+                    "misses": window.misses if window else 0,
+                    "open_ticket": window.ticket if window else None})
+    return out
 
 
 def requeue_command(settings: Settings, args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from poller.ates.expected import Expectation
 from poller.ates.mailrules import RuleSet
 from poller.ates.policy import (
     CRITERIA,
@@ -86,13 +87,16 @@ class Settings:
     status: StatusSettings = field(default_factory=StatusSettings)
     webhook: WebhookSettings = field(default_factory=WebhookSettings)
     rules: RulesSettings = field(default_factory=RulesSettings)
-    # the rules [rules] file holds (None: no rules file); `check` lists the settings, not these
+    # the rules [rules] file holds (None: no rules file) and its [[expect]] entries; `check`
+    # lists the settings, not these
     rule_set: RuleSet | None = field(default=None, metadata={"shown": False})
+    expectations: tuple[Expectation, ...] = field(default=(), metadata={"shown": False})
     source: str = ""
 
     def policy(self) -> Policy:
         """Return the settings the ATES rules read."""
-        return Policy(self.ates, self.duplicates, self.mailbox, self.limits, self.tickets)
+        return Policy(self.ates, self.duplicates, self.mailbox, self.limits, self.tickets,
+                      self.expectations)
 
     def target_folders(self) -> list[str]:
         """Return the folders mail may be moved to, as the settings name them."""
@@ -247,7 +251,7 @@ def load_settings(path: str | os.PathLike[str], environ: dict[str, str] | None =
             "(e.g. sqlite:///relative/path.db or sqlite:////absolute/path.db)"
         )
 
-    rules, rule_set = read_rules_settings(section("rules"), base)
+    rules, loaded = read_rules_settings(section("rules"), base)
     return Settings(
         imap=imap_settings,
         mailbox=mailbox,
@@ -258,7 +262,8 @@ def load_settings(path: str | os.PathLike[str], environ: dict[str, str] | None =
         webhook=read_webhook_settings(section("webhook"), base),
         tickets=tickets,
         rules=rules,
-        rule_set=rule_set,
+        rule_set=loaded.rules if loaded else None,
+        expectations=loaded.expectations if loaded else (),
         source=str(path),
         **read_service_settings(section, base, database.url, imap_settings.key),
     )

@@ -20,6 +20,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type
 from poller.config import Settings
 from poller.errors import MailboxError, MailboxUnavailable, ReaderError, StoreError
 from poller.imap.mailbox import Mailbox
+from poller.service import deadlines
 from poller.service.reader import Reader
 from poller.service.worker import PassResult, Worker, utc_now
 from poller.store.database import open_database
@@ -104,7 +105,8 @@ def run_pass(settings: Settings, store: Store, stop: threading.Event, *,
 
 def recorded_pass(settings: Settings, stop: threading.Event, *, sleep: Sleep | None = None,
                   track: Track | None = None, reader: Reader | None = None) -> PassResult:
-    """Run a pass and record it: pass_log row, metrics textfile, one summary log line.
+    """Run a pass and record it: pass_log row, metrics textfile, one summary log line. A
+    good pass ends by looking at the [[expect]] deadlines that passed.
 
     Raises MailboxError, ReaderError or StoreError when the pass failed; a pass cut short by
     STOP is returned with interrupted set.
@@ -114,8 +116,11 @@ def recorded_pass(settings: Settings, stop: threading.Event, *, sleep: Sleep | N
     result = PassResult()
     try:
         try:
+            deadlines.open_windows(settings, store, started)
             run_pass(settings, store, stop, sleep=sleep, track=track, result=result,
                      reader=reader)
+            if not result.interrupted:
+                deadlines.check_deadlines(settings, store, utc_now())
         except (MailboxError, ReaderError) as exc:
             if not (stop.is_set() and isinstance(exc, MailboxUnavailable)):
                 _record_failure(store, settings, started, result, str(exc))
@@ -170,6 +175,7 @@ def write_metrics(settings: Settings) -> None:
     from poller.service import metrics  # prometheus_client is only needed with a textfile
 
     try:
-        metrics.write_textfile(path, settings.imap.name)
+        metrics.write_textfile(path, settings.imap.name,
+                               tuple(entry.name for entry in settings.expectations))
     except (OSError, peewee.PeeweeException) as exc:
         logger.warning("could not write metrics to %s: %s", path, exc)

@@ -13,7 +13,14 @@ import peewee
 from playhouse import db_url
 
 from poller.errors import StoreError
-from poller.store.schema import MODELS, Outbox, ProcessedMessage, database
+from poller.store.schema import (
+    MODELS,
+    ExpectedArrival,
+    ExpectedMail,
+    Outbox,
+    ProcessedMessage,
+    database,
+)
 from poller.store.views import create_views
 
 SQLITE_PRAGMAS = {
@@ -30,7 +37,7 @@ SQLITE_PRAGMAS = {
 
 # PRAGMA user_version of a database with the schema of schema.py. A database made before the
 # version was recorded reads 0.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 def _create_missing_tables(db: peewee.Database) -> None:
@@ -81,6 +88,11 @@ def _message_id_index(db: peewee.Database) -> None:
                    'ON "processed_message" ("message_id")')
 
 
+def _expected_mail(db: peewee.Database) -> None:
+    """The [[expect]] entries' windows, misses and arrivals."""
+    db.create_tables([ExpectedMail, ExpectedArrival], safe=True)
+
+
 # version → the step that upgrades a database of the version before to it. Views are not
 # steps: every upgrade creates them again at its end (views.py).
 MIGRATIONS: dict[int, Callable[[peewee.Database], None]] = {
@@ -89,6 +101,7 @@ MIGRATIONS: dict[int, Callable[[peewee.Database], None]] = {
     3: _mailboxes_and_ticket_fields,
     4: _step_purpose_and_error,
     5: _message_id_index,
+    6: _expected_mail,
 }
 
 _opening = threading.Lock()

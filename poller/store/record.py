@@ -46,7 +46,8 @@ def record(store: Store, key: MessageKey, decision: Decision, alert: Alert | Non
            subscribed: frozenset[str] = frozenset()) -> tuple[int, str | None]:
     """Apply the decision and log the mail in the caller's transaction; attachment content goes
     to files under attachments_dir when it is set; the event the change causes goes to the
-    outbox when it is one of the subscribed. A reply (NOTED) adds its note to the ticket.
+    outbox when it is one of the subscribed. A reply (NOTED) adds its note to the ticket;
+    expected mail (EXPECTED) records its arrival and completes the ticket its misses opened.
 
     Returns the log row's id and the number of the ticket created or changed (or None).
     The statements are plain SQL: they run once or more per mail, and building them with
@@ -66,6 +67,10 @@ def record(store: Store, key: MessageKey, decision: Decision, alert: Alert | Non
         if event in subscribed:
             note = None if decision.outcome is Outcome.CREATED else alert.description or None
             add_event(db, event, ticket[0], events.BY_ALERT, note, now)
+    elif decision.outcome is Outcome.EXPECTED and decision.ticket_id is not None:
+        ticket = _complete_missed(db, decision, subject, now)
+        if events.COMPLETED in subscribed:
+            add_event(db, events.COMPLETED, ticket[0], events.BY_ALERT, subject or None, now)
     elif decision.outcome is Outcome.NOTED and decision.reply is not None:
         ticket = _note_reply(db, decision, now)
         if events.NOTED in subscribed:
@@ -80,6 +85,10 @@ def record(store: Store, key: MessageKey, decision: Decision, alert: Alert | Non
          decision.reason, ticket[0] if ticket else decision.ticket_id, str(decision.step),
          decision.step.purpose.value, decision.step.kind == "none", stamp, stamp),
     ).lastrowid
+    if decision.outcome is Outcome.EXPECTED:
+        arrived = min(decision.arrived, now) if decision.arrived is not None else now
+        db.execute_sql("INSERT INTO expected_arrival (name, arrived, message_id) VALUES (?, ?, ?)",
+                       (decision.expected, iso(arrived), row_id))
     return row_id, ticket[1] if ticket else None
 
 
@@ -136,6 +145,20 @@ def _update(db: peewee.Database, decision: Decision, alert: Alert, now: datetime
         db.execute_sql("UPDATE ticket SET occurrences = occurrences + 1, updated = ? WHERE id = ?",
                        (stamp, ticket_id))
     _attach(db, ticket_id, note, decision, now, attachments_dir)
+    return ticket_id, number
+
+
+def _complete_missed(db: peewee.Database, decision: Decision, subject: str,
+                     now: datetime) -> tuple[int, str]:
+    """Complete the ticket the expected mail's missed deadlines opened, with a note."""
+    ticket_id, number = db.execute_sql("SELECT id, number FROM ticket WHERE id = ?",
+                                       (decision.ticket_id,)).fetchone()
+    write_note(db, ticket_id, "resolution", f"Expected mail arrived: {decision.expected}",
+               f"The expected mail arrived: {subject}", now)
+    db.execute_sql("UPDATE ticket SET status = ?, completed = ?, updated = ? WHERE id = ?",
+                   (STATUS_COMPLETE, iso(now), iso(now), ticket_id))
+    db.execute_sql("UPDATE expected_mail SET ticket_id = NULL WHERE name = ?",
+                   (decision.expected,))
     return ticket_id, number
 
 

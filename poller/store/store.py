@@ -117,6 +117,12 @@ class Store:
             (*message_ids, *(o.value for o in THREADED)))
         return TicketRef(*rows[0]) if rows else None
 
+    def missed_ticket(self, name: str) -> TicketRef | None:
+        """Return the ticket the misses of the [[expect]] entry opened, or None."""
+        rows = self._rows("SELECT t.id, t.number, t.organization_id, t.status FROM expected_mail "
+                          "e JOIN ticket t ON t.id = e.ticket_id WHERE e.name = ?", (name,))
+        return TicketRef(*rows[0]) if rows else None
+
     def _entities_by_udf(self, entity: str, label: str, value: str) -> list[int]:
         udf_id = self._known_udf(entity, label)
         if udf_id is None:
