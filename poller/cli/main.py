@@ -140,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
                                description="Show what happened to each mail. Example: "
                                            "poller messages --outcome quarantined")
     msgs.add_argument("--outcome", choices=("created", "appended", "completed", "noted",
-                                            "skipped", "quarantined", "duplicate"))
+                                            "expected", "skipped", "quarantined", "duplicate"))
     msgs.add_argument("--json", action="store_true")
 
     prs = commands.add_parser("parse", help="show what the worker would do with a mail file",
