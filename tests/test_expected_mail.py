@@ -158,3 +158,17 @@ def test_the_metrics_textfile_shows_each_entry(box, tmp_path):
     text = path.read_text()
     assert 'ates_poller_expected_misses_total{entry="nightly backup DC01"' in text
     assert 'ates_poller_expected_open_ticket{entry="nightly backup DC01"' in text
+
+
+def test_serve_starts_a_pass_at_each_deadline_and_a_reload_replans_them(box, tmp_path):
+    from poller.service.scheduler import DEADLINE_JOB, Service
+
+    service = Service(box.settings, str(box.settings.source))
+    service._schedule_deadlines(box.settings)
+    (job,) = [j for j in service.scheduler.get_jobs() if j.id.startswith(DEADLINE_JOB)]
+    assert job.id == f"{DEADLINE_JOB}nightly backup DC01" and "hour='6'" in str(job.trigger)
+    (tmp_path / "rules.toml").write_text(EXPECT.replace("nightly backup DC01", "weekly report")
+                                         .replace('"0 6 * * *"', '"0 7 * * 1"'))
+    service._schedule_deadlines(load_settings(box.settings.source))
+    (job,) = [j for j in service.scheduler.get_jobs() if j.id.startswith(DEADLINE_JOB)]
+    assert job.id == f"{DEADLINE_JOB}weekly report" and "day_of_week='1'" in str(job.trigger)

@@ -216,3 +216,9 @@ def test_text_with_a_byte_no_decoder_could_read_is_matched_too():
     rules = RuleSet((MailRule("u", "APC", (("subject", "UPS: (?P<x>.+)$"),)),))
     match, _ = apply(rules, message, "Hostname : ups01 \udcff")
     assert match is not None and match.rule.name == "u"
+
+
+def test_rules_test_without_a_rules_file_is_an_error(tmp_path, capsys):
+    config = write_settings(tmp_path, None)
+    assert poller(config, "rules", "test", str(MAILS[0])) == 2
+    assert "no [rules] file is set" in capsys.readouterr().err
