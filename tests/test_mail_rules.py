@@ -203,10 +203,12 @@ def test_every_pattern_a_rule_gives_must_match_and_the_first_rule_wins():
     rules = RuleSet((MailRule("a", "S", (("subject", "UPS"), ("body", "nothing like this"))),
                      MailRule("b", "S", (("from", "client-one"), ("subject", "battery"))),
                      MailRule("c", "S", (("subject", "UPS"),))))
-    match, attempts = apply(rules, message, "Hostname : ups01")
+    match, attempts = apply(rules, message, "Hostname : ups01", explain=True)
     assert match.rule.name == "b"
     assert [(a.rule, a.matched, a.missed) for a in attempts] == [
         ("a", ("subject",), "body"), ("b", ("from", "subject"), "")]
+    match, attempts = apply(rules, message, "Hostname : ups01")  # the rules that matched only
+    assert match.rule.name == "b" and [a.rule for a in attempts] == ["b"]
 
 
 def test_text_with_a_byte_no_decoder_could_read_is_matched_too():

@@ -108,26 +108,35 @@ def placeholders(template: str) -> list[str]:
     return _PLACEHOLDER_RE.findall(template)
 
 
-def apply(rules: RuleSet, message: ParsedMessage, body: str) -> tuple[RuleMatch | None,
-                                                                       list[Attempt]]:
-    """Return the first rule that takes the mail (None when none does), and how each rule
-    tried before it fared. Every pattern a rule gives must match; a rule that must be
-    authenticated takes only mail whose Authentication-Results of [rules] authserv_id pass for
-    the From domain."""
+def apply(rules: RuleSet, message: ParsedMessage, body: str, explain: bool = False
+          ) -> tuple[RuleMatch | None, list[Attempt]]:
+    """Return the first rule that takes the mail (None when none does), and how the rules
+    tried before it fared: with explain, every rule; without, only those whose patterns all
+    matched (a refused authenticated rule). Every pattern a rule gives must match; a rule that
+    must be authenticated takes only mail whose Authentication-Results of [rules] authserv_id
+    pass for the From domain.
+
+    All patterns of a field are matched together (an RE2 set: one scan of the text for all
+    rules); only a rule whose patterns all match is searched again, for its named groups."""
     texts = {"from": matchable(sender_address(message.sender)),
              "subject": matchable(message.subject), "body": matchable(body)}
+    index = _index(rules)
+    hits = index.hits(texts)
+    numbers = range(len(rules.rules)) if explain or hits is None else index.candidates(hits)
     attempts: list[Attempt] = []
-    for rule in rules.rules:
+    for number in numbers:
+        rule = rules.rules[number]
+        matched, missed = index.prefiltered(number, hits)
         groups: dict[str, str] = {}
-        matched: list[str] = []
-        missed = ""
-        for name, pattern in rule.patterns:
-            found = compile_pattern(pattern).search(texts[name])
-            if found is None:
-                missed = name
-                break
-            matched.append(name)
-            groups.update((k, v) for k, v in found.groupdict().items() if v is not None)
+        if not missed:
+            matched, missed = [], ""
+            for name, pattern in rule.patterns:
+                found = compile_pattern(pattern).search(texts[name])
+                if found is None:
+                    missed = name
+                    break
+                matched.append(name)
+                groups.update((k, v) for k, v in found.groupdict().items() if v is not None)
         if missed:
             attempts.append(Attempt(rule.name, tuple(matched), missed))
             continue
@@ -148,6 +157,69 @@ def apply(rules: RuleSet, message: ParsedMessage, body: str) -> tuple[RuleMatch 
         values = {name: _filled(template, groups) for name, template in rule.templates}
         return RuleMatch(rule, values, clears), attempts
     return None, attempts
+
+
+class _Index:
+    """The patterns of all rules in one RE2 set per field, and where each rule's are in them."""
+
+    def __init__(self, rules: RuleSet):
+        sets = {name: re2.Set.SearchSet(_SET_OPTIONS) for name in PATTERN_FIELDS}
+        self.keys = [tuple((name, sets[name].Add(pattern)) for name, pattern in rule.patterns)
+                     for rule in rules.rules]
+        # (field, key in its set) → the number of the rule the pattern is of
+        self.owner = {(name, key): number for number, keys in enumerate(self.keys)
+                      for name, key in keys}
+        used = {name for name, _ in self.owner}
+        for name in used:
+            sets[name].Compile()
+        self.sets = {name: sets[name] for name in used}
+
+    def hits(self, texts: dict[str, str]) -> dict[str, set[int]] | None:
+        """Return the patterns of each field that match its text; None when a set cannot tell
+        (RE2 ran out of its memory budget): then each rule's patterns are searched one by one."""
+        try:
+            return {name: set(found.Match(texts[name]) or ()) for name, found in
+                    self.sets.items()}
+        except re2.error:
+            return None
+
+    def candidates(self, hits: dict[str, set[int]]) -> list[int]:
+        """Return the numbers of the rules whose patterns all match, in order: the time goes
+        with the patterns that match, not with the number of rules."""
+        counts: dict[int, int] = {}
+        for name, keys in hits.items():
+            for key in keys:
+                number = self.owner[name, key]
+                counts[number] = counts.get(number, 0) + 1
+        return sorted(n for n, count in counts.items() if count == len(self.keys[n]))
+
+    def prefiltered(self, number: int, hits: dict[str, set[int]] | None
+                    ) -> tuple[list[str], str]:
+        """Return the fields of rule NUMBER whose patterns the sets found matching, in the
+        rule's order, up to the first that did not ('' when all did, or without sets)."""
+        matched: list[str] = []
+        for name, key in self.keys[number] if hits is not None else ():
+            if key not in hits[name]:
+                return matched, name
+            matched.append(name)
+        return matched, ""
+
+
+_SET_OPTIONS = re2.Options()
+_SET_OPTIONS.log_errors = False
+_SET_OPTIONS.max_mem = 64 << 20  # the sets' automata: all rules' patterns of one field
+_INDEXES: dict[int, tuple[RuleSet, _Index]] = {}
+
+
+def _index(rules: RuleSet) -> _Index:
+    """Return the sets of these rules, built once per process (the rules are kept with them,
+    so that their id names them while the entry lives)."""
+    entry = _INDEXES.get(id(rules))
+    if entry is None or entry[0] is not rules:
+        if len(_INDEXES) >= 8:
+            _INDEXES.clear()
+        entry = _INDEXES[id(rules)] = (rules, _Index(rules))
+    return entry[1]
 
 
 def by_rules(rules: RuleSet, message: ParsedMessage, now: datetime) -> tuple[Alert | None, str]:
@@ -193,4 +265,7 @@ def matchable(text: str) -> str:
 
 
 def sender_address(sender: str) -> str:
+    """Return the address of a From header ("Name <a@b>" → a@b)."""
+    if sender.endswith(">") and sender.count("<") == 1 and '"' not in sender:
+        return sender[sender.index("<") + 1:-1].strip()  # the usual form, without parsing
     return email.utils.parseaddr(sender)[1] or sender.strip()

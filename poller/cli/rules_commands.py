@@ -57,7 +57,7 @@ def _attempts(raw: bytes, rules) -> list[dict[str, object]]:
         message = parse_message(raw)
     except MessageError:
         return []
-    _, attempts = apply(rules, message, message.text or html_to_text(message.html))
+    _, attempts = apply(rules, message, message.text or html_to_text(message.html), explain=True)
     return [{"rule": a.rule, "matched": list(a.matched), "did_not_match": a.missed or None,
              "refused": a.refused or None} for a in attempts]
 
