@@ -131,7 +131,11 @@ def apply(rules: RuleSet, message: ParsedMessage, body: str, explain: bool = Fal
         if not missed:
             matched, missed = [], ""
             for name, pattern in rule.patterns:
-                found = compile_pattern(pattern).search(texts[name])
+                compiled = compile_pattern(pattern)
+                if hits is not None and not compiled.groupindex:
+                    matched.append(name)  # the set found it, and it has no group to take
+                    continue
+                found = compiled.search(texts[name])
                 if found is None:
                     missed = name
                     break
