@@ -22,4 +22,4 @@ def test_rules_benchmark_runs():
     run = subprocess.run([sys.executable, str(REPO / "bench" / "rules.py"), "--rounds", "1"],
                          capture_output=True, text=True, timeout=120, check=False)
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "with 50 rules" in run.stdout and "target" in run.stdout
+    assert "matching 50 rules" in run.stdout and "target" in run.stdout
