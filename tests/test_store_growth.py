@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from collections import Counter
 
+from poller.clock import utc_now
 from poller.config import load_settings
 from poller.imap.mailbox import Mailbox
-from poller.service.worker import Worker, utc_now
+from poller.service.worker import Worker
 from poller.store.database import open_database
 from poller.store.store import Store
 from testkit.prefill import add_history, build_directory

@@ -16,6 +16,7 @@ from poller.cli.exits import (
     EXIT_STALE,
     EXIT_UNAVAILABLE,
 )
+from poller.clock import utc_now
 from poller.config import Settings
 from poller.imap.mailbox import Mailbox
 from poller.imap.requeue import requeue
@@ -24,7 +25,6 @@ from poller.service.delivery import deliver_pending
 from poller.service.lock import pass_lock
 from poller.service.passes import recorded_pass
 from poller.service.signals import Shutdown, SignalThread
-from poller.service.worker import utc_now
 from poller.store import queries
 from poller.store.database import read_only_database
 from poller.store.queries import PassRecord

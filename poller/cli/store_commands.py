@@ -12,13 +12,14 @@ from poller.ates.decision import Outcome
 from poller.ates.rules import decide_alert
 from poller.cli.exits import EXIT_OK
 from poller.cli.output import show
+from poller.clock import utc_now
 from poller.config import Settings
 from poller.errors import MessageError
 from poller.mail.message import parse_message
+from poller.paths import sqlite_file
 from poller.service.passes import opened_store
-from poller.service.worker import utc_now
 from poller.store import queries
-from poller.store.database import open_database, read_only_database, sqlite_path
+from poller.store.database import open_database, read_only_database
 from poller.store.importer import import_file
 from poller.store.store import Store
 
@@ -62,7 +63,7 @@ def parse_command(settings: Settings, args: argparse.Namespace) -> int:
         return EXIT_OK
     out.update(title=alert.title, description=alert.description, token=alert.token.public())
     url = settings.database.url
-    path = sqlite_path(url)
+    path = sqlite_file(url)
     if path is not None and not Path(path).exists():
         url = "sqlite:///:memory:"  # no store yet: decide against an empty directory
     db = open_database(url)

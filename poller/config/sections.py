@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import configparser
 import logging
-import os
 import stat
 from pathlib import Path
 
 from poller.errors import ConfigError
+from poller.paths import anchored
 
 logger = logging.getLogger(__name__)
 
@@ -94,8 +94,7 @@ class Section:
         value = self.str(key)
         if not value:
             return None
-        path = Path(os.path.expandvars(value))
-        return path if path.is_absolute() else base / path
+        return anchored(value, base)
 
     def secret_file(self, key: str, *, base: Path, whole: bool = False) -> str | None:
         """Return the first line (WHOLE: all of it) of the file named by KEY, None when KEY is

@@ -34,6 +34,8 @@ from poller.config.service import (
 )
 from poller.config.webhook import WebhookSettings, masked_url, read_webhook_settings
 from poller.errors import ConfigError
+from poller.folders import same_folder
+from poller.paths import anchored, anchored_sqlite_url
 
 logger = logging.getLogger(__name__)
 
@@ -189,7 +191,7 @@ def load_settings(path: str | os.PathLike[str], environ: dict[str, str] | None =
     if not re.fullmatch(r"[!#$%&'*+\-.0-9A-Z^_`a-z|~]+", mailbox.keyword):
         raise ConfigError(f"[mailbox] keyword: {mailbox.keyword!r} is not a valid IMAP keyword")
     for key in ("quarantine_folder", "processed_folder", "no_token_folder"):
-        if _same_folder(getattr(mailbox, key), imap_settings.folder):
+        if same_folder(getattr(mailbox, key), imap_settings.folder):
             raise ConfigError(f"[mailbox] {key}: must differ from [imap] folder "
                               f"({imap_settings.folder!r}), or mail would be moved round for ever")
 
@@ -233,7 +235,7 @@ def load_settings(path: str | os.PathLike[str], environ: dict[str, str] | None =
 
     db = section("database")
     url = db.str("url", "sqlite:///tickets.db")
-    database = DatabaseSettings(url=_resolve_sqlite_url(url, base),
+    database = DatabaseSettings(url=anchored_sqlite_url(url, base),
                                 attachments_dir=_path_setting(db.str("attachments_dir"), base))
     if not url.startswith("sqlite:///"):
         # The per-mail statements are written in SQLite's dialect (see poller.tickets).
@@ -271,26 +273,9 @@ def _warn_if_exposed(path: Path, parser: configparser.ConfigParser) -> None:
                        path, stat.S_IMODE(mode))
 
 
-def _same_folder(one: str, other: str) -> bool:
-    """Return whether two folder names, as the settings write them, name the same folder:
-    empty levels ('INBOX/', 'A//B') are dropped and INBOX is INBOX in any case. (The server
-    may map two names to one folder still, e.g. 'Alerts' and 'INBOX.Alerts' on Cyrus: a move
-    there is refused when it is tried, see poller.imap.mailbox.)"""
-    def levels(name: str) -> list[str]:
-        parts = [part for part in name.split("/") if part]
-        if parts and parts[0].upper() == "INBOX":
-            parts[0] = "INBOX"
-        return parts
-
-    return levels(one) == levels(other)
-
-
 def _path_setting(value: str | None, base: Path) -> str | None:
     """Return a path setting anchored at the settings file's folder when it is relative."""
-    if not value:
-        return None
-    path = Path(value).expanduser()
-    return str(path if path.is_absolute() else base / path)
+    return str(anchored(value, base)) if value else None
 
 
 def _warn_if_readable_on_the_way(imap: ImapSettings) -> None:
@@ -317,10 +302,3 @@ def _loopback(host: str) -> bool:
     except ValueError:
         return False
 
-
-def _resolve_sqlite_url(url: str, base: Path) -> str:
-    """Anchor a relative SQLite path at the settings file's folder, not the current directory."""
-    prefix = "sqlite:///"
-    if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix + ":memory:":
-        return prefix + str(base / url[len(prefix):])
-    return url

@@ -1,7 +1,7 @@
 """The IMAP side: connect, search, fetch with PEEK, flag and move, by UID only.
 
 Folders are named as the settings write them ('/' between levels) and mapped to the server's
-names here (poller.imap.names). Every imapclient, socket and ssl error is translated here,
+names here (poller.folders). Every imapclient, socket and ssl error is translated here,
 once, into a MailboxError subclass.
 """
 
@@ -21,8 +21,8 @@ from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginEr
 from poller.batches import UID_BATCH, chunks
 from poller.config.settings import ImapSettings
 from poller.errors import MailboxAuthError, MailboxError, MailboxUnavailable
+from poller.folders import FolderNames, from_namespace
 from poller.imap import oauth2
-from poller.imap.names import FolderNames, from_namespace
 
 logger = logging.getLogger(__name__)
 

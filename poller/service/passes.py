@@ -17,11 +17,13 @@ from datetime import datetime
 import peewee
 from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
+from poller.backoff import exponential
+from poller.clock import utc_now
 from poller.config import Settings
 from poller.errors import MailboxError, MailboxUnavailable, ReaderError, StoreError
 from poller.imap.mailbox import Mailbox
 from poller.service.reader import Reader
-from poller.service.worker import PassResult, Worker, utc_now
+from poller.service.worker import PassResult, Worker
 from poller.store.database import open_database
 from poller.store.store import Store
 
@@ -83,7 +85,7 @@ def run_pass(settings: Settings, store: Store, stop: threading.Event, *,
         return fruitless >= policy.attempts or stop.is_set()
 
     def back_off(_state: RetryCallState) -> float:
-        return min(policy.max_wait, policy.initial_wait * 2 ** (fruitless - 1))
+        return exponential(fruitless, policy.initial_wait, policy.max_wait)
 
     def log_retry(state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None

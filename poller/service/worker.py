@@ -19,10 +19,10 @@ import logging
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -32,6 +32,7 @@ from poller.ates.decision import Decision, Outcome, Purpose, Step
 from poller.ates.reading import Reading
 from poller.ates.rules import decide, oversized, plan, quarantined, refused
 from poller.batches import UID_BATCH, chunks, sized_chunks
+from poller.clock import Clock, utc_now
 from poller.config import Settings
 from poller.errors import MailboxError, MailboxUnavailable
 from poller.mail.headers import printable
@@ -41,9 +42,6 @@ from poller.store.record import MessageKey, record
 from poller.store.store import PendingStep, Store
 
 logger = logging.getLogger(__name__)
-
-Clock = Callable[[], datetime]
-
 
 class MailboxPort(Protocol):
     """What a pass needs of the mailbox: poller.imap.mailbox.Mailbox, or a fake in tests."""
@@ -56,10 +54,6 @@ class MailboxPort(Protocol):
     def fetch(self, uids: list[int]) -> dict[int, bytes]: ...
     def flag(self, uids: list[int], keyword: str) -> None: ...
     def move(self, uids: list[int], folder: str) -> None: ...
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass
