@@ -34,28 +34,34 @@ class Purpose(StrEnum):
     NO_TOKEN = "no_token"  # leave it, or move it to no_token_folder
 
 
+class StepKind(StrEnum):
+    FLAG = "flag"  # set [mailbox] keyword
+    MOVE = "move"  # move to the step's folder
+    NONE = "none"  # leave the mail as it is
+
+
 @dataclass(frozen=True)
 class Step:
     """What happens to the mail in the mailbox once its decision is on disk: flag it, move it
     to folder, or nothing. Written to the processed-mail log as 'flag', 'move:<folder>' or
     'none', beside its purpose."""
 
-    kind: str  # flag | move | none
+    kind: StepKind
     folder: str = ""
     purpose: Purpose = field(default=Purpose.DONE, compare=False)
 
     def __str__(self) -> str:
-        return f"move:{self.folder}" if self.kind == "move" else self.kind
+        return f"move:{self.folder}" if self.kind is StepKind.MOVE else self.kind.value
 
     @classmethod
     def parse(cls, text: str) -> Step:
         """Return the step written as text in the processed-mail log."""
         kind, _, folder = text.partition(":")
-        return cls(kind, folder)
+        return cls(StepKind(kind), folder)
 
 
-FLAG = Step("flag")
-NOTHING = Step("none", purpose=Purpose.NO_TOKEN)
+FLAG = Step(StepKind.FLAG)
+NOTHING = Step(StepKind.NONE, purpose=Purpose.NO_TOKEN)
 
 
 @dataclass(frozen=True)

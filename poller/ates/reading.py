@@ -36,6 +36,21 @@ class Reading:
     fingerprint: str | None
 
 
+def unread(problem: str) -> Reading:
+    """Return the reading of a mail that was never read (the rules quarantine it for PROBLEM)."""
+    return Reading(None, None, problem, False, None)
+
+
+def too_large(size: int, limit: int) -> Reading:
+    """Return the reading of a mail over [limits] max_message_bytes (never downloaded)."""
+    return unread(f"mail is {size} bytes, over the limit of {limit} bytes")
+
+
+def refused_by_server(detail: str) -> Reading:
+    """Return the reading of a mail the server would not hand over."""
+    return unread(f"the server refused to return it: {detail}")
+
+
 def read(uid: int, raw: bytes, now: datetime) -> Reading:
     """Parse one mail and read its token; never raises (uid names the mail in a log line)."""
     message: ParsedMessage | None = None

@@ -20,6 +20,7 @@ from poller.ates.decision import (
     Outcome,
     Purpose,
     Step,
+    StepKind,
     TicketFields,
 )
 from poller.ates.directory import Directory, TicketRef
@@ -33,8 +34,8 @@ def decide(reading: Reading, directory: Directory, policy: Policy) -> Decision:
     """Return what to do with one mail that was read; never raises for a bad mail.
 
     A mail without a token is skipped (and left or moved as [mailbox] on_no_token says), one
-    that cannot be read is quarantined, the same mail delivered again is a duplicate of the
-    first; an alert goes through the rules below.
+    that cannot be read (or was not: too large, refused by the server) is quarantined, the same
+    mail delivered again is a duplicate of the first; an alert goes through the rules below.
     """
     mailbox = policy.mailbox
     if reading.alert is None:
@@ -55,26 +56,15 @@ def quarantined(reason: str, policy: Policy) -> Decision:
     return Decision(Outcome.QUARANTINED, plan(Purpose.QUARANTINE, policy.mailbox), reason=reason)
 
 
-def oversized(size: int, policy: Policy) -> Decision:
-    """Return the decision for a mail over [limits] max_message_bytes (never downloaded)."""
-    return quarantined(f"mail is {size} bytes, over the limit of "
-                       f"{policy.limits.max_message_bytes} bytes", policy)
-
-
-def refused(detail: str, policy: Policy) -> Decision:
-    """Return the decision for a mail the server would not hand over."""
-    return quarantined(f"the server refused to return it: {detail}", policy)
-
-
 def plan(purpose: Purpose, mailbox: MailboxSettings) -> Step:
     """Return the mailbox step for a purpose under the [mailbox] settings."""
     if purpose is Purpose.QUARANTINE:
-        return Step("move", mailbox.quarantine_folder, purpose)
+        return Step(StepKind.MOVE, mailbox.quarantine_folder, purpose)
     if purpose is Purpose.NO_TOKEN:
         if mailbox.on_no_token == "leave":
             return NOTHING
-        return Step("move", mailbox.no_token_folder, purpose)
-    return FLAG if mailbox.on_success == "flag" else Step("move", mailbox.processed_folder)
+        return Step(StepKind.MOVE, mailbox.no_token_folder, purpose)
+    return FLAG if mailbox.on_success == "flag" else Step(StepKind.MOVE, mailbox.processed_folder)
 
 
 # The subject prefix of a reply or a forward, as mail clients write it (English, German,

@@ -148,7 +148,8 @@ def status_command(settings: Settings, args: argparse.Namespace) -> int:
 
 def requeue_command(settings: Settings, args: argparse.Namespace) -> int:
     with Mailbox(settings.imap) as mailbox:
-        done = requeue(mailbox, settings, None if args.all else args.message_ids)
+        done = requeue(mailbox, settings.mailbox.quarantine_folder, settings.imap.folder,
+                       settings.mailbox.keyword, None if args.all else args.message_ids)
     print(f"requeued {len(done.moved)} mail from {settings.mailbox.quarantine_folder!r} to "
           f"{settings.imap.folder!r}; the next pass processes them")
     for message_id in done.missing:

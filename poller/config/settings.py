@@ -238,7 +238,7 @@ def load_settings(path: str | os.PathLike[str], environ: dict[str, str] | None =
     database = DatabaseSettings(url=anchored_sqlite_url(url, base),
                                 attachments_dir=_path_setting(db.str("attachments_dir"), base))
     if not url.startswith("sqlite:///"):
-        # The per-mail statements are written in SQLite's dialect (see poller.tickets).
+        # The per-mail statements are written in SQLite's dialect (see poller.store.record).
         raise ConfigError(
             f"[database] url: {url!r} is not an SQLite database URL, the one kind supported "
             "(e.g. sqlite:///relative/path.db or sqlite:////absolute/path.db)"

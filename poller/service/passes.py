@@ -22,6 +22,7 @@ from poller.clock import utc_now
 from poller.config import Settings
 from poller.errors import MailboxError, MailboxUnavailable, ReaderError, StoreError
 from poller.imap.mailbox import Mailbox
+from poller.service.pass_config import PassConfig
 from poller.service.reader import Reader
 from poller.service.worker import PassResult, Worker
 from poller.store.database import open_database
@@ -63,6 +64,7 @@ def run_pass(settings: Settings, store: Store, stop: threading.Event, *,
     kept across passes (`serve`); without, a pass with new mail starts one.
     """
     policy = settings.retry
+    config = PassConfig.of(settings)
     result = result if result is not None else PassResult()
     fruitless = 0  # failed attempts in a row that decided nothing
 
@@ -73,7 +75,7 @@ def run_pass(settings: Settings, store: Store, stop: threading.Event, *,
             with Mailbox(settings.imap) as mailbox:
                 if track:
                     track(mailbox)
-                Worker(settings, mailbox, store, stop=stop, reader=reader).run_pass(result)
+                Worker(config, mailbox, store, stop=stop, reader=reader).run_pass(result)
         except MailboxUnavailable:
             fruitless = 1 if result.decided() > before else fruitless + 1
             raise

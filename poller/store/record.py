@@ -20,6 +20,7 @@ from poller.ates.decision import (
     Decision,
     NewContact,
     Outcome,
+    StepKind,
 )
 from poller.store.database import iso
 from poller.store.outbox import add_event
@@ -73,7 +74,7 @@ def record(store: Store, key: MessageKey, decision: Decision, alert: Alert | Non
         (key.mailbox, key.folder, key.uidvalidity, key.uid, key.message_id, key.fingerprint,
          (alert.title if alert else subject)[:TITLE_LIMIT], decision.outcome.value,
          decision.reason, ticket[0] if ticket else decision.ticket_id, str(decision.step),
-         decision.step.purpose.value, decision.step.kind == "none", stamp, stamp),
+         decision.step.purpose.value, decision.step.kind is StepKind.NONE, stamp, stamp),
     ).lastrowid
     return row_id, ticket[1] if ticket else None
 
