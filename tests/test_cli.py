@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import subprocess
+import sys
 
 import pytest
 
+from poller.cli.commands import COMMANDS, command
 from poller.cli.main import build_parser, main
-from testkit.support import PW, alert_mail, token
+from testkit.support import PW, REPO, alert_mail, token
 
 SETTINGS = f"""
 [imap]
@@ -49,6 +52,25 @@ def test_every_command_has_help_with_an_example(command, capsys):
     assert info.value.code == 0
     out = " ".join(capsys.readouterr().out.split())  # as argparse wraps it
     assert re.search(rf"Example: poller (--config \S+ )?{command} ", out), out
+
+
+def test_every_command_of_the_parser_is_dispatched_to_a_function():
+    assert sorted(COMMANDS) == subcommands()
+    assert all(callable(command(name)) for name in COMMANDS)
+
+
+def test_a_cron_pass_imports_neither_serve_nor_the_other_commands_nor_unconfigured_parts():
+    """`once` with password login and no webhook: no scheduler, OAuth2, webhook, metrics or
+    mail parsing modules in the worker process (the reading helper parses mail)."""
+    code = ("import sys; from poller.cli.commands import command; command('once'); "
+            "print(' '.join(sorted(sys.modules)))")
+    loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                check=True, cwd=REPO).stdout.split())
+    unwanted = {"apscheduler", "poller.imap.oauth2", "poller.imap.token_providers",
+                "poller.service.delivery", "poller.service.webhooks", "prometheus_client",
+                "poller.service.health", "poller.cli.service_commands", "mailparser",
+                "poller.service.scheduler", "poller.store.technician"}
+    assert loaded & unwanted == set()
 
 
 def test_import_is_idempotent_and_reports_counts(tmp_path, config, capsys):

@@ -17,7 +17,7 @@ from poller.ates.policy import (
 from poller.ates.reading import refused_by_server, too_large
 from poller.ates.rules import attachment_budget, authenticate, decide, decide_alert
 from poller.ates.token import AtesToken, Sourced
-from poller.mail.message import Attachment
+from poller.mail.parsed import Attachment
 from testkit.rules import LOCAL, Directory, alert, policy, reading
 from testkit.support import PW
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from poller.mail.message import Attachment
+from poller.mail.parsed import Attachment
 
 
 class Outcome(StrEnum):
@@ -16,6 +16,10 @@ class Outcome(StrEnum):
     QUARANTINED = "quarantined"
     DUPLICATE = "duplicate"
 
+
+# The longest ticket title and description ATES makes of an alert.
+TITLE_LIMIT = 250
+DESCRIPTION_LIMIT = 8000
 
 # Ticket statuses: a ticket is New until a clear alert (or a technician) completes it.
 STATUS_NEW = "New"

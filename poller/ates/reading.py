@@ -1,7 +1,9 @@
 """Raw mail → Reading: the parsed message and its alert, or why there is none.
 
-Reading is most of the work per mail and needs nothing from the store, so the service may run
-it in a helper process; a Reading is a plain value that crosses processes.
+Reading is most of the work per mail and needs nothing from the store, so the service runs it
+in a helper process; a Reading is a plain value that crosses processes. The worker imports this
+module for Reading alone, so the MIME parser and the token reader are imported by the first
+mail read, not here.
 """
 
 from __future__ import annotations
@@ -9,11 +11,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from poller.ates.alert import Alert, read_alert
 from poller.errors import MessageError, TokenMissing
 from poller.mail.fingerprint import fingerprint
-from poller.mail.message import ParsedMessage, parse_message
+from poller.mail.parsed import ParsedMessage
+
+if TYPE_CHECKING:
+    from poller.ates.alert import Alert
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +58,9 @@ def refused_by_server(detail: str) -> Reading:
 
 def read(uid: int, raw: bytes, now: datetime) -> Reading:
     """Parse one mail and read its token; never raises (uid names the mail in a log line)."""
+    from poller.ates.alert import read_alert  # see the module's docstring
+    from poller.mail.message import parse_message
+
     message: ParsedMessage | None = None
     alert: Alert | None = None
     problem, no_token = "", False

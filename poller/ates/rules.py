@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import hmac
 import re
+from typing import TYPE_CHECKING
 
 from poller.ates import udf
-from poller.ates.alert import Alert
 from poller.ates.decision import (
     FLAG,
     NOTHING,
@@ -23,11 +23,14 @@ from poller.ates.decision import (
     StepKind,
     TicketFields,
 )
-from poller.ates.directory import Directory, TicketRef
 from poller.ates.policy import AtesSettings, MailboxSettings, Policy, TicketSettings
-from poller.ates.reading import Reading
-from poller.ates.token import AtesToken, Sourced
-from poller.mail.message import FORWARDED_TYPES, Attachment
+from poller.mail.parsed import FORWARDED_TYPES, Attachment
+
+if TYPE_CHECKING:  # types only: the worker decides without loading the token reader
+    from poller.ates.alert import Alert
+    from poller.ates.directory import Directory, TicketRef
+    from poller.ates.reading import Reading
+    from poller.ates.token import AtesToken, Sourced
 
 
 def decide(reading: Reading, directory: Directory, policy: Policy) -> Decision:

@@ -1,11 +1,9 @@
-"""The commands that work the mailbox: once, serve, check, status, requeue."""
+"""The commands that look at the mailbox and the store: check, status, requeue."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import logging
-import os
 import sys
 
 from poller.cli.exits import (
@@ -21,39 +19,9 @@ from poller.config import Settings
 from poller.imap.mailbox import Mailbox
 from poller.imap.requeue import requeue
 from poller.service import health
-from poller.service.delivery import deliver_pending
-from poller.service.lock import pass_lock
-from poller.service.passes import recorded_pass
-from poller.service.signals import Shutdown, SignalThread
 from poller.store import queries
 from poller.store.database import read_only_database
 from poller.store.queries import PassRecord
-
-
-def once(settings: Settings, args: argparse.Namespace) -> int:
-    shutdown = Shutdown(settings.schedule.stop_grace)
-    with SignalThread(lambda why: shutdown.request(f"received {why}")):
-        try:
-            with pass_lock(settings.schedule.lock_file, settings.schedule.lock_wait,
-                           shutdown.event) as lock:
-                if lock is None:
-                    return EXIT_OK
-                result = recorded_pass(settings, shutdown.event, track=shutdown.track)
-        finally:
-            # after the pass lock is let go: the mail side never waits for a receiver
-            deliver_pending(settings, shutdown.event)
-    return EXIT_PENDING if result.pending else EXIT_OK
-
-
-def serve_command(settings: Settings, args: argparse.Namespace) -> int:
-    from poller.service.scheduler import serve  # APScheduler is only needed here
-
-    if not serve(settings, args.config, verbosity=-1 if args.quiet else args.verbose):
-        # The pass thread is stuck in a call and would hold the interpreter's exit until its
-        # socket timeout: the store is consistent (the cut fails only IMAP steps), so go now.
-        logging.shutdown()
-        os._exit(EXIT_OK)
-    return EXIT_OK
 
 
 def check_command(settings: Settings, args: argparse.Namespace) -> int:

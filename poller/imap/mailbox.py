@@ -22,7 +22,7 @@ from poller.batches import UID_BATCH, chunks
 from poller.config.settings import ImapSettings
 from poller.errors import MailboxAuthError, MailboxError, MailboxUnavailable
 from poller.folders import FolderNames, from_namespace
-from poller.imap import oauth2
+from poller.imap import UNAVAILABLE
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def translated(what: str) -> Iterator[None]:
     except MailboxError:
         raise
     except LoginError as exc:
-        if oauth2.UNAVAILABLE in str(exc):  # it could not check the login now (RFC 5530)
+        if UNAVAILABLE in str(exc):  # it could not check the login now (RFC 5530)
             raise MailboxUnavailable(f"{what}: the server cannot check logins right now: "
                                      f"{exc}") from None
         raise MailboxAuthError(f"{what}: the server refused the login; check [imap] username "
@@ -128,6 +128,9 @@ class Mailbox:
                 if s.auth == "password":
                     client.login(s.username, s.password)
                 else:
+                    # the token providers (and msal or google-auth) only when configured
+                    from poller.imap import oauth2
+
                     oauth2.login(client, s)
             except BaseException:
                 try:

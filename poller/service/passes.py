@@ -1,6 +1,10 @@
 """A pass as `once` and `serve` run it: reconnect and carry on after transient IMAP failures,
 then record the pass (pass_log, metrics, summary line).
 
+The reconnect loop is a plain loop around poller.backoff rather than tenacity's Retrying: it
+gives up on its own count (attempts in a row that decided nothing) and a cron pass that finds
+nothing new should not pay for importing a retry library.
+
 Carrying on is re-running the pass on a new connection: the processed-message log makes that
 safe and cheap (decided mail is skipped, unfinished flag/move steps are finished), so a retry
 never applies anything twice.
@@ -13,9 +17,9 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import peewee
-from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
 from poller.backoff import exponential
 from poller.clock import utc_now
@@ -23,10 +27,12 @@ from poller.config import Settings
 from poller.errors import MailboxError, MailboxUnavailable, ReaderError, StoreError
 from poller.imap.mailbox import Mailbox
 from poller.service.pass_config import PassConfig
-from poller.service.reader import Reader
 from poller.service.worker import PassResult, Worker
 from poller.store.database import open_database
 from poller.store.store import Store
+
+if TYPE_CHECKING:
+    from poller.service.reader import Reader
 
 logger = logging.getLogger("poller")
 
@@ -67,43 +73,26 @@ def run_pass(settings: Settings, store: Store, stop: threading.Event, *,
     config = PassConfig.of(settings)
     result = result if result is not None else PassResult()
     fruitless = 0  # failed attempts in a row that decided nothing
-
-    def attempt() -> None:
-        nonlocal fruitless
+    while True:
         before = result.decided()
         try:
             with Mailbox(settings.imap) as mailbox:
                 if track:
                     track(mailbox)
                 Worker(config, mailbox, store, stop=stop, reader=reader).run_pass(result)
-        except MailboxUnavailable:
-            fruitless = 1 if result.decided() > before else fruitless + 1
-            raise
+            return result
+        except MailboxUnavailable as exc:
+            error = exc
         finally:
             if track:
                 track(None)
-
-    def give_up(_state: RetryCallState) -> bool:
-        return fruitless >= policy.attempts or stop.is_set()
-
-    def back_off(_state: RetryCallState) -> float:
-        return exponential(fruitless, policy.initial_wait, policy.max_wait)
-
-    def log_retry(state: RetryCallState) -> None:
-        error = state.outcome.exception() if state.outcome else None
+        fruitless = 1 if result.decided() > before else fruitless + 1
+        if fruitless >= policy.attempts or stop.is_set():
+            raise error
+        wait = exponential(fruitless, policy.initial_wait, policy.max_wait)
         logger.warning("IMAP unavailable (%s); reconnecting in %.1fs and carrying on "
-                       "(attempt %d of %d)", error, state.next_action.sleep if state.next_action
-                       else 0.0, fruitless + 1, policy.attempts)
-
-    Retrying(
-        retry=retry_if_exception_type(MailboxUnavailable),
-        stop=give_up,
-        wait=back_off,
-        before_sleep=log_retry,
-        sleep=sleep or stop.wait,
-        reraise=True,
-    )(attempt)
-    return result
+                       "(attempt %d of %d)", error, wait, fruitless + 1, policy.attempts)
+        (sleep or stop.wait)(wait)
 
 
 def recorded_pass(settings: Settings, stop: threading.Event, *, sleep: Sleep | None = None,

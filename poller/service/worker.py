@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import peewee
 
@@ -37,10 +38,12 @@ from poller.errors import MailboxError, MailboxUnavailable
 from poller.mail.headers import printable
 from poller.service.fetching import Fetcher
 from poller.service.pass_config import PassConfig
-from poller.service.reader import Reader
 from poller.service.steps import Due, MailboxSteps, StepsPort
 from poller.store.record import MessageKey, record
 from poller.store.store import Store
+
+if TYPE_CHECKING:
+    from poller.service.reader import Reader
 
 logger = logging.getLogger(__name__)
 
@@ -147,6 +150,9 @@ class Worker:
     @contextmanager
     def _reading(self) -> Iterator[Reader]:
         if self.reader is None:
+            # only a pass with new mail starts a helper (an empty pass does not load it)
+            from poller.service.reader import Reader
+
             with Reader() as reader:
                 yield reader
         else:

@@ -10,7 +10,6 @@ from pathlib import Path
 from urllib.parse import quote
 
 import peewee
-from playhouse import db_url
 
 from poller.errors import StoreError
 from poller.paths import sqlite_file
@@ -107,7 +106,7 @@ def open_database(url: str) -> peewee.Database:
             if db is None:
                 if path is not None:
                     Path(path).parent.mkdir(parents=True, exist_ok=True)
-                db = db_url.connect(url, pragmas=SQLITE_PRAGMAS)
+                db = peewee.SqliteDatabase(path or ":memory:", pragmas=SQLITE_PRAGMAS)
                 db.poller_url = url
                 database.initialize(db)
         db.connect(reuse_if_open=True)

@@ -8,15 +8,16 @@ import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import peewee
 
 from poller.ates import events, udf
-from poller.ates.alert import TITLE_LIMIT, Alert
 from poller.ates.decision import (
     STATUS_COMPLETE,
     STATUS_NEW,
     TICKET_OUTCOMES,
+    TITLE_LIMIT,
     Decision,
     NewContact,
     Outcome,
@@ -25,6 +26,9 @@ from poller.ates.decision import (
 from poller.store.database import iso
 from poller.store.outbox import add_event
 from poller.store.store import Store
+
+if TYPE_CHECKING:  # a type only: the worker records without loading the token reader
+    from poller.ates.alert import Alert
 
 logger = logging.getLogger(__name__)
 
