@@ -19,7 +19,8 @@ FIXED = {"organizations": ("name",), "devices": ("name", "organization"),
          "contacts": ("organization", "first_name", "last_name", "email", "email2", "email3")}
 REQUIRED = {"organizations": ("name",), "devices": ("name", "organization"),
             "contacts": ("organization",)}
-NATURAL_KEY = {"organizations": "one row per organization name", "devices":
+NATURAL_KEY = {"organizations": "one row per organization name and --organization-by value",
+               "devices":
                "one row per device name and organization",
                "contacts": "one row per e-mail address (or name, without one) and organization"}
 MAX_PROBLEMS = 20
@@ -104,15 +105,18 @@ def plan_import(db: peewee.Database, kind: str, table: Table, options: ImportOpt
     for line, cells in table.rows:
         values = {name: cells[index] for name, index in mapping.items()}
         try:
-            key, row, change = planner(snapshot, line, values, by)
+            keys, row, change = planner(snapshot, line, values, by)
         except RowError as exc:
             problems.append((line, str(exc)))
             continue
-        if key in seen:
+        if row.entity_id is not None:  # two keys may lead to one entity
+            keys = (*keys, ("id", row.entity_id))
+        first = next((seen[key] for key in keys if key in seen), None)
+        if first is not None:
             what = change.what if change else "it"
-            problems.append((line, f"{what} is on line {seen[key]} already ({NATURAL_KEY[kind]})"))
+            problems.append((line, f"{what} is on line {first} already ({NATURAL_KEY[kind]})"))
             continue
-        seen[key] = line
+        seen.update(dict.fromkeys(keys, line))
         if change is None:
             plan.unchanged += 1
         else:
@@ -225,7 +229,7 @@ def _compare(snapshot: Snapshot, entity: str, entity_id: int | None,
     return fields, changed_udfs, diffs
 
 
-Planned = tuple[object, Row, Change | None]
+Planned = tuple[tuple[object, ...], Row, Change | None]  # its natural keys, what to write
 
 
 def _udfs(values: dict[str, str], fixed: tuple[str, ...]) -> dict[str, str]:
@@ -240,7 +244,7 @@ def _organization(snapshot: Snapshot, line: int, values: dict[str, str], by: str
         found = snapshot.organizations_by_name().get(name, [])
         if len(found) > 1:
             raise RowError(f"organization name {name!r} is not unique in the directory")
-        key: object = name
+        keys: tuple[object, ...] = (name,)
         what = f"organization {name!r}"
     else:
         value = _required(values, by)
@@ -254,12 +258,12 @@ def _organization(snapshot: Snapshot, line: int, values: dict[str, str], by: str
         if taken and not found:
             raise RowError(f"organization name {name!r} is taken by the organization with {by} "
                            f"{snapshot.udf_values('organization', by).get(taken[0])!r}")
-        key, what = (by, value), f"organization {name!r} ({by} {value!r})"
+        keys, what = ((by, value), name), f"organization {name!r} ({by} {value!r})"
     entity_id = found[0] if found else None
     old = {"name": snapshot.organization_name(entity_id)} if entity_id is not None else {}
     fields, changed, diffs = _compare(snapshot, "organization", entity_id, old, {"name": name},
                                       udfs)
-    return key, Row(line, entity_id, None, fields, changed), _change(line, entity_id, what, diffs)
+    return keys, Row(line, entity_id, None, fields, changed), _change(line, entity_id, what, diffs)
 
 
 def _device(snapshot: Snapshot, line: int, values: dict[str, str], by: str | None) -> Planned:
@@ -271,7 +275,7 @@ def _device(snapshot: Snapshot, line: int, values: dict[str, str], by: str | Non
     fields, changed, diffs = _compare(snapshot, "device", entity_id, {}, new,
                                       _udfs(values, FIXED["devices"]))
     row = Row(line, entity_id, organization_id, fields, changed)
-    return (organization_id, name), row, _change(line, entity_id, what, diffs)
+    return ((organization_id, name),), row, _change(line, entity_id, what, diffs)
 
 
 def _contact(snapshot: Snapshot, line: int, values: dict[str, str], by: str | None) -> Planned:
@@ -295,7 +299,7 @@ def _contact(snapshot: Snapshot, line: int, values: dict[str, str], by: str | No
     what = f"contact {shown!r} of {organization!r}"
     fields, _, diffs = _compare(snapshot, "contact", entity_id, existing or {}, new, {})
     row = Row(line, entity_id, organization_id, fields, {})
-    return key, row, _change(line, entity_id, what, diffs)
+    return (key,), row, _change(line, entity_id, what, diffs)
 
 
 def _change(line: int, entity_id: int | None, what: str,
