@@ -155,6 +155,8 @@ def test_the_datto_recipe_reads_quoted_line_breaks_and_counts_lines_as_an_editor
     (b"name;Kaseya Customer ID\nClient, Inc.;1\nOther, Ltd;2\n", "UTF-8", ";"),
     # one column: nothing to separate
     (b"name\nA\n", "UTF-8", ","),
+    # Excel's line that names the separator
+    (b"sep=;\r\nname,x;Kaseya Customer ID\r\nA;1\r\n", "UTF-8", ";"),
 ])
 def test_encoding_and_separator_are_detected(tmp_path, data, encoding, delimiter):
     path = tmp_path / "in.csv"
@@ -162,6 +164,7 @@ def test_encoding_and_separator_are_detected(tmp_path, data, encoding, delimiter
     table = read_table(path)
     assert (table.encoding, table.delimiter) == (encoding, delimiter)
     assert table.rows[0][1][0] in ("A", "Café", "Client, Inc.")
+    assert table.rows[0][0] == (3 if data.startswith(b"sep=") else 2)  # as an editor shows it
 
 
 def test_short_rows_are_padded_and_empty_trailing_cells_and_blank_lines_are_fine(tmp_path):

@@ -1,6 +1,7 @@
 """Reading a CSV file as spreadsheet programs and RMMs write it: UTF-8 with or without a byte-order
 mark, UTF-16 with one (Excel's "Unicode text"), else Windows-1252; separated by `,` `;` or tab
-(detected from the start of the file); quoted fields with line breaks; CRLF or LF."""
+(detected from the start of the file, or named by Excel's `sep=;` line); quoted fields with
+line breaks; CRLF or LF."""
 
 from __future__ import annotations
 
@@ -52,6 +53,11 @@ def read_table(path: Path, delimiter: str | None = None) -> Table:
                               "without a byte-order mark; save it as 'CSV UTF-8'")
     if not text.strip():
         raise ImportFileError(f"{path}: the file is empty; the first line must name columns")
+    first = text.partition("\n")[0].rstrip("\r")
+    if len(first) == 5 and first.lower().startswith("sep=") and first[4] in DELIMITERS:
+        # Excel's line naming the separator: it wins; blank, it keeps the line numbers
+        delimiter = delimiter or first[4]
+        text = text[len(first):]
     if delimiter is None:
         delimiter = _detect_delimiter(path, text)
     records = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
