@@ -386,9 +386,22 @@ def test_organizations_matched_by_their_rmm_id_are_renamed_and_adopted_by_name(
     assert rows(tmp_path, "SELECT name FROM organization WHERE is_local = 0 ORDER BY id") == [
         ("Northwind Traders Inc.",), ("Contoso Ltd",)]
     taken = "name,Kaseya Customer ID\nContoso Ltd,300\n"
-    assert "organization name 'Contoso Ltd' is taken by the organization with Kaseya Customer " \
-           "ID '200'" in imported(config, capsys, tmp_path, "organizations", taken, *options,
-                                  expect=2)
+    assert "organization name 'Contoso Ltd' is taken by another organization (the one with " \
+           "Kaseya Customer ID '200')" in imported(config, capsys, tmp_path, "organizations",
+                                                  taken, *options, expect=2)
+    # nor may an organization found by its id be renamed to another one's name
+    assert "organization name 'Contoso Ltd' is taken by another organization" in imported(
+        config, capsys, tmp_path, "organizations", "name,Kaseya Customer ID\nContoso Ltd,100\n",
+        *options, expect=2)
+
+
+def test_the_msps_own_organization_gets_its_udfs_like_any_other(tmp_path, config, capsys):
+    text = "name,Kaseya Customer ID\nAcme MSP,1\n"
+    assert "organizations: 0 added, 1 changed, 0 unchanged" in imported(
+        config, capsys, tmp_path, "organizations", text)
+    assert "organizations: 0 added, 0 changed, 1 unchanged" in imported(
+        config, capsys, tmp_path, "organizations", text)
+    assert rows(tmp_path, "SELECT entity_id FROM udf_value") == [(0,)]
 
 
 def test_contacts_change_only_the_fields_the_file_gives(tmp_path, config, capsys):

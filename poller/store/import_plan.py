@@ -221,10 +221,10 @@ def _compare(snapshot: Snapshot, entity: str, entity_id: int | None,
     """Return the fields and UDFs that differ from the directory's, and (field, old, new) of
     each. An empty UDF cell leaves the UDF as it is."""
     fields = {k: v for k, v in new.items() if entity_id is None or old.get(k) != v}
-    current = {label: snapshot.udf_values(entity, label).get(entity_id) if entity_id else None
-               for label in udfs}
+    current = {label: None if entity_id is None else
+               snapshot.udf_values(entity, label).get(entity_id) for label in udfs}
     changed_udfs = {label: value for label, value in udfs.items() if current[label] != value}
-    diffs = [(k, old.get(k) if entity_id else None, v) for k, v in fields.items()]
+    diffs = [(k, None if entity_id is None else old.get(k), v) for k, v in fields.items()]
     diffs += [(label, current[label], value) for label, value in changed_udfs.items()]
     return fields, changed_udfs, diffs
 
@@ -255,9 +255,10 @@ def _organization(snapshot: Snapshot, line: int, values: dict[str, str], by: str
             found = [i for i in snapshot.organizations_by_name().get(name, [])
                      if snapshot.udf_values("organization", by).get(i) is None][:1]
         taken = [i for i in snapshot.organizations_by_name().get(name, []) if i not in found]
-        if taken and not found:
-            raise RowError(f"organization name {name!r} is taken by the organization with {by} "
-                           f"{snapshot.udf_values('organization', by).get(taken[0])!r}")
+        if taken:  # two organizations of one name: alerts and imports by name could not tell
+            other = snapshot.udf_values("organization", by).get(taken[0])
+            raise RowError(f"organization name {name!r} is taken by another organization"
+                           + (f" (the one with {by} {other!r})" if other else ""))
         keys, what = ((by, value), name), f"organization {name!r} ({by} {value!r})"
     entity_id = found[0] if found else None
     old = {"name": snapshot.organization_name(entity_id)} if entity_id is not None else {}
