@@ -77,9 +77,9 @@ def unknown_key(section: str, key: str) -> str:
 def unknown_variable(name: str) -> str:
     """Return why environment variable NAME (POLLER_…) is refused, with the closest known one."""
     known = [*ENV_OTHER, *(env_name(s, k) for s, keys in KEYS.items() for k in keys)]
-    hint = _closest(name, known, "{}", listed=False)
-    return (f"environment variable {name}: not a setting ({hint}settings are "
-            "POLLER_<SECTION>_<KEY>, with a section and key of settings.ini)")
+    hint = _closest(name, known, "{}", listed=False) or \
+        "settings are POLLER_<SECTION>_<KEY>, with a section and key of settings.ini"
+    return f"environment variable {name}: not a setting ({hint})"
 
 
 def _closest(word: str, known: list[str], shape: str, *, listed: bool = True) -> str:
@@ -88,5 +88,5 @@ def _closest(word: str, known: list[str], shape: str, *, listed: bool = True) ->
         difflib.get_close_matches(word.lower(), [k.lower() for k in known], n=1, cutoff=0.6)
     if found:
         best = next((k for k in known if k.lower() == found[0].lower()), found[0])
-        return f"did you mean `{shape.format(best)}`?" + ("" if listed else "; ")
+        return f"did you mean `{shape.format(best)}`?"
     return "known: " + ", ".join(shape.format(k) for k in known) if listed else ""
