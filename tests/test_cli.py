@@ -73,28 +73,34 @@ def test_a_cron_pass_imports_neither_serve_nor_the_other_commands_nor_unconfigur
     assert loaded & unwanted == set()
 
 
+def counts(out):
+    return next(line for line in out.splitlines() if line.startswith("organizations:"))
+
+
 def test_import_is_idempotent_and_reports_counts(tmp_path, config, capsys):
     orgs = tmp_path / "orgs.csv"
     orgs.write_text("name,Kaseya Customer ID\nClient One,100\nClient Two,200\n")
-    assert run(config, capsys, "import", "organizations", str(orgs))[1].strip() == \
-        "organizations: 2 created, 0 updated, 0 unchanged"
+    assert counts(run(config, capsys, "import", "organizations", str(orgs))[1]) == \
+        "organizations: 2 added, 0 changed, 0 unchanged"
     before = sqlite3.connect(tmp_path / "tickets.db").execute(
         "SELECT count(*) FROM udf_value").fetchone()
-    assert run(config, capsys, "import", "organizations", str(orgs))[1].strip() == \
-        "organizations: 0 created, 0 updated, 2 unchanged"
+    assert counts(run(config, capsys, "import", "organizations", str(orgs))[1]) == \
+        "organizations: 0 added, 0 changed, 2 unchanged"
     after = sqlite3.connect(tmp_path / "tickets.db").execute(
         "SELECT count(*) FROM udf_value").fetchone()
     assert before == after == (2,)
     orgs.write_text("name,Kaseya Customer ID\nClient One,101\n")
-    assert "1 updated" in run(config, capsys, "import", "organizations", str(orgs))[1]
+    out = run(config, capsys, "import", "organizations", str(orgs))[1]
+    assert "1 changed" in out
+    assert "line 2: change organization 'Client One': Kaseya Customer ID '100' → '101'" in out
 
 
 # A good row before each bad one: the import is all or nothing, so it must not be kept either.
 @pytest.mark.parametrize(
     ("kind", "text", "message"),
     [
-        ("organizations", "name,Kaseya Customer ID\nA,1\n,2\n", ":3: column 'name' is empty"),
-        ("organizations", "name,Colour\nA,red\n", ":2: unknown column 'Colour'"),
+        ("organizations", "name,Kaseya Customer ID\nA,1\n,2\n", ":3: name is empty"),
+        ("organizations", "name,Colour\nA,red\n", ":1: unknown column 'Colour'"),
         ("devices", "name,organization,Kaseya Device ID\nPC1,Acme MSP,1\nPC2,Nobody Inc,2\n",
          ":3: organization 'Nobody Inc' does not exist"),
         ("contacts", "organization,first_name,last_name,email,email2,email3\n"

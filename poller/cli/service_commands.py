@@ -28,7 +28,8 @@ def check_command(settings: Settings, args: argparse.Namespace) -> int:
     if args.webhook_ping and not settings.webhook.url:
         print("poller: --webhook-ping: no [webhook] url is set", file=sys.stderr)
         return EXIT_CONFIG
-    print(f"# effective settings from {settings.source} (secrets masked)")
+    print(f"# effective settings from {settings.source} and the environment (secrets masked), "
+          "each with the line or variable it came from")
     for section, values in settings.redacted().items():
         print(f"[{section}]")
         for key, value in values.items():
@@ -38,7 +39,7 @@ def check_command(settings: Settings, args: argparse.Namespace) -> int:
                 shown = ", ".join(value)
             else:
                 shown = "" if value is None else value
-            print(f"{key} = {shown}")
+            print(f"{key} = {shown}    ({settings.origin(section, key)})")
         print()
     checks = [health.check_database(settings), *health.check_files(settings),
               *health.check_mailbox(settings)]

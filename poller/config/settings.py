@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import configparser
 import ipaddress
 import logging
 import os
@@ -32,6 +31,7 @@ from poller.config.service import (
     StatusSettings,
     read_service_settings,
 )
+from poller.config.source import SettingsSource
 from poller.config.webhook import WebhookSettings, masked_url, read_webhook_settings
 from poller.errors import ConfigError
 from poller.folders import same_folder
@@ -40,6 +40,12 @@ from poller.paths import anchored, anchored_sqlite_url
 logger = logging.getLogger(__name__)
 
 SECRETS = ("password", "passwords", "credential", "secret")
+# The keys a shown value may come from, where they differ from its name.
+_KEYS_OF = {("imap", "password"): ("password", "password_file"),
+            ("ates", "passwords"): ("password", "password_file"),
+            ("webhook", "secret"): ("secret", "secret_file"),
+            ("oauth2", "credential"): ("client_secret_file", "client_certificate_file",
+                                       "service_account_file")}
 
 
 @dataclass(frozen=True)
@@ -86,6 +92,8 @@ class Settings:
     status: StatusSettings = field(default_factory=StatusSettings)
     webhook: WebhookSettings = field(default_factory=WebhookSettings)
     source: str = ""
+    # (section, key) → where its value came from: "PATH:LINE" or the environment variable
+    origins: dict[tuple[str, str], str] = field(default_factory=dict, compare=False, repr=False)
 
     def policy(self) -> Policy:
         """Return the settings the ATES rules read."""
@@ -100,6 +108,15 @@ class Settings:
         if m.on_no_token == "move":
             folders.append(m.no_token_folder)
         return folders
+
+    def origin(self, section: str, name: str) -> str:
+        """Return where the value redacted() shows as SECTION's NAME came from: "PATH:LINE",
+        the environment variable, or "default" (also for a default derived from another
+        setting)."""
+        for key in _KEYS_OF.get((section, name), (name,)):
+            if (section, key) in self.origins:
+                return self.origins[(section, key)] + ("" if key == name else f" ({key})")
+        return "default"
 
     def redacted(self) -> dict[str, dict[str, object]]:
         """Return the effective settings as nested dicts, secrets replaced by a mask; [oauth2]
@@ -139,19 +156,11 @@ def load_settings(path: str | os.PathLike[str], environ: dict[str, str] | None =
     """Read and validate settings.ini; raise ConfigError naming the first bad section and key."""
     environ = dict(os.environ if environ is None else environ)
     path = Path(path)
-    parser = configparser.ConfigParser(interpolation=None)
-    try:
-        with path.open(encoding="utf-8") as handle:
-            parser.read_file(handle)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: settings file not found (use --config PATH)") from None
-    except (OSError, UnicodeDecodeError, configparser.Error) as exc:
-        raise ConfigError(f"{path}: cannot read settings: {exc}") from None
-
-    _warn_if_exposed(path, parser)
+    source = SettingsSource(path, environ)  # unknown sections, keys and variables refused here
+    _warn_if_exposed(path, source)
 
     def section(name: str) -> Section:
-        return Section(parser, name, environ)
+        return Section(name, source.section(name), source.origins)
 
     base = path.resolve().parent
     imap = section("imap")
@@ -254,13 +263,14 @@ def load_settings(path: str | os.PathLike[str], environ: dict[str, str] | None =
         webhook=read_webhook_settings(section("webhook"), base),
         tickets=tickets,
         source=str(path),
+        origins=dict(source.origins),
         **read_service_settings(section, base, database.url, imap_settings.key),
     )
 
 
-def _warn_if_exposed(path: Path, parser: configparser.ConfigParser) -> None:
+def _warn_if_exposed(path: Path, source: SettingsSource) -> None:
     """Log a warning when the file holds a password and users other than its owner can read it."""
-    holds_password = any(parser.get(name, key, fallback="").strip()
+    holds_password = any(source.parser.get(name, key, fallback="").strip()
                          for name, key in (("imap", "password"), ("ates", "password"),
                                            ("webhook", "secret")))
     try:
