@@ -12,7 +12,10 @@ fresh folder and measures, alternately:
   (directory plus --store-size tickets of history), then its peak RSS (wait4), then a second
   `poller once` with nothing new (the empty pass). For a backlog `poller once` reads mail in a
   helper process: peak RSS is that of the larger of the two (wait4 reports the maximum over a
-  process and the children it reaped), and their sum is sampled as PSS.
+  process and the children it reaped), and their sum is sampled as PSS;
+* the floor of the empty pass: a fresh interpreter that imports imapclient, logs in, SELECTs
+  the folder, SEARCHes and logs out (what any cron pass has to pay), against which the empty
+  pass is given as a ratio.
 
 After each poller run the result is checked (tickets = distinct alerts, every outcome as
 generated, every mail flagged or quarantined) and the run fails loudly if it is wrong. The
@@ -22,6 +25,7 @@ first round is a warm-up and is not counted. Prints median and min–max of each
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import platform
@@ -62,6 +66,7 @@ class Results:
     rss_mib: list[float] = field(default_factory=list)
     pss_mib: list[float] = field(default_factory=list)
     empty_s: list[float] = field(default_factory=list)
+    login_s: list[float] = field(default_factory=list)  # the empty pass's floor
 
 
 def machine() -> str:
@@ -138,6 +143,13 @@ def floor_pass(account: ImapAccount, folder: str, expected: int) -> float:
     return fetched / seconds
 
 
+def login_floor(account: ImapAccount, folder: str, log: Path, timeout: float) -> float:
+    """Time a fresh interpreter's bare login + select + search + logout; return seconds."""
+    return launch([sys.executable, str(Path(__file__).with_name("login_floor.py")), account.host,
+                   str(account.port), account.username, account.password, folder], log,
+                  timeout).seconds
+
+
 def write_settings(path: Path, account: ImapAccount, folder: str, db: Path) -> Path:
     path.write_text(
         "[imap]\n"
@@ -176,8 +188,13 @@ class Run:
 
 def run_poller(config: Path, log: Path, timeout: float, wrapper: list[str] | None = None) -> Run:
     """Run `poller once` as a child process and measure it."""
+    return launch([*(wrapper or poller_command()), "--config", str(config), "once"], log, timeout)
+
+
+def launch(command: list[str], log: Path, timeout: float) -> Run:
+    """Run COMMAND as a child of bench/launcher.py and measure it; raise BenchError unless it
+    exits 0 within TIMEOUT seconds."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("POLLER_")}
-    command = [*(wrapper or poller_command()), "--config", str(config), "once"]
     launcher = subprocess.Popen([sys.executable, str(LAUNCHER), str(log), *command],
                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, env=env,
                                 start_new_session=True)
@@ -186,12 +203,12 @@ def run_poller(config: Path, log: Path, timeout: float, wrapper: list[str] | Non
     except subprocess.TimeoutExpired:
         os.killpg(launcher.pid, signal.SIGKILL)
         launcher.wait()
-        raise BenchError(f"poller once took more than {timeout:.0f} s; see {log}") from None
+        raise BenchError(f"{command[0]} took more than {timeout:.0f} s; see {log}") from None
     if launcher.returncode != 0:
         raise BenchError(f"the launcher failed ({launcher.returncode}); see {log}")
     report = json.loads(out)
     if report["code"] != 0:
-        raise BenchError(f"poller once exited with {report['code']}; see {log}")
+        raise BenchError(f"{command[0]} exited with {report['code']}; see {log}")
     return Run(report["seconds"], report["maxrss_kib"] / 1024, report["pss_kib"] / 1024,
                report["cpu"])
 
@@ -281,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     print(f"machine: {machine()}; load average {os.getloadavg()[0]:.2f}", flush=True)
+    # as an install does: with PYTHONDONTWRITEBYTECODE set, each run would compile every module
+    compileall.compile_dir(REPO / "poller", quiet=1)
     started = time.perf_counter()
     backlog = generate(args.mails, args.seed)
     print(f"generated {len(backlog.mails)} mails ({backlog.average_size / 1024:.2f} KiB average, "
@@ -309,18 +328,21 @@ def main(argv: list[str] | None = None) -> int:
             run = run_poller(config, log, args.timeout)
             rate = len(backlog.mails) / run.seconds
             empty = run_poller(config, log, args.timeout).seconds
+            login = login_floor(account, folder, log, args.timeout)
             check(account, folder, db, history, backlog)
             drop_folders(account, folder, f"{folder}-Quarantine")
             print(f"{'round' if counted else 'warm-up'} {round_no}: floor {floor:,.0f} mails/s, "
                   f"poller {rate:,.0f} mails/s ({run.seconds:.2f} s, {run.cpu:.2f} s CPU, "
                   f"{rate / floor:.1%} of floor), peak RSS {run.rss_mib:.1f} MiB (both processes "
-                  f"{run.pss_mib:.1f} MiB PSS), empty pass {empty:.3f} s; result ok", flush=True)
+                  f"{run.pss_mib:.1f} MiB PSS), empty pass {empty:.3f} s ({empty / login:.2f}× "
+                  f"a bare login, {login:.3f} s); result ok", flush=True)
             if counted:
                 results.floor.append(floor)
                 results.poller.append(rate)
                 results.rss_mib.append(run.rss_mib)
                 results.pss_mib.append(run.pss_mib)
                 results.empty_s.append(empty)
+                results.login_s.append(login)
 
         if args.profile:
             folder = "Profile"
@@ -353,6 +375,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  poller peak RSS        {summary(results.rss_mib, '{:.1f}')} MiB (the larger process)")
     print(f"  both processes, PSS    {summary(results.pss_mib, '{:.1f}')} MiB (sampled every 50 ms)")
     print(f"  empty pass             {summary(results.empty_s, '{:.3f}')} s")
+    print(f"  bare login, fresh      {summary(results.login_s, '{:.3f}')} s (import imapclient, "
+          "login, select, search, logout)")
+    empty_ratios = [e / f for e, f in zip(results.empty_s, results.login_s, strict=True)]
+    print(f"  empty pass / login     {summary(empty_ratios, '{:.2f}')}×")
     print(f"  load average at the end {os.getloadavg()[0]:.2f} (other work on the machine skews "
           "every number)")
     if args.json:
@@ -361,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
             "expected": dict(backlog.expected), "floor_mails_per_s": results.floor,
             "poller_mails_per_s": results.poller, "peak_rss_mib": results.rss_mib,
             "peak_pss_mib": results.pss_mib,
-            "empty_pass_s": results.empty_s,
+            "empty_pass_s": results.empty_s, "bare_login_s": results.login_s,
         }, indent=2))
     return 0
 

@@ -153,6 +153,7 @@ def child_pass(config: str) -> None:
     the worker and of its reading helper (from its RSS once it has read a small mail)."""
     from poller.config import load_settings
     from poller.imap.mailbox import Mailbox
+    from poller.service.pass_config import PassConfig
     from poller.service.passes import open_store
     from poller.service.reader import Reader
     from poller.service.worker import Worker
@@ -167,7 +168,7 @@ def child_pass(config: str) -> None:
         helper_before = _status("VmRSS", helper)
         with Mailbox(settings.imap) as mailbox:
             before = rss()
-            result = Worker(settings, mailbox, store, reader=reader).run_pass()
+            result = Worker(PassConfig.of(settings), mailbox, store, reader=reader).run_pass()
         helper_growth = _status("VmHWM", helper) - helper_before
     print(json.dumps({"growth": peak() - before, "helper_growth": helper_growth,
                       "result": result.summary()}))

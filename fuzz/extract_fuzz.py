@@ -37,7 +37,8 @@ with atheris.instrument_imports(include=["poller", "mailparser", "xmltodict", "e
     from poller.ates.policy import MASK as REDACTED
     from poller.errors import MessageError
     from poller.mail.fingerprint import fingerprint
-    from poller.mail.message import ParsedMessage, parse_message
+    from poller.mail.message import parse_message
+    from poller.mail.parsed import ParsedMessage
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 SEED_DIRS = ("fixtures/ates", "fixtures/corpus", "fixtures/shapes", "fixtures/fuzz-regressions")

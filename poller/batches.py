@@ -1,9 +1,10 @@
 """Splitting long lists into batches: UID sets for IMAP commands, id lists for SQL IN (...),
-chunks of mail cut by count and bytes."""
+chunks of mail cut by count and bytes; and halving a batch a server refused down to the items
+it refuses."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -35,3 +36,27 @@ def sized_chunks(items: Sequence[T], sizes: Mapping[T, int], count: int,
         total += size
     if chunk:
         yield chunk
+
+
+def refused_items(items: Sequence[T], attempt: Callable[[list[T]], str], *,
+                  shared: bool = False) -> list[tuple[T, str]]:
+    """Try ATTEMPT on all ITEMS, then on halves of what was refused, down to single items;
+    return the items refused alone, each with the refusal ATTEMPT returned ('' = done).
+
+    SHARED: when both halves of the first split are refused too, the refusal is taken as one
+    that every item shares (a missing folder, a quota) and no more tries are made.
+    """
+    error = attempt(list(items))
+    return _halves(list(items), error, attempt, shared) if error else []
+
+
+def _halves(items: list[T], error: str, attempt: Callable[[list[T]], str],
+            shared: bool) -> list[tuple[T, str]]:
+    if len(items) == 1:
+        return [(items[0], error)]
+    halves = (items[:len(items) // 2], items[len(items) // 2:])
+    errors = [attempt(half) for half in halves]
+    if shared and all(errors):
+        return [(item, error) for item in items]
+    return [found for half, why in zip(halves, errors, strict=True) if why
+            for found in _halves(half, why, attempt, False)]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from poller.config import load_settings
+from poller.service.pass_config import PassConfig
 from poller.service.passes import opened_store
 from poller.service.reader import Reader
 from poller.service.worker import PassResult, Worker
@@ -41,7 +42,7 @@ class Harness:
 
     def run(self, result: PassResult | None = None) -> PassResult:
         with opened_store(self.settings) as store:
-            return Worker(self.settings, self.mailbox, store, clock=lambda: NOW,
+            return Worker(PassConfig.of(self.settings), self.mailbox, store, clock=lambda: NOW,
                           reader=self.reader).run_pass(result)
 
     def tickets(self) -> list[dict[str, object]]:

@@ -1,8 +1,8 @@
 """A mail reader that misbehaves on purpose, for tests of the reading helper.
 
-Point the helper at it with ``poller.service.reader.READ_FUNCTION = FUNCTION`` (or
-``Reader(FUNCTION)``). A mail made with ``misread(raw, how)`` (a first header
-``X-Misread: how``) makes the helper:
+Point the helper at it with ``Reader(misreading.read)`` (or, for the readers a pass starts
+itself, ``poller.service.reader.READ = misreading.read``). A mail made with
+``misread(raw, how)`` (a first header ``X-Misread: how``) makes the helper:
 
 * ``spin``: run a regular expression that backtracks for ages, in C (a runaway pattern);
 * ``hang``: wait for ever without using CPU (a lock nobody releases);
@@ -23,7 +23,6 @@ from datetime import datetime
 from poller.ates.reading import Reading
 from poller.ates.reading import read as real_read
 
-FUNCTION = "testkit.misreading:read"
 LOCK = threading.Lock()
 
 

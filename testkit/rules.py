@@ -16,7 +16,7 @@ from poller.ates.policy import (
 )
 from poller.ates.reading import Reading
 from poller.ates.token import AtesToken
-from poller.mail.message import Attachment, ParsedMessage
+from poller.mail.parsed import Attachment, ParsedMessage
 from testkit.support import PW
 
 LOCAL = 0  # the local organization

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from poller.config import load_settings
 from poller.service.delivery import DeliveryRun, deliver_pending
+from poller.service.pass_config import PassConfig
 from poller.service.passes import opened_store
 from poller.service.worker import PassResult, Worker
 from poller.store import queries
@@ -47,7 +48,7 @@ class HookedBox:
 
     def run(self) -> PassResult:
         with opened_store(self.settings) as store:
-            return Worker(self.settings, self.mailbox, store, clock=lambda: NOW).run_pass()
+            return Worker(PassConfig.of(self.settings), self.mailbox, store, clock=lambda: NOW).run_pass()
 
     def deliver(self, after: float = 0.0) -> DeliveryRun:
         """Run a delivery as if `after` seconds had gone by since the mail was decided."""

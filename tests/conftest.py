@@ -5,6 +5,8 @@ Integration tests take ``imap_account`` (a fresh, empty mailbox of their own on 
 scenarios) or ``dovecot`` / ``cyrus`` (the server itself). When a server is not installed
 these fixtures fail with an error; they never skip. OAuth2 tests take
 ``oauth2_dovecot`` (a Dovecot that also takes XOAUTH2/OAUTHBEARER, with its token server).
+Every test that takes one of them is marked ``server`` (``pytest -m "not server"`` leaves them
+out).
 """
 
 from __future__ import annotations
@@ -29,6 +31,15 @@ from testkit.webhook_receiver import Receiver  # noqa: E402
 from testkit.webhooks import SECRET  # noqa: E402
 
 SERVERS = ("dovecot", "cyrus")
+# The fixtures that start a live IMAP server; a test that takes one (or a fixture built on one)
+# is marked `server`, so that `pytest -m "not server"` runs the rest.
+SERVER_FIXTURES = {"dovecot", "cyrus", "imap_server", "oauth2_server"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SERVER_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.server)
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from testkit.support import REPO
+
+# it starts a private Dovecot of its own
+pytestmark = pytest.mark.server
 
 
 def test_backlog_benchmark_runs_and_checks_its_result():
@@ -16,6 +21,7 @@ def test_backlog_benchmark_runs_and_checks_its_result():
     assert run.returncode == 0, run.stdout + run.stderr
     assert "result ok" in run.stdout
     assert "poller once" in run.stdout and "empty pass" in run.stdout
+    assert "empty pass / login" in run.stdout
 
 
 def test_rules_benchmark_runs():

@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import subprocess
+import sys
 
 import pytest
 
+from poller.cli.commands import COMMANDS, command
 from poller.cli.main import build_parser, main
-from testkit.support import PW, alert_mail, token
+from testkit.support import PW, REPO, alert_mail, token
 
 SETTINGS = f"""
 [imap]
@@ -51,28 +54,53 @@ def test_every_command_has_help_with_an_example(command, capsys):
     assert re.search(rf"Example: poller (--config \S+ )?{command} ", out), out
 
 
+def test_every_command_of_the_parser_is_dispatched_to_a_function():
+    assert sorted(COMMANDS) == subcommands()
+    assert all(callable(command(name)) for name in COMMANDS)
+
+
+def test_a_cron_pass_imports_neither_serve_nor_the_other_commands_nor_unconfigured_parts():
+    """`once` with password login and no webhook: no scheduler, OAuth2, webhook, metrics or
+    mail parsing modules in the worker process (the reading helper parses mail)."""
+    code = ("import sys; from poller.cli.commands import command; command('once'); "
+            "print(' '.join(sorted(sys.modules)))")
+    loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                check=True, cwd=REPO).stdout.split())
+    unwanted = {"apscheduler", "poller.imap.oauth2", "poller.imap.token_providers",
+                "poller.service.delivery", "poller.service.webhooks", "prometheus_client",
+                "poller.service.health", "poller.cli.service_commands", "mailparser",
+                "poller.service.scheduler", "poller.store.technician"}
+    assert loaded & unwanted == set()
+
+
+def counts(out):
+    return next(line for line in out.splitlines() if line.startswith("organizations:"))
+
+
 def test_import_is_idempotent_and_reports_counts(tmp_path, config, capsys):
     orgs = tmp_path / "orgs.csv"
     orgs.write_text("name,Kaseya Customer ID\nClient One,100\nClient Two,200\n")
-    assert run(config, capsys, "import", "organizations", str(orgs))[1].strip() == \
-        "organizations: 2 created, 0 updated, 0 unchanged"
+    assert counts(run(config, capsys, "import", "organizations", str(orgs))[1]) == \
+        "organizations: 2 added, 0 changed, 0 unchanged"
     before = sqlite3.connect(tmp_path / "tickets.db").execute(
         "SELECT count(*) FROM udf_value").fetchone()
-    assert run(config, capsys, "import", "organizations", str(orgs))[1].strip() == \
-        "organizations: 0 created, 0 updated, 2 unchanged"
+    assert counts(run(config, capsys, "import", "organizations", str(orgs))[1]) == \
+        "organizations: 0 added, 0 changed, 2 unchanged"
     after = sqlite3.connect(tmp_path / "tickets.db").execute(
         "SELECT count(*) FROM udf_value").fetchone()
     assert before == after == (2,)
     orgs.write_text("name,Kaseya Customer ID\nClient One,101\n")
-    assert "1 updated" in run(config, capsys, "import", "organizations", str(orgs))[1]
+    out = run(config, capsys, "import", "organizations", str(orgs))[1]
+    assert "1 changed" in out
+    assert "line 2: change organization 'Client One': Kaseya Customer ID '100' → '101'" in out
 
 
 # A good row before each bad one: the import is all or nothing, so it must not be kept either.
 @pytest.mark.parametrize(
     ("kind", "text", "message"),
     [
-        ("organizations", "name,Kaseya Customer ID\nA,1\n,2\n", ":3: column 'name' is empty"),
-        ("organizations", "name,Colour\nA,red\n", ":2: unknown column 'Colour'"),
+        ("organizations", "name,Kaseya Customer ID\nA,1\n,2\n", ":3: name is empty"),
+        ("organizations", "name,Colour\nA,red\n", ":1: unknown column 'Colour'"),
         ("devices", "name,organization,Kaseya Device ID\nPC1,Acme MSP,1\nPC2,Nobody Inc,2\n",
          ":3: organization 'Nobody Inc' does not exist"),
         ("contacts", "organization,first_name,last_name,email,email2,email3\n"

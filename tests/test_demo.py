@@ -10,8 +10,13 @@ import subprocess
 import sys
 import threading
 
+import pytest
+
 from testkit.serving import wait_until
 from testkit.support import REPO
+
+# it starts a private Dovecot of its own
+pytestmark = pytest.mark.server
 
 DEMO = REPO / "scripts" / "demo.py"
 MAILS = REPO / "fixtures" / "demo"

@@ -14,6 +14,7 @@ import pytest
 from poller.config import load_settings
 from poller.errors import ConfigError
 from poller.service.deadlines import check_deadlines
+from poller.service.pass_config import PassConfig
 from poller.service.passes import opened_store
 from poller.service.worker import Worker
 from testkit.harness import Harness
@@ -56,7 +57,7 @@ def check(box: Harness, when: datetime) -> list[tuple[str, str]]:
 
 def run(box: Harness, when: datetime):
     with opened_store(box.settings) as store:
-        return Worker(box.settings, box.mailbox, store, clock=lambda: when,
+        return Worker(PassConfig.of(box.settings), box.mailbox, store, clock=lambda: when,
                       reader=box.reader).run_pass()
 
 

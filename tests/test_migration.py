@@ -9,6 +9,7 @@ import pytest
 
 from poller.config import load_settings
 from poller.errors import StoreError
+from poller.service.pass_config import PassConfig
 from poller.service.passes import opened_store
 from poller.service.worker import Worker
 from poller.store.database import SCHEMA_VERSION, open_database
@@ -56,7 +57,7 @@ def test_an_upgraded_database_takes_new_mail_against_its_old_tickets(tmp_path, o
     mailbox.add(alert_mail(subject="CPU high on SRV2",
                            tok=token(CustomerID="Kaseya:200", AlertID="Kaseya:77")))
     with opened_store(settings) as store:
-        result = Worker(settings, mailbox, store).run_pass()
+        result = Worker(PassConfig.of(settings), mailbox, store).run_pass()
     assert result.counts == {"appended": 1}
     (ticket,) = [t for t in poller_json(write_settings(tmp_path, None), capsys, "tickets")
                  if t["number"] == "T20261128.0002"]
@@ -141,7 +142,7 @@ def test_the_old_log_belongs_to_the_first_mailbox_and_new_tickets_get_their_fiel
                            tok=token(CustomerID="Kaseya:200", AlertID="Kaseya:90",
                                      SubIssue="Hardware")))
     with opened_store(settings) as store:
-        assert Worker(settings, mailbox, store).run_pass().counts == {"created": 1}
+        assert Worker(PassConfig.of(settings), mailbox, store).run_pass().counts == {"created": 1}
     new = poller_json(config, capsys, "tickets", "--queue", "Level I Support")
     assert [(t["title"], t["priority"], t["source"], t["sub_issue"], t["mailbox"])
             for t in new] == [("Fan failed on SRV9", "High", "Monitoring Alert", "Hardware",
@@ -164,6 +165,6 @@ def test_an_upgraded_database_knows_what_each_mailbox_step_is_for(tmp_path, old_
                                     "ORDER BY uid").fetchall()
         assert rows == [(1, "done", ""), (2, "done", ""), (3, "done", ""), (4, "done", ""),
                         (5, "quarantine", ""), (6, "no_token", "")]
-        Worker(settings, mailbox, store).run_pass()
+        Worker(PassConfig.of(settings), mailbox, store).run_pass()
         assert store.pending(settings.imap.name, "INBOX") == []
     assert mailbox.where(5) == "Junk"

@@ -61,7 +61,7 @@ def bounded_mails() -> list[bytes]:
 ])
 def test_every_fixture_mail_ends_in_exactly_one_place(tmp_path, imap_account, capsys, on_success,
                                                       max_bytes, monkeypatch):
-    monkeypatch.setattr(reader, "READ_FUNCTION", misreading.FUNCTION)
+    monkeypatch.setattr(reader, "READ", misreading.read)
     extra = bounded_mails()
     for raw in [path.read_bytes() for path in MAILS] + extra:
         imap_account.append("INBOX", raw)

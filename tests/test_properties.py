@@ -17,7 +17,8 @@ from xml.sax.saxutils import quoteattr
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from poller.ates.alert import DESCRIPTION_LIMIT, TITLE_LIMIT, read_alert
+from poller.ates.alert import read_alert
+from poller.ates.decision import DESCRIPTION_LIMIT, TITLE_LIMIT
 from poller.ates.token import AtesToken, Sourced
 from poller.errors import MessageError
 from poller.mail.message import parse_message

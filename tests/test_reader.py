@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from poller.ates.reading import read
+from poller.ates.reading import Reading, read
 from poller.errors import ReaderError
 from poller.service.reader import Reader
 from testkit import misreading
@@ -40,7 +40,7 @@ def read_all(reader: Reader, raws: dict[int, bytes], plan: list[list[int]], seco
 
 @pytest.fixture(scope="module")
 def misreader():
-    with Reader(misreading.FUNCTION) as reader:
+    with Reader(misreading.read) as reader:
         yield reader
 
 
@@ -72,7 +72,7 @@ def test_a_mail_that_stops_the_helper_gets_the_reason_and_the_rest_is_read(misre
 def test_a_mail_that_needs_more_memory_than_allowed_is_refused_and_the_rest_is_read(
         misreader):
     """26 MB of text with one 4-byte character decodes to 4 bytes a character, more than
-    reading one mail may take (poller.service.helper.READ_MEMORY): the helper is not killed."""
+    reading one mail may take (poller.service.reading_helper.READ_MEMORY): the helper is not killed."""
     big = alert_mail(subject="Huge", body=("x" * 70 + "\n") * 390_000 + "\N{GRINNING FACE}")
     raws = {1: mails("Disk full")[1], 2: big, 3: mails("x", "x", "CPU high")[3]}
     readings = {uid: r for _, found in read_all(misreader, raws, [[1], [2], [3]], seconds=30)
@@ -114,7 +114,7 @@ def test_a_lock_held_by_another_thread_at_the_start_does_not_reach_the_helper():
     holder.start()
     taken.wait(5)
     try:
-        with Reader(misreading.FUNCTION) as reader:
+        with Reader(misreading.read) as reader:
             chunks = read_all(reader, mails("LOCKED: reads under the lock"), [[1]], seconds=5)
     finally:
         release.set()
@@ -124,7 +124,11 @@ def test_a_lock_held_by_another_thread_at_the_start_does_not_reach_the_helper():
 
 
 def test_a_helper_that_cannot_start_is_an_error_not_a_quarantine():
-    with Reader("testkit.no_such_module:read") as reader:
+    def unimportable(uid: int, raw: bytes, now: datetime) -> Reading:
+        raise AssertionError("never called: the helper cannot import it")
+
+    unimportable.__module__ = "testkit.no_such_module"
+    with Reader(unimportable) as reader:
         with pytest.raises(ReaderError, match="ended while starting"):
             read_all(reader, mails("Disk full"), [[1]])
 
@@ -159,7 +163,7 @@ def test_a_stop_request_ends_the_wait_for_a_mail_in_the_helper():
     raws = mails("HANG: waits for ever")
     timer = threading.Timer(0.3, stop.set)
     timer.start()
-    with Reader(misreading.FUNCTION) as reader:
+    with Reader(misreading.read) as reader:
         chunks = list(reader.chunks([[1]], {1: 1}, lambda uids: raws, lambda: NOW, budget=10**6,
                                     seconds=60, stop=stop))
     assert chunks == []
@@ -172,13 +176,13 @@ def backlog(account) -> None:
 
 HELPER_PID_THEN_KILL = """
 import os, signal
-import poller.service.reader as reader
+import poller.service.helper_process as helper_process
 import poller.store.store as store
-started = reader._Helper.__init__
+started = helper_process.HelperProcess.__init__
 def helper_started(self, *args):
     started(self, *args)
     open({pidfile!r}, "w").write(str(self.process.pid))
-reader._Helper.__init__ = helper_started
+helper_process.HelperProcess.__init__ = helper_started
 def crash(*args, **kwargs):
     os.kill(os.getpid(), signal.SIGKILL)
 store.Store.mark_done = crash

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from poller.ates.decision import FLAG, NOTHING, Outcome, Step, TicketFields
+from poller.ates.decision import FLAG, NOTHING, Outcome, Step, StepKind, TicketFields
 from poller.ates.directory import ContactMatch, DeviceMatch, Earlier, TicketRef
 from poller.ates.policy import (
     AtesSettings,
@@ -14,9 +14,10 @@ from poller.ates.policy import (
     MailboxSettings,
     TicketSettings,
 )
-from poller.ates.rules import attachment_budget, authenticate, decide, decide_alert, oversized
+from poller.ates.reading import refused_by_server, too_large
+from poller.ates.rules import attachment_budget, authenticate, decide, decide_alert
 from poller.ates.token import AtesToken, Sourced
-from poller.mail.message import Attachment
+from poller.mail.parsed import Attachment
 from testkit.rules import LOCAL, Directory, alert, policy, reading
 from testkit.support import PW
 
@@ -209,7 +210,7 @@ def test_mail_without_token_is_skipped_and_left_or_moved_as_configured():
                   policy())
     assert (left.outcome, left.step) == (Outcome.SKIPPED, NOTHING)
     moved = decide(reading(problem="no token", no_token=True), Directory(), policy(MOVE_ALL))
-    assert moved.step == Step("move", "Other")
+    assert moved.step == Step(StepKind.MOVE, "Other")
 
 
 def test_unreadable_mail_is_quarantined_with_its_reason():
@@ -217,7 +218,7 @@ def test_unreadable_mail_is_quarantined_with_its_reason():
                       policy(MOVE_ALL))
     assert decision.outcome is Outcome.QUARANTINED
     assert decision.reason == "unparseable MIME: nested too deeply"
-    assert decision.step == Step("move", "Q")
+    assert decision.step == Step(StepKind.MOVE, "Q")
 
 
 def test_the_same_mail_again_is_a_duplicate_of_the_first_and_is_flagged():
@@ -230,17 +231,20 @@ def test_the_same_mail_again_is_a_duplicate_of_the_first_and_is_flagged():
 
 def test_decided_mail_is_flagged_or_moved_to_the_processed_folder():
     assert decide(reading(alert()), Directory(), policy()).step == FLAG
-    assert decide(reading(alert()), Directory(), policy(MOVE_ALL)).step == Step("move", "Done")
+    assert decide(reading(alert()), Directory(), policy(MOVE_ALL)).step == Step(StepKind.MOVE, "Done")
 
 
-def test_oversized_mail_is_quarantined_naming_size_and_limit():
-    decision = oversized(5000, policy(limits=LimitSettings(max_message_bytes=4096)))
-    assert decision.outcome is Outcome.QUARANTINED
+def test_mail_that_was_never_read_is_quarantined_saying_why():
+    decision = decide(too_large(5000, 4096), Directory(), policy(MOVE_ALL))
+    assert (decision.outcome, decision.step) == (Outcome.QUARANTINED, Step(StepKind.MOVE, "Q"))
     assert "5000 bytes" in decision.reason and "4096" in decision.reason
+    refused = decide(refused_by_server("NO [SERVERBUG] cannot read"), Directory(), policy())
+    assert refused.outcome is Outcome.QUARANTINED
+    assert refused.reason == "the server refused to return it: NO [SERVERBUG] cannot read"
 
 
 def test_step_is_written_and_read_back_as_the_log_column_says():
-    for step in (FLAG, NOTHING, Step("move", "ATES/Processed: done")):
+    for step in (FLAG, NOTHING, Step(StepKind.MOVE, "ATES/Processed: done")):
         assert Step.parse(str(step)) == step
 
 

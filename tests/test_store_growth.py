@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from collections import Counter
 
+from poller.clock import utc_now
 from poller.config import load_settings
 from poller.imap.mailbox import Mailbox
-from poller.service.worker import Worker, utc_now
+from poller.service.pass_config import PassConfig
+from poller.service.worker import Worker
 from poller.store.database import open_database
 from poller.store.store import Store
 from testkit.prefill import add_history, build_directory
@@ -80,7 +82,7 @@ def test_no_per_mail_statement_walks_the_store(tmp_path, imap_account):
     connection.set_progress_handler(progress, STEP)
     try:
         with Mailbox(settings.imap) as mailbox:
-            result = Worker(settings, mailbox, store).run_pass()
+            result = Worker(PassConfig.of(settings), mailbox, store).run_pass()
         finish()
     finally:
         connection.set_trace_callback(None)

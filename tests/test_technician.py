@@ -7,8 +7,8 @@ from datetime import timedelta
 
 import pytest
 
+from poller.clock import utc_now
 from poller.service.delivery import deliver_pending
-from poller.service.worker import utc_now
 from testkit.support import alert_mail, poller, token
 from testkit.webhooks import HookedBox
 

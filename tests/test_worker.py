@@ -292,7 +292,7 @@ def test_sizes_come_first_in_one_fetch_and_chunks_are_cut_by_bytes(box):
 
 
 def test_a_mail_over_the_time_budget_is_quarantined_and_the_pass_goes_on(tmp_path):
-    with Reader(misreading.FUNCTION) as reader:
+    with Reader(misreading.read) as reader:
         box = Harness(tmp_path, reader, limits={"max_read_seconds": "1"})
         uids = box.mailbox.add(alert_mail(subject="Disk full", tok=token(AlertID="Kaseya:1")),
                                misreading.misread(alert_mail(subject="Spins",

@@ -5,12 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from poller.ates.decision import DESCRIPTION_LIMIT, TITLE_LIMIT
 from poller.ates.policy import MASK
 from poller.ates.token import AtesToken, find_token
-from poller.mail.message import ParsedMessage
-
-TITLE_LIMIT = 250
-DESCRIPTION_LIMIT = 8000
+from poller.mail.parsed import ParsedMessage
 
 
 @dataclass(frozen=True)

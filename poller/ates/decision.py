@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from poller.mail.message import Attachment
+from poller.mail.parsed import Attachment
 
 
 class Outcome(StrEnum):
@@ -19,6 +19,10 @@ class Outcome(StrEnum):
     NOTED = "noted"  # a reply to a ticket: a note on it, nothing else
     EXPECTED = "expected"  # the mail an [[expect]] entry waits for
 
+
+# The longest ticket title and description ATES makes of an alert.
+TITLE_LIMIT = 250
+DESCRIPTION_LIMIT = 8000
 
 # Ticket statuses: a ticket is New until a clear alert (or a technician) completes it.
 STATUS_NEW = "New"
@@ -37,28 +41,34 @@ class Purpose(StrEnum):
     NO_TOKEN = "no_token"  # leave it, or move it to no_token_folder
 
 
+class StepKind(StrEnum):
+    FLAG = "flag"  # set [mailbox] keyword
+    MOVE = "move"  # move to the step's folder
+    NONE = "none"  # leave the mail as it is
+
+
 @dataclass(frozen=True)
 class Step:
     """What happens to the mail in the mailbox once its decision is on disk: flag it, move it
     to folder, or nothing. Written to the processed-mail log as 'flag', 'move:<folder>' or
     'none', beside its purpose."""
 
-    kind: str  # flag | move | none
+    kind: StepKind
     folder: str = ""
     purpose: Purpose = field(default=Purpose.DONE, compare=False)
 
     def __str__(self) -> str:
-        return f"move:{self.folder}" if self.kind == "move" else self.kind
+        return f"move:{self.folder}" if self.kind is StepKind.MOVE else self.kind.value
 
     @classmethod
     def parse(cls, text: str) -> Step:
         """Return the step written as text in the processed-mail log."""
         kind, _, folder = text.partition(":")
-        return cls(kind, folder)
+        return cls(StepKind(kind), folder)
 
 
-FLAG = Step("flag")
-NOTHING = Step("none", purpose=Purpose.NO_TOKEN)
+FLAG = Step(StepKind.FLAG)
+NOTHING = Step(StepKind.NONE, purpose=Purpose.NO_TOKEN)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from poller.ates.mailrules import compile_pattern, matchable, sender_address
-from poller.mail.message import ParsedMessage
+from poller.mail.parsed import ParsedMessage
 
 MISSED_TITLE = "Expected mail did not arrive: {name}"
 

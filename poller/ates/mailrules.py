@@ -21,7 +21,7 @@ from poller.ates.alert import DESCRIPTION_LIMIT, TITLE_LIMIT, Alert, ticket_titl
 from poller.ates.token import AtesToken, Sourced
 from poller.mail.authresults import authenticated, sender_domain
 from poller.mail.html import html_to_text
-from poller.mail.message import ParsedMessage
+from poller.mail.parsed import ParsedMessage
 from poller.mail.quoting import quote_start
 
 PATTERN_FIELDS = ("from", "subject", "body")

@@ -1,7 +1,9 @@
 """Raw mail → Reading: the parsed message and its alert, or why there is none.
 
-Reading is most of the work per mail and needs nothing from the store, so the service may run
-it in a helper process; a Reading is a plain value that crosses processes.
+Reading is most of the work per mail and needs nothing from the store, so the service runs it
+in a helper process; a Reading is a plain value that crosses processes. The worker imports this
+module for Reading alone, so the MIME parser and the token reader are imported by the first
+mail read, not here.
 """
 
 from __future__ import annotations
@@ -9,14 +11,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from poller.ates.alert import DESCRIPTION_LIMIT, Alert, read_alert
-from poller.ates.mailrules import RuleSet, by_rules
 from poller.errors import MessageError, TokenMissing
 from poller.mail.fingerprint import fingerprint
-from poller.mail.html import html_to_text
-from poller.mail.message import FORWARDED_TYPES, ParsedMessage, parse_message
-from poller.mail.quoting import new_text, reply_prefix
+from poller.mail.parsed import FORWARDED_TYPES, ParsedMessage
+
+if TYPE_CHECKING:
+    from poller.ates.alert import Alert
+    from poller.ates.mailrules import RuleSet
 
 logger = logging.getLogger(__name__)
 
@@ -30,9 +33,6 @@ class Reading:
     from a new mail (poller.mail.fingerprint). The message's body texts are left out once read
     (the alert's description holds what a ticket takes of them), so that a reading handed to
     the worker is no larger than the mail's attachments.
-
-    reply_text is what the writer of a mail that may be a reply wrote, above what it quotes
-    (a ticket's reply note takes it); '' for an alert that is its sender's own.
     """
 
     message: ParsedMessage | None
@@ -43,9 +43,27 @@ class Reading:
     reply_text: str = ""
 
 
+def unread(problem: str) -> Reading:
+    """Return the reading of a mail that was never read (the rules quarantine it for PROBLEM)."""
+    return Reading(None, None, problem, False, None)
+
+
+def too_large(size: int, limit: int) -> Reading:
+    """Return the reading of a mail over [limits] max_message_bytes (never downloaded)."""
+    return unread(f"mail is {size} bytes, over the limit of {limit} bytes")
+
+
+def refused_by_server(detail: str) -> Reading:
+    """Return the reading of a mail the server would not hand over."""
+    return unread(f"the server refused to return it: {detail}")
+
+
 def read(uid: int, raw: bytes, now: datetime, rules: RuleSet | None = None) -> Reading:
     """Parse one mail and read its token, or, when it has none, try the rules on it; never
     raises (uid names the mail in a log line)."""
+    from poller.ates.alert import read_alert  # see the module's docstring
+    from poller.mail.message import parse_message
+
     message: ParsedMessage | None = None
     alert: Alert | None = None
     problem, no_token = "", False
@@ -56,6 +74,8 @@ def read(uid: int, raw: bytes, now: datetime, rules: RuleSet | None = None) -> R
         except TokenMissing as exc:
             if rules is None:
                 raise
+            from poller.ates.mailrules import by_rules
+
             alert, why = by_rules(rules, message, now)
             if alert is None:
                 raise TokenMissing(f"{exc}{why}") from None
@@ -73,7 +93,7 @@ def read(uid: int, raw: bytes, now: datetime, rules: RuleSet | None = None) -> R
     reply = ""
     if message is not None:
         if no_token or (alert is not None and _maybe_a_reply(alert)):
-            reply = new_text(message.text or html_to_text(message.html))[:DESCRIPTION_LIMIT]
+            reply = _reply_text(message)
         message = replace(message, text="", html="")
         alert = replace(alert, message=message) if alert is not None else None
     return Reading(message, alert, problem, no_token, mark, reply)
@@ -82,6 +102,17 @@ def read(uid: int, raw: bytes, now: datetime, rules: RuleSet | None = None) -> R
 def _maybe_a_reply(alert: Alert) -> bool:
     """Return whether the alert's token may be someone else's (poller.ates.rules decides): a
     mail a reply note could be made of."""
+    from poller.mail.quoting import reply_prefix
+
     message = alert.message
     return bool(alert.quoted or message.references or reply_prefix(message.subject)
                 or message.content_type in FORWARDED_TYPES)
+
+
+def _reply_text(message: ParsedMessage) -> str:
+    """Return what the writer of a mail wrote above what it quotes (for a reply note)."""
+    from poller.ates.alert import DESCRIPTION_LIMIT
+    from poller.mail.html import html_to_text
+    from poller.mail.quoting import new_text
+
+    return new_text(message.text or html_to_text(message.html))[:DESCRIPTION_LIMIT]

@@ -5,11 +5,14 @@ calls these; the step is its to plan."""
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from poller.ates.decision import STATUS_COMPLETE, Decision, Outcome, Reply, Step
-from poller.ates.directory import Directory, TicketRef
-from poller.ates.expected import Expectation
-from poller.ates.reading import Reading
+
+if TYPE_CHECKING:  # types only: the worker decides without loading the token reader or RE2
+    from poller.ates.directory import Directory, TicketRef
+    from poller.ates.expected import Expectation
+    from poller.ates.reading import Reading
 
 # A ticket number as this service writes them, TYYYYMMDD.NNNN, alone or in brackets.
 _TICKET_NUMBER_RE = re.compile(r"(?<![\w.])T\d{8}\.\d{4,6}(?![\w.])")

@@ -7,9 +7,9 @@ the rules are tested with an in-memory directory and no database.
 from __future__ import annotations
 
 import hmac
+from typing import TYPE_CHECKING
 
 from poller.ates import udf
-from poller.ates.alert import Alert
 from poller.ates.decision import (
     FLAG,
     NOTHING,
@@ -19,26 +19,30 @@ from poller.ates.decision import (
     Outcome,
     Purpose,
     Step,
+    StepKind,
     TicketFields,
 )
-from poller.ates.directory import Directory, TicketRef
-from poller.ates.expected import expected_by
 from poller.ates.policy import AtesSettings, MailboxSettings, Policy, TicketSettings
-from poller.ates.reading import Reading
 from poller.ates.replies import answered, arrived, noted
-from poller.ates.token import AtesToken, Sourced
-from poller.mail.message import FORWARDED_TYPES, Attachment
+from poller.mail.parsed import FORWARDED_TYPES, Attachment, ParsedMessage
 from poller.mail.quoting import reply_prefix
+
+if TYPE_CHECKING:  # types only: the worker decides without loading the token reader
+    from poller.ates.alert import Alert
+    from poller.ates.directory import Directory, TicketRef
+    from poller.ates.expected import Expectation
+    from poller.ates.reading import Reading
+    from poller.ates.token import AtesToken, Sourced
 
 
 def decide(reading: Reading, directory: Directory, policy: Policy) -> Decision:
     """Return what to do with one mail that was read; never raises for a bad mail.
 
-    A mail that cannot be read is quarantined. A mail without a token of its sender's own
-    that answers a ticket is a reply: a note on that ticket (replied). Otherwise a mail
-    without a token is skipped (and left or moved as [mailbox] on_no_token says), the same
-    mail delivered again is a duplicate of the first, and an alert goes through the rules
-    below.
+    A mail that cannot be read (or was not: too large, refused by the server) is quarantined.
+    A mail without a token of its sender's own that answers a ticket is a reply: a note on that
+    ticket; the mail an [[expect]] entry waits for is expected mail. Otherwise a mail without a
+    token is skipped (and left or moved as [mailbox] on_no_token says), the same mail
+    delivered again is a duplicate of the first, and an alert goes through the rules below.
     """
     mailbox = policy.mailbox
     alert = reading.alert
@@ -51,7 +55,7 @@ def decide(reading: Reading, directory: Directory, policy: Policy) -> Decision:
             return noted(reading, ticket, how, directory, _done(mailbox))
     message = reading.message
     if (alert is None or alert.rule) and not borrowed and message is not None:
-        entry = expected_by(policy.expectations, message) if policy.expectations else None
+        entry = _expected_by(policy, message)
         if entry is not None and not (reply_prefix(message.subject)
                                       or message.content_type in FORWARDED_TYPES):
             return arrived(reading, entry, directory, _done(mailbox))
@@ -65,31 +69,30 @@ def decide(reading: Reading, directory: Directory, policy: Policy) -> Decision:
     return decide_alert(alert, directory, policy)
 
 
+def _expected_by(policy: Policy, message: ParsedMessage) -> Expectation | None:
+    """Return the [[expect]] entry the mail is the expected mail of (loaded only when there
+    are entries: their patterns are RE2)."""
+    if not policy.expectations:
+        return None
+    from poller.ates.expected import expected_by
+
+    return expected_by(policy.expectations, message)
+
+
 def quarantined(reason: str, policy: Policy) -> Decision:
     """Return the decision for a mail that cannot be turned into a ticket."""
     return Decision(Outcome.QUARANTINED, plan(Purpose.QUARANTINE, policy.mailbox), reason=reason)
 
 
-def oversized(size: int, policy: Policy) -> Decision:
-    """Return the decision for a mail over [limits] max_message_bytes (never downloaded)."""
-    return quarantined(f"mail is {size} bytes, over the limit of "
-                       f"{policy.limits.max_message_bytes} bytes", policy)
-
-
-def refused(detail: str, policy: Policy) -> Decision:
-    """Return the decision for a mail the server would not hand over."""
-    return quarantined(f"the server refused to return it: {detail}", policy)
-
-
 def plan(purpose: Purpose, mailbox: MailboxSettings) -> Step:
     """Return the mailbox step for a purpose under the [mailbox] settings."""
     if purpose is Purpose.QUARANTINE:
-        return Step("move", mailbox.quarantine_folder, purpose)
+        return Step(StepKind.MOVE, mailbox.quarantine_folder, purpose)
     if purpose is Purpose.NO_TOKEN:
         if mailbox.on_no_token == "leave":
             return NOTHING
-        return Step("move", mailbox.no_token_folder, purpose)
-    return FLAG if mailbox.on_success == "flag" else Step("move", mailbox.processed_folder)
+        return Step(StepKind.MOVE, mailbox.no_token_folder, purpose)
+    return FLAG if mailbox.on_success == "flag" else Step(StepKind.MOVE, mailbox.processed_folder)
 
 
 def not_the_senders(alert: Alert) -> str | None:

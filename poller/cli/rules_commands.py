@@ -12,12 +12,13 @@ from poller.ates.mailrules import apply
 from poller.ates.reading import read
 from poller.ates.rules import decide
 from poller.cli.exits import EXIT_CONFIG, EXIT_OK
+from poller.clock import utc_now
 from poller.config import Settings
 from poller.errors import MessageError
 from poller.mail.html import html_to_text
 from poller.mail.message import parse_message
-from poller.service.worker import utc_now
-from poller.store.database import open_database, sqlite_path
+from poller.paths import sqlite_file
+from poller.store.database import open_database
 from poller.store.store import Store
 
 
@@ -64,7 +65,7 @@ def _attempts(raw: bytes, rules) -> list[dict[str, object]]:
 
 def _decision(settings: Settings, reading, now) -> dict[str, object]:
     url = settings.database.url
-    path = sqlite_path(url)
+    path = sqlite_file(url)
     if path is not None and not Path(path).exists():
         url = "sqlite:///:memory:"  # no store yet: decide against an empty directory
     db = open_database(url)

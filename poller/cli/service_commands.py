@@ -1,11 +1,9 @@
-"""The commands that work the mailbox: once, serve, check, status, requeue."""
+"""The commands that look at the mailbox and the store: check, status, requeue."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import logging
-import os
 import sys
 from datetime import datetime
 
@@ -19,52 +17,22 @@ from poller.cli.exits import (
     EXIT_STALE,
     EXIT_UNAVAILABLE,
 )
+from poller.clock import utc_now
 from poller.config import Settings
 from poller.imap.mailbox import Mailbox
 from poller.imap.requeue import requeue
 from poller.service import health
-from poller.service.deadlines import next_deadline
-from poller.service.delivery import deliver_pending
-from poller.service.lock import pass_lock
-from poller.service.passes import recorded_pass
-from poller.service.signals import Shutdown, SignalThread
-from poller.service.worker import utc_now
 from poller.store import expected, queries
 from poller.store.database import read_only_database
 from poller.store.queries import PassRecord
-
-
-def once(settings: Settings, args: argparse.Namespace) -> int:
-    shutdown = Shutdown(settings.schedule.stop_grace)
-    with SignalThread(lambda why: shutdown.request(f"received {why}")):
-        try:
-            with pass_lock(settings.schedule.lock_file, settings.schedule.lock_wait,
-                           shutdown.event) as lock:
-                if lock is None:
-                    return EXIT_OK
-                result = recorded_pass(settings, shutdown.event, track=shutdown.track)
-        finally:
-            # after the pass lock is let go: the mail side never waits for a receiver
-            deliver_pending(settings, shutdown.event)
-    return EXIT_PENDING if result.pending else EXIT_OK
-
-
-def serve_command(settings: Settings, args: argparse.Namespace) -> int:
-    from poller.service.scheduler import serve  # APScheduler is only needed here
-
-    if not serve(settings, args.config, verbosity=-1 if args.quiet else args.verbose):
-        # The pass thread is stuck in a call and would hold the interpreter's exit until its
-        # socket timeout: the store is consistent (the cut fails only IMAP steps), so go now.
-        logging.shutdown()
-        os._exit(EXIT_OK)
-    return EXIT_OK
 
 
 def check_command(settings: Settings, args: argparse.Namespace) -> int:
     if args.webhook_ping and not settings.webhook.url:
         print("poller: --webhook-ping: no [webhook] url is set", file=sys.stderr)
         return EXIT_CONFIG
-    print(f"# effective settings from {settings.source} (secrets masked)")
+    print(f"# effective settings from {settings.source} and the environment (secrets masked), "
+          "each with the line or variable it came from")
     for section, values in settings.redacted().items():
         print(f"[{section}]")
         for key, value in values.items():
@@ -74,7 +42,7 @@ def check_command(settings: Settings, args: argparse.Namespace) -> int:
                 shown = ", ".join(value)
             else:
                 shown = "" if value is None else value
-            print(f"{key} = {shown}")
+            print(f"{key} = {shown}    ({settings.origin(section, key)})")
         print()
     checks = [health.check_database(settings), *health.check_files(settings),
               *health.check_mailbox(settings)]
@@ -169,6 +137,8 @@ def _expected(settings: Settings, now: datetime) -> list[dict[str, object]]:
     out = []
     for entry in settings.expectations:
         window = windows.get(entry.name)
+        from poller.service.deadlines import next_deadline  # APScheduler: with entries only
+
         deadline = next_deadline(entry, settings.rules.timezone, now)
         out.append({"name": entry.name,
                     "last_arrival": window.last_arrival.isoformat() if window and
@@ -181,7 +151,8 @@ def _expected(settings: Settings, now: datetime) -> list[dict[str, object]]:
 
 def requeue_command(settings: Settings, args: argparse.Namespace) -> int:
     with Mailbox(settings.imap) as mailbox:
-        done = requeue(mailbox, settings, None if args.all else args.message_ids)
+        done = requeue(mailbox, settings.mailbox.quarantine_folder, settings.imap.folder,
+                       settings.mailbox.keyword, None if args.all else args.message_ids)
     print(f"requeued {len(done.moved)} mail from {settings.mailbox.quarantine_folder!r} to "
           f"{settings.imap.folder!r}; the next pass processes them")
     for message_id in done.missing:

@@ -4,31 +4,94 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
+
+import peewee
 
 from poller.ates.alert import read_alert
 from poller.ates.decision import Outcome
 from poller.ates.rules import decide_alert
 from poller.cli.exits import EXIT_OK
 from poller.cli.output import show
+from poller.clock import utc_now
 from poller.config import Settings
 from poller.errors import MessageError
 from poller.mail.message import parse_message
+from poller.paths import sqlite_file
 from poller.service.passes import opened_store
-from poller.service.worker import utc_now
 from poller.store import queries
-from poller.store.database import open_database, read_only_database, sqlite_path
-from poller.store.importer import import_file
+from poller.store.database import open_database, read_only_database
+from poller.store.importer import ImportOptions, Plan, import_table, plan_import, read_table
 from poller.store.store import Store
+
+SHOWN_CHANGES = 10  # `import` prints the first changes, field by field
 
 
 def import_command(settings: Settings, args: argparse.Namespace) -> int:
-    with opened_store(settings) as store:
-        counts = import_file(store, args.kind, args.file, utc_now())
-    print(f"{args.kind}: " + ", ".join(f"{counts[k]} {k}"
-                                       for k in ("created", "updated", "unchanged")))
+    # the file is read (and refused) before the database is opened
+    table = read_table(args.file, "\t" if args.delimiter == "tab" else args.delimiter)
+    options = ImportOptions(tuple(args.column), args.organization_by)
+    if args.dry_run:
+        with _directory_to_read(settings.database.url) as db:
+            plan = plan_import(db, args.kind, table, options)
+    else:
+        with opened_store(settings) as store:
+            plan = import_table(store, args.kind, table, utc_now(), options)
+    if args.json:
+        print(json.dumps(_plan_json(plan, args.dry_run), indent=2, ensure_ascii=False))
+    else:
+        print("\n".join(_plan_lines(plan, args.dry_run)))
     return EXIT_OK
+
+
+@contextmanager
+def _directory_to_read(url: str) -> Iterator[peewee.Database]:
+    """Yield the database opened read-only, or an empty one when it does not exist yet."""
+    path = sqlite_file(url)
+    if path is not None and not Path(path).exists():
+        db = open_database("sqlite:///:memory:")
+        try:
+            yield db
+        finally:
+            db.close()
+    else:
+        with read_only_database(url) as db:
+            yield db
+
+
+def _plan_lines(plan: Plan, dry_run: bool) -> list[str]:
+    counts = plan.counts()
+    lines = [f"{plan.table.path}: {plan.table.describe()}"]
+    if plan.ignored:
+        lines.append("ignored columns: " + ", ".join(repr(name) for name in plan.ignored))
+    if dry_run:
+        lines.append(f"{plan.kind} (dry run, nothing written): {counts['added']} to add, "
+                     f"{counts['changed']} to change, {counts['unchanged']} unchanged")
+    else:
+        lines.append(f"{plan.kind}: {counts['added']} added, {counts['changed']} changed, "
+                     f"{counts['unchanged']} unchanged")
+    for change in plan.changes[:SHOWN_CHANGES]:
+        fields = ", ".join(f"{name} {new!r}" if change.action == "add" else
+                           f"{name} {old!r} → {new!r}" for name, old, new in change.fields)
+        lines.append(f"  line {change.line}: {change.action} {change.what}: {fields}")
+    if len(plan.changes) > SHOWN_CHANGES:
+        lines.append(f"  ... and {len(plan.changes) - SHOWN_CHANGES} more (--json lists all)")
+    return lines
+
+
+def _plan_json(plan: Plan, dry_run: bool) -> dict[str, object]:
+    return {
+        "file": str(plan.table.path), "kind": plan.kind, "dry_run": dry_run,
+        "encoding": plan.table.encoding,
+        "delimiter": plan.table.delimiter, "rows": len(plan.table.rows),
+        "ignored_columns": list(plan.ignored), **plan.counts(),
+        "changes": [{"line": c.line, "action": c.action, "what": c.what,
+                     "fields": [{"field": name, "old": old, "new": new}
+                                for name, old, new in c.fields]} for c in plan.changes],
+    }
 
 
 def tickets_command(settings: Settings, args: argparse.Namespace) -> int:
@@ -62,7 +125,7 @@ def parse_command(settings: Settings, args: argparse.Namespace) -> int:
         return EXIT_OK
     out.update(title=alert.title, description=alert.description, token=alert.token.public())
     url = settings.database.url
-    path = sqlite_path(url)
+    path = sqlite_file(url)
     if path is not None and not Path(path).exists():
         url = "sqlite:///:memory:"  # no store yet: decide against an empty directory
     db = open_database(url)

@@ -10,11 +10,11 @@ import sys
 
 from poller.cli.exits import EXIT_CONFIG, EXIT_OK
 from poller.cli.output import show
+from poller.clock import utc_now
 from poller.config import Settings
 from poller.mail.headers import printable
 from poller.service.delivery import deliver_pending
 from poller.service.passes import opened_store
-from poller.service.worker import utc_now
 from poller.store import queries, technician
 from poller.store.database import read_only_database
 

@@ -9,24 +9,16 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from apscheduler.triggers.cron import CronTrigger
-
-from poller.ates.expected import Expectation
-from poller.ates.mailrules import (
-    PATTERN_FIELDS,
-    TEMPLATE_FIELDS,
-    MailRule,
-    RuleSet,
-    compile_pattern,
-    group_names,
-    placeholders,
-)
 from poller.config.sections import Section
 from poller.errors import ConfigError
 
-RULE_KEYS = ("name", "source", *PATTERN_FIELDS, *TEMPLATE_FIELDS, "clear", "authenticated")
+if TYPE_CHECKING:  # the rules' modules (RE2, the token reader) load with a rules file only
+    from poller.ates.expected import Expectation
+    from poller.ates.mailrules import MailRule, RuleSet
+
 EXPECT_KEYS = ("name", "from", "subject", "deadline", "organization", "device", "priority")
 MAX_RULES_FILE = 1024 * 1024
 
@@ -70,6 +62,8 @@ def read_rules_settings(section: Section, base: Path) -> tuple[RulesSettings, Lo
 
 def load_rules(path: Path, authserv_id: str = "") -> Loaded:
     """Read and check the rules file; raise ConfigError naming the file, rule and field."""
+    from poller.ates.mailrules import RuleSet
+
     try:
         with path.open("rb") as handle:
             data = handle.read(MAX_RULES_FILE + 1)
@@ -109,6 +103,11 @@ def _tables(path: Path, table: dict, key: str) -> list[dict]:
 
 
 def _expectation(path: Path, number: int, entry: dict) -> Expectation:
+    from apscheduler.triggers.cron import CronTrigger
+
+    from poller.ates.expected import Expectation
+    from poller.ates.mailrules import compile_pattern
+
     name = entry.get("name")
     where = (f"{path}: expect {name!r}" if isinstance(name, str) and name
              else f"{path}: expect #{number}")
@@ -144,6 +143,16 @@ def _expectation(path: Path, number: int, entry: dict) -> Expectation:
 
 
 def _rule(path: Path, number: int, entry: dict, authserv_id: str) -> MailRule:
+    from poller.ates.mailrules import (
+        PATTERN_FIELDS,
+        TEMPLATE_FIELDS,
+        MailRule,
+        compile_pattern,
+        group_names,
+        placeholders,
+    )
+
+    keys = ("name", "source", *PATTERN_FIELDS, *TEMPLATE_FIELDS, "clear", "authenticated")
     name = entry.get("name")
     where = f"{path}: rule {name!r}" if isinstance(name, str) and name else f"{path}: rule #{number}"
 
@@ -151,8 +160,8 @@ def _rule(path: Path, number: int, entry: dict, authserv_id: str) -> MailRule:
         return ConfigError(f"{where}: {key}: {problem}")
 
     for key in entry:
-        if key not in RULE_KEYS:
-            raise fail(key, f"unknown key (use any of {', '.join(RULE_KEYS)})")
+        if key not in keys:
+            raise fail(key, f"unknown key (use any of {', '.join(keys)})")
     for key in ("name", "source"):
         if not isinstance(entry.get(key), str) or not entry[key].strip():
             raise fail(key, "is required (a text)")

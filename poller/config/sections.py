@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import configparser
 import logging
-import os
 import stat
 from pathlib import Path
 
+from poller.config.keys import EMPTY_MEANS_NONE, KEYS
 from poller.errors import ConfigError
+from poller.paths import anchored
 
 logger = logging.getLogger(__name__)
 
@@ -18,24 +18,39 @@ MAX_SECRET_CHARS = 64 * 1024
 class Section:
     """Typed access to one INI section, with environment overrides and precise errors."""
 
-    def __init__(self, parser: configparser.ConfigParser, name: str, environ: dict[str, str]):
+    def __init__(self, name: str, values: dict[str, str],
+                 origins: dict[tuple[str, str], str] | None = None):
+        """VALUES: the section's keys from the file and the environment (which wins); ORIGINS:
+        where each came from (the file's name and line, or the variable), for messages."""
         self.name = name
-        self._values = dict(parser[name]) if parser.has_section(name) else {}
-        prefix = f"POLLER_{name.upper()}_"
-        for key, value in environ.items():
-            if key.startswith(prefix):
-                self._values[key[len(prefix):].lower()] = value
+        self._values = values
+        self._origins = origins or {}
 
     def _fail(self, key: str, problem: str) -> ConfigError:
         return ConfigError(f"[{self.name}] {key}: {problem}")
 
     def str(self, key: str, default: str | None = None, *, required: bool = False) -> str | None:
-        value = self._values.get(key, "").strip()
+        """Return KEY's value (stripped), DEFAULT when it is not set. An empty value is None
+        ("none"; "" for a key that has a default) where keys.EMPTY_MEANS_NONE allows it, and
+        refused elsewhere."""
+        if key not in KEYS.get(self.name, ()):  # a setting read must be listed to be allowed
+            raise LookupError(f"[{self.name}] {key} is not in poller.config.keys.KEYS")
+        raw = self._values.get(key)
+        value = None if raw is None else raw.strip()
         if value:
             return value
         if required:
-            raise self._fail(key, "is required")
-        return default
+            raise self._fail(key, "is required" + ("" if raw is None else
+                                                   f" (it is empty in {self._origin(key)})"))
+        if raw is None:
+            return default
+        if (self.name, key) in EMPTY_MEANS_NONE:
+            return None if default is None else ""
+        raise self._fail(key, f"is empty in {self._origin(key)}: give a value, or remove the "
+                              "line (or variable) for the default")
+
+    def _origin(self, key: str) -> str:
+        return self._origins.get((self.name, key), "the settings")
 
     def choice(self, key: str, choices: tuple[str, ...], default: str) -> str:
         value = (self.str(key) or default).lower()
@@ -94,8 +109,7 @@ class Section:
         value = self.str(key)
         if not value:
             return None
-        path = Path(os.path.expandvars(value))
-        return path if path.is_absolute() else base / path
+        return anchored(value, base)
 
     def secret_file(self, key: str, *, base: Path, whole: bool = False) -> str | None:
         """Return the first line (WHOLE: all of it) of the file named by KEY, None when KEY is

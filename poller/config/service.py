@@ -11,10 +11,10 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 from poller.config.sections import Section
 from poller.errors import ConfigError
+from poller.paths import anchored, sqlite_file
 
 # Servers may end an IDLE after 30 minutes of silence (RFC 2177): renew it well before.
 IDLE_RENEW_MAX = 29 * 60
@@ -63,7 +63,7 @@ def read_service_settings(section: Callable[[str], Section], base: Path, databas
         interval=interval,
         idle=sched.bool("idle", ScheduleSettings.idle),
         idle_renew=idle_renew,
-        lock_file=str(_path(lock_file, base)) if lock_file else default_lock_file(database_url,
+        lock_file=str(anchored(lock_file, base)) if lock_file else default_lock_file(database_url,
                                                                                    mailbox_key),
         lock_wait=sched.float("lock_wait", ScheduleSettings.lock_wait, allow_zero=True),
         stop_grace=sched.float("stop_grace", ScheduleSettings.stop_grace),
@@ -82,7 +82,7 @@ def read_service_settings(section: Callable[[str], Section], base: Path, databas
     if textfile and not textfile.endswith(".prom"):
         raise ConfigError(f"[metrics] textfile: {textfile!r} must end in .prom "
                           "(node_exporter's textfile collector reads only those)")
-    metrics = MetricsSettings(textfile=str(_path(textfile, base)) if textfile else None)
+    metrics = MetricsSettings(textfile=str(anchored(textfile, base)) if textfile else None)
 
     status = StatusSettings(max_age=section("status").int("max_age", 3 * interval, minimum=1))
     return {"schedule": schedule, "retry": retry, "metrics": metrics, "status": status}
@@ -91,15 +91,9 @@ def read_service_settings(section: Callable[[str], Section], base: Path, databas
 def default_lock_file(database_url: str, mailbox_key: str) -> str:
     """Return the mailbox's lock file next to an SQLite database (several mailboxes may share
     one database, each with its own lock), else one per mailbox in the temp dir."""
-    parsed = urlparse(database_url)
-    if parsed.scheme == "sqlite":
-        path = unquote(parsed.path[1:]) if parsed.path.startswith("/") else parsed.path
-        if path and path != ":memory:":
-            return f"{path}.{_LOCK_NAME_RE.sub('_', mailbox_key)[:100]}.lock"
+    path = sqlite_file(database_url)
+    if path:
+        return f"{path}.{_LOCK_NAME_RE.sub('_', mailbox_key)[:100]}.lock"
     digest = hashlib.sha256(mailbox_key.encode("utf-8")).hexdigest()[:16]
     return str(Path(tempfile.gettempdir()) / f"ates-poller-{digest}.lock")
 
-
-def _path(value: str, base: Path) -> Path:
-    path = Path(value).expanduser()
-    return path if path.is_absolute() else base / path

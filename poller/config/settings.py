@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import configparser
 import ipaddress
 import logging
 import os
@@ -10,10 +9,8 @@ import re
 import stat
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from poller.ates.expected import Expectation
-from poller.ates.mailrules import RuleSet
 from poller.ates.policy import (
     CRITERIA,
     MASK,
@@ -35,12 +32,25 @@ from poller.config.service import (
     StatusSettings,
     read_service_settings,
 )
+from poller.config.source import SettingsSource
 from poller.config.webhook import WebhookSettings, masked_url, read_webhook_settings
 from poller.errors import ConfigError
+
+if TYPE_CHECKING:  # loaded with a rules file only
+    from poller.ates.expected import Expectation
+    from poller.ates.mailrules import RuleSet
+from poller.folders import same_folder
+from poller.paths import anchored, anchored_sqlite_url
 
 logger = logging.getLogger(__name__)
 
 SECRETS = ("password", "passwords", "credential", "secret")
+# The keys a shown value may come from, where they differ from its name.
+_KEYS_OF = {("imap", "password"): ("password", "password_file"),
+            ("ates", "passwords"): ("password", "password_file"),
+            ("webhook", "secret"): ("secret", "secret_file"),
+            ("oauth2", "credential"): ("client_secret_file", "client_certificate_file",
+                                       "service_account_file")}
 
 
 @dataclass(frozen=True)
@@ -92,6 +102,8 @@ class Settings:
     rule_set: RuleSet | None = field(default=None, metadata={"shown": False})
     expectations: tuple[Expectation, ...] = field(default=(), metadata={"shown": False})
     source: str = ""
+    # (section, key) → where its value came from: "PATH:LINE" or the environment variable
+    origins: dict[tuple[str, str], str] = field(default_factory=dict, compare=False, repr=False)
 
     def policy(self) -> Policy:
         """Return the settings the ATES rules read."""
@@ -107,6 +119,15 @@ class Settings:
         if m.on_no_token == "move":
             folders.append(m.no_token_folder)
         return folders
+
+    def origin(self, section: str, name: str) -> str:
+        """Return where the value redacted() shows as SECTION's NAME came from: "PATH:LINE",
+        the environment variable, or "default" (also for a default derived from another
+        setting)."""
+        for key in _KEYS_OF.get((section, name), (name,)):
+            if (section, key) in self.origins:
+                return self.origins[(section, key)] + ("" if key == name else f" ({key})")
+        return "default"
 
     def redacted(self) -> dict[str, dict[str, object]]:
         """Return the effective settings as nested dicts, secrets replaced by a mask; [oauth2]
@@ -146,19 +167,11 @@ def load_settings(path: str | os.PathLike[str], environ: dict[str, str] | None =
     """Read and validate settings.ini; raise ConfigError naming the first bad section and key."""
     environ = dict(os.environ if environ is None else environ)
     path = Path(path)
-    parser = configparser.ConfigParser(interpolation=None)
-    try:
-        with path.open(encoding="utf-8") as handle:
-            parser.read_file(handle)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: settings file not found (use --config PATH)") from None
-    except (OSError, UnicodeDecodeError, configparser.Error) as exc:
-        raise ConfigError(f"{path}: cannot read settings: {exc}") from None
-
-    _warn_if_exposed(path, parser)
+    source = SettingsSource(path, environ)  # unknown sections, keys and variables refused here
+    _warn_if_exposed(path, source)
 
     def section(name: str) -> Section:
-        return Section(parser, name, environ)
+        return Section(name, source.section(name), source.origins)
 
     base = path.resolve().parent
     imap = section("imap")
@@ -198,7 +211,7 @@ def load_settings(path: str | os.PathLike[str], environ: dict[str, str] | None =
     if not re.fullmatch(r"[!#$%&'*+\-.0-9A-Z^_`a-z|~]+", mailbox.keyword):
         raise ConfigError(f"[mailbox] keyword: {mailbox.keyword!r} is not a valid IMAP keyword")
     for key in ("quarantine_folder", "processed_folder", "no_token_folder"):
-        if _same_folder(getattr(mailbox, key), imap_settings.folder):
+        if same_folder(getattr(mailbox, key), imap_settings.folder):
             raise ConfigError(f"[mailbox] {key}: must differ from [imap] folder "
                               f"({imap_settings.folder!r}), or mail would be moved round for ever")
 
@@ -242,10 +255,10 @@ def load_settings(path: str | os.PathLike[str], environ: dict[str, str] | None =
 
     db = section("database")
     url = db.str("url", "sqlite:///tickets.db")
-    database = DatabaseSettings(url=_resolve_sqlite_url(url, base),
+    database = DatabaseSettings(url=anchored_sqlite_url(url, base),
                                 attachments_dir=_path_setting(db.str("attachments_dir"), base))
     if not url.startswith("sqlite:///"):
-        # The per-mail statements are written in SQLite's dialect (see poller.tickets).
+        # The per-mail statements are written in SQLite's dialect (see poller.store.record).
         raise ConfigError(
             f"[database] url: {url!r} is not an SQLite database URL, the one kind supported "
             "(e.g. sqlite:///relative/path.db or sqlite:////absolute/path.db)"
@@ -265,13 +278,14 @@ def load_settings(path: str | os.PathLike[str], environ: dict[str, str] | None =
         rule_set=loaded.rules if loaded else None,
         expectations=loaded.expectations if loaded else (),
         source=str(path),
+        origins=dict(source.origins),
         **read_service_settings(section, base, database.url, imap_settings.key),
     )
 
 
-def _warn_if_exposed(path: Path, parser: configparser.ConfigParser) -> None:
+def _warn_if_exposed(path: Path, source: SettingsSource) -> None:
     """Log a warning when the file holds a password and users other than its owner can read it."""
-    holds_password = any(parser.get(name, key, fallback="").strip()
+    holds_password = any(source.parser.get(name, key, fallback="").strip()
                          for name, key in (("imap", "password"), ("ates", "password"),
                                            ("webhook", "secret")))
     try:
@@ -284,26 +298,9 @@ def _warn_if_exposed(path: Path, parser: configparser.ConfigParser) -> None:
                        path, stat.S_IMODE(mode))
 
 
-def _same_folder(one: str, other: str) -> bool:
-    """Return whether two folder names, as the settings write them, name the same folder:
-    empty levels ('INBOX/', 'A//B') are dropped and INBOX is INBOX in any case. (The server
-    may map two names to one folder still, e.g. 'Alerts' and 'INBOX.Alerts' on Cyrus: a move
-    there is refused when it is tried, see poller.imap.mailbox.)"""
-    def levels(name: str) -> list[str]:
-        parts = [part for part in name.split("/") if part]
-        if parts and parts[0].upper() == "INBOX":
-            parts[0] = "INBOX"
-        return parts
-
-    return levels(one) == levels(other)
-
-
 def _path_setting(value: str | None, base: Path) -> str | None:
     """Return a path setting anchored at the settings file's folder when it is relative."""
-    if not value:
-        return None
-    path = Path(value).expanduser()
-    return str(path if path.is_absolute() else base / path)
+    return str(anchored(value, base)) if value else None
 
 
 def _warn_if_readable_on_the_way(imap: ImapSettings) -> None:
@@ -330,10 +327,3 @@ def _loopback(host: str) -> bool:
     except ValueError:
         return False
 
-
-def _resolve_sqlite_url(url: str, base: Path) -> str:
-    """Anchor a relative SQLite path at the settings file's folder, not the current directory."""
-    prefix = "sqlite:///"
-    if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix + ":memory:":
-        return prefix + str(base / url[len(prefix):])
-    return url

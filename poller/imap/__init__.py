@@ -7,3 +7,7 @@ May import: poller.ates, poller.mail, poller.config, poller.errors, imapclient, 
 library's HTTP client, and msal or google-auth (optional extras, imported only by the provider
 that needs them; import-linter checks the layers, see pyproject.toml).
 """
+
+# The response code of a login the server could not check now (RFC 5530; a token validation
+# backend that is down, say): transient, so translated() makes it MailboxUnavailable.
+UNAVAILABLE = "[UNAVAILABLE]"

@@ -1,7 +1,7 @@
 """The IMAP side: connect, search, fetch with PEEK, flag and move, by UID only.
 
 Folders are named as the settings write them ('/' between levels) and mapped to the server's
-names here (poller.imap.names). Every imapclient, socket and ssl error is translated here,
+names here (poller.folders). Every imapclient, socket and ssl error is translated here,
 once, into a MailboxError subclass.
 """
 
@@ -21,8 +21,8 @@ from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginEr
 from poller.batches import UID_BATCH, chunks
 from poller.config.settings import ImapSettings
 from poller.errors import MailboxAuthError, MailboxError, MailboxUnavailable
-from poller.imap import oauth2
-from poller.imap.names import FolderNames, from_namespace
+from poller.folders import FolderNames, from_namespace
+from poller.imap import UNAVAILABLE
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def translated(what: str) -> Iterator[None]:
     except MailboxError:
         raise
     except LoginError as exc:
-        if oauth2.UNAVAILABLE in str(exc):  # it could not check the login now (RFC 5530)
+        if UNAVAILABLE in str(exc):  # it could not check the login now (RFC 5530)
             raise MailboxUnavailable(f"{what}: the server cannot check logins right now: "
                                      f"{exc}") from None
         raise MailboxAuthError(f"{what}: the server refused the login; check [imap] username "
@@ -128,6 +128,9 @@ class Mailbox:
                 if s.auth == "password":
                     client.login(s.username, s.password)
                 else:
+                    # the token providers (and msal or google-auth) only when configured
+                    from poller.imap import oauth2
+
                     oauth2.login(client, s)
             except BaseException:
                 try:

@@ -18,16 +18,13 @@ from imapclient.exceptions import LoginError
 
 from poller.config.settings import ImapSettings
 from poller.errors import MailboxAuthError
+from poller.imap import UNAVAILABLE
 from poller.imap.token_providers import Provider, make_provider
 
 logger = logging.getLogger(__name__)
 
 REFRESH_AHEAD = 300.0  # a new token this long before the old one expires (at most half its life)
 MAX_CACHES = 8  # settings reloads with new [oauth2] values each leave one cache behind
-
-# The server's NO for a login it could not check (token validation backend down, say) is
-# transient: translated() turns it into MailboxUnavailable.
-UNAVAILABLE = "[UNAVAILABLE]"
 
 HINTS = {
     "microsoft": "in Exchange Online, register the app's service principal and give it this "

@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from poller.config.settings import Settings
 from poller.imap.mailbox import Mailbox
 from poller.mail.headers import printable
 
@@ -21,13 +20,14 @@ class Requeued:
     missing: list[str] = field(default_factory=list)
 
 
-def requeue(mailbox: Mailbox, settings: Settings, message_ids: list[str] | None) -> Requeued:
-    """Move the quarantined mails with these Message-IDs (all when None) to [imap] folder.
+def requeue(mailbox: Mailbox, quarantine: str, inbox: str, keyword: str,
+            message_ids: list[str] | None) -> Requeued:
+    """Move the quarantined mails with these Message-IDs (all when None) from the QUARANTINE
+    folder to INBOX (the watched folder); return what was moved and what was not found.
 
-    They lose \\Seen and the processed keyword, so the next pass takes them as new mail; the
+    They lose \\Seen and the processed KEYWORD, so the next pass takes them as new mail; the
     store decides them afresh (a quarantined mail never counts as delivered before).
     """
-    quarantine, inbox = settings.mailbox.quarantine_folder, settings.imap.folder
     wanted = None if message_ids is None else {_bare(m): m for m in message_ids}
     out = Requeued()
     if not mailbox.exists(quarantine):
@@ -37,7 +37,7 @@ def requeue(mailbox: Mailbox, settings: Settings, message_ids: list[str] | None)
     ids = mailbox.message_ids(mailbox.search("ALL"))
     chosen = [uid for uid, mid in sorted(ids.items()) if wanted is None or _bare(mid) in wanted]
     if chosen:
-        mailbox.unflag(chosen, settings.mailbox.keyword)
+        mailbox.unflag(chosen, keyword)
         mailbox.move(chosen, inbox)
     out.moved = [ids[uid] or f"(no Message-ID, uid {uid})" for uid in chosen]
     for mid in out.moved:

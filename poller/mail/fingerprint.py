@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 
-from poller.mail.message import ParsedMessage, utf8
+from poller.mail.parsed import ParsedMessage, utf8
 
 
 def fingerprint(message: ParsedMessage | None, raw: bytes) -> str | None:

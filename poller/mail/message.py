@@ -1,4 +1,5 @@
-"""Raw RFC 822 bytes → ParsedMessage: decoded subject, text and HTML bodies, attachments."""
+"""Raw RFC 822 bytes → ParsedMessage (poller.mail.parsed): decoded subject, text and HTML bodies,
+attachments."""
 
 from __future__ import annotations
 
@@ -19,48 +20,19 @@ from mailparser.exceptions import MailParserError
 
 from poller.errors import MessageError
 from poller.mail.headers import Split, longest_parameter_header, split_headers
+from poller.mail.parsed import FORWARDED_TYPES, Attachment, ParsedMessage, utf8
 
 # mail-parser logs every header and part at DEBUG through f-strings; silence it so a
 # DEBUG run of the worker stays readable and the hot path does not format those lines.
 logging.getLogger("mailparser").setLevel(logging.WARNING)
 
 FEED_CHUNK = 64 * 1024
-FORWARDED_TYPES = ("message/rfc822", "message/global")
 # A Message-ID as In-Reply-To and References name it, and how many of them a mail keeps.
 _MESSAGE_ID_RE = re.compile(r"<[^<>\s]{1,250}+>")
 MAX_REFERENCES = 50
 # Longer Content-Type and Content-Disposition headers (of any part) are refused; a real one, even
 # with a long RFC 2231 filename, is far shorter.
 MAX_PARAMETER_HEADER = 8 * 1024
-
-
-@dataclass(frozen=True)
-class Attachment:
-    filename: str
-    content_type: str
-    content: bytes = b""
-
-    @property
-    def size(self) -> int:
-        return len(self.content)
-
-
-@dataclass(frozen=True)
-class ParsedMessage:
-    """A mail's decoded headers and body texts; content_type is the top-level MIME type
-    (message/rfc822 for a mail that is a whole forwarded message); references, the
-    Message-IDs the mail answers (In-Reply-To first, then References from the newest back)."""
-
-    message_id: str | None
-    subject: str
-    sender: str
-    date: datetime | None
-    text: str
-    html: str
-    attachments: tuple[Attachment, ...]
-    content_type: str = "text/plain"
-    references: tuple[str, ...] = ()
-    auth_results: tuple[str, ...] = ()  # the Authentication-Results header values
 
 
 def parse_message(raw: bytes) -> ParsedMessage:
@@ -201,16 +173,6 @@ def _subject(message: email.message.Message, decoded: object) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         return data.decode("windows-1252", "replace")
-
-
-def utf8(text: str) -> bytes:
-    """Return text as UTF-8 bytes, never raising: characters that a surrogateescape decoding
-    kept as lone surrogates become their original bytes again, and should text hold another
-    lone surrogate (a decoder that passes them), every surrogate is written as its code point."""
-    try:
-        return text.encode("utf-8", "surrogateescape")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "surrogatepass")
 
 
 def _detail(exc: Exception) -> str:

@@ -1,7 +1,10 @@
-"""Running the worker: a pass (the worker carries the rules' decisions out), the reading
-helper (every mail is read there, bounded in time), fetching what the server refuses, retries,
-the scheduler and IDLE watcher of `serve`, signals, the pass lock, the metrics textfile and
-the health checks of `status` and `check`.
+"""Running the worker: a pass (worker: the rules' decisions carried out, one path per mail;
+pass_config: what it reads of the settings), mailbox steps (steps: flag, move, refusals, steps
+an earlier pass left), the reading helper (reading_helper: the process every mail is read in,
+bounded in time; reader: the worker's handle on it), fetching what the server refuses
+(fetching), retries and the recorded pass (passes), the scheduler and IDLE watcher of `serve`
+(scheduler, idle, signals), the pass lock, the metrics textfile, the health checks of `status`
+and `check` (health), and delivering the event outbox (delivery, webhooks).
 
 May import: everything in poller below the CLI (import-linter checks it; see pyproject.toml).
 """

@@ -3,7 +3,7 @@ completes a ticket.
 
 A run takes the events not delivered yet in the order they happened and posts each one that is
 due. A 2xx answer marks it delivered; anything else leaves it in the outbox with its attempt
-counted and a capped exponential back-off (tenacity's wait_exponential) before the next, never
+counted and a capped exponential back-off (poller.backoff) before the next, never
 dropped. An event waits while an earlier event of its ticket waits, so a receiver gets the
 events of a ticket in order. A receiver that cannot be reached (or does not answer in time)
 ends the run: the rest waits for the next one. Runs of different processes are kept apart by a
@@ -24,15 +24,15 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import peewee
-from tenacity import RetryCallState, Retrying, wait_exponential
 
+from poller.backoff import exponential
+from poller.clock import Clock, utc_now
 from poller.config import Settings
 from poller.config.webhook import WebhookSettings
 from poller.errors import StoreError, WebhookError, WebhookUnreachable
 from poller.service.lock import PassLock
 from poller.service.passes import write_metrics
 from poller.service.webhooks import post
-from poller.service.worker import Clock, utc_now
 from poller.store import outbox
 from poller.store.database import open_database
 
@@ -54,9 +54,7 @@ class DeliveryRun:
 
 def back_off(hook: WebhookSettings, attempts: int) -> float:
     """Return the seconds to wait after an event's attempts-th failed attempt."""
-    state = RetryCallState(Retrying(), fn=None, args=(), kwargs={})
-    state.attempt_number = attempts
-    return wait_exponential(multiplier=hook.initial_wait, max=hook.max_wait)(state)
+    return exponential(attempts, hook.initial_wait, hook.max_wait)
 
 
 def outbox_lock(settings: Settings) -> Path:

@@ -1,7 +1,8 @@
 """Fetching sizes and mail so that a mail the server will not hand over costs only itself.
 
-* A FETCH answered NO is split in halves down to the mails the server refuses; those are noted
-  with its words (and quarantined), the rest is fetched.
+* A FETCH answered NO is split in halves down to the mails the server refuses
+  (poller.batches.refused_items); those are noted with its words (and quarantined), the rest
+  is fetched.
 * A FETCH that loses the connection is retried by the pass on a new connection (passes.py).
   Dovecot, for one, ends the session when it cannot read a message file, so the UIDs of that
   FETCH are then fetched one at a time, and a mail whose FETCH alone lost the connection
@@ -14,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol, TypeVar
 
+from poller.batches import refused_items
 from poller.errors import MailboxError, MailboxUnavailable
 
 T = TypeVar("T")
@@ -65,13 +67,17 @@ class Fetcher:
 
     def _refusing(self, fetch: Callable[[list[int]], dict[int, T]],
                   uids: list[int]) -> dict[int, T]:
-        try:
-            return fetch(uids)
-        except MailboxUnavailable:
-            raise
-        except MailboxError as exc:
-            if len(uids) == 1:
-                self.refused[uids[0]] = str(exc)
-                return {}
-        half = len(uids) // 2
-        return {**self._refusing(fetch, uids[:half]), **self._refusing(fetch, uids[half:])}
+        """Return what FETCH gives for UIDS; the UIDs the server refuses alone go to refused."""
+        found: dict[int, T] = {}
+
+        def attempt(part: list[int]) -> str:
+            try:
+                found.update(fetch(part))
+            except MailboxUnavailable:
+                raise
+            except MailboxError as exc:
+                return str(exc)
+            return ""
+
+        self.refused.update(refused_items(uids, attempt))
+        return found

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from tenacity import RetryCallState, RetryError, Retrying, retry_if_exception_type
 
+from poller.backoff import exponential
 from poller.config import ImapSettings, Settings
 from poller.errors import MailboxAuthError, MailboxError
 from poller.imap.mailbox import Mailbox
@@ -70,7 +71,7 @@ class IdleWatcher:
         if isinstance(error, MailboxAuthError):
             return float(self.settings.schedule.interval)  # permanent until someone fixes it
         retry = self.settings.retry
-        return min(retry.max_wait, retry.initial_wait * 2 ** (self._failures - 1))
+        return exponential(self._failures, retry.initial_wait, retry.max_wait)
 
     def _watch(self) -> None:
         """IDLE until halted, or until the server turns out to offer no IDLE; raise

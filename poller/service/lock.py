@@ -11,11 +11,10 @@ import fcntl
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-
-from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from poller.errors import StoreError
 
@@ -43,14 +42,16 @@ class PassLock:
             raise StoreError(f"[schedule] lock_file: cannot open {self.path}: {exc.strerror}") \
                 from None
         stop = stop or threading.Event()
-        try:
-            Retrying(retry=retry_if_exception_type(BlockingIOError),
-                     stop=stop_after_delay(wait) | (lambda _state: stop.is_set()),
-                     wait=wait_fixed(POLL_SECONDS), sleep=stop.wait, reraise=True,
-                     )(fcntl.flock, fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return False
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if stop.is_set() or time.monotonic() >= deadline:
+                    os.close(fd)
+                    return False
+                stop.wait(POLL_SECONDS)
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode("ascii"))
         self._fd = fd

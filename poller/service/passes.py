@@ -1,6 +1,10 @@
 """A pass as `once` and `serve` run it: reconnect and carry on after transient IMAP failures,
 then record the pass (pass_log, metrics, summary line).
 
+The reconnect loop is a plain loop around poller.backoff rather than tenacity's Retrying: it
+gives up on its own count (attempts in a row that decided nothing) and a cron pass that finds
+nothing new should not pay for importing a retry library.
+
 Carrying on is re-running the pass on a new connection: the processed-message log makes that
 safe and cheap (decided mail is skipped, unfinished flag/move steps are finished), so a retry
 never applies anything twice.
@@ -13,18 +17,22 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import peewee
-from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
+from poller.backoff import exponential
+from poller.clock import utc_now
 from poller.config import Settings
 from poller.errors import MailboxError, MailboxUnavailable, ReaderError, StoreError
 from poller.imap.mailbox import Mailbox
-from poller.service import deadlines
-from poller.service.reader import Reader
-from poller.service.worker import PassResult, Worker, utc_now
+from poller.service.pass_config import PassConfig
+from poller.service.worker import PassResult, Worker
 from poller.store.database import open_database
 from poller.store.store import Store
+
+if TYPE_CHECKING:
+    from poller.service.reader import Reader
 
 logger = logging.getLogger("poller")
 
@@ -62,45 +70,29 @@ def run_pass(settings: Settings, store: Store, stop: threading.Event, *,
     kept across passes (`serve`); without, a pass with new mail starts one.
     """
     policy = settings.retry
+    config = PassConfig.of(settings)
     result = result if result is not None else PassResult()
     fruitless = 0  # failed attempts in a row that decided nothing
-
-    def attempt() -> None:
-        nonlocal fruitless
+    while True:
         before = result.decided()
         try:
             with Mailbox(settings.imap) as mailbox:
                 if track:
                     track(mailbox)
-                Worker(settings, mailbox, store, stop=stop, reader=reader).run_pass(result)
-        except MailboxUnavailable:
-            fruitless = 1 if result.decided() > before else fruitless + 1
-            raise
+                Worker(config, mailbox, store, stop=stop, reader=reader).run_pass(result)
+            return result
+        except MailboxUnavailable as exc:
+            error = exc
         finally:
             if track:
                 track(None)
-
-    def give_up(_state: RetryCallState) -> bool:
-        return fruitless >= policy.attempts or stop.is_set()
-
-    def back_off(_state: RetryCallState) -> float:
-        return min(policy.max_wait, policy.initial_wait * 2 ** (fruitless - 1))
-
-    def log_retry(state: RetryCallState) -> None:
-        error = state.outcome.exception() if state.outcome else None
+        fruitless = 1 if result.decided() > before else fruitless + 1
+        if fruitless >= policy.attempts or stop.is_set():
+            raise error
+        wait = exponential(fruitless, policy.initial_wait, policy.max_wait)
         logger.warning("IMAP unavailable (%s); reconnecting in %.1fs and carrying on "
-                       "(attempt %d of %d)", error, state.next_action.sleep if state.next_action
-                       else 0.0, fruitless + 1, policy.attempts)
-
-    Retrying(
-        retry=retry_if_exception_type(MailboxUnavailable),
-        stop=give_up,
-        wait=back_off,
-        before_sleep=log_retry,
-        sleep=sleep or stop.wait,
-        reraise=True,
-    )(attempt)
-    return result
+                       "(attempt %d of %d)", error, wait, fruitless + 1, policy.attempts)
+        (sleep or stop.wait)(wait)
 
 
 def recorded_pass(settings: Settings, stop: threading.Event, *, sleep: Sleep | None = None,
@@ -116,11 +108,11 @@ def recorded_pass(settings: Settings, stop: threading.Event, *, sleep: Sleep | N
     result = PassResult()
     try:
         try:
-            deadlines.open_windows(settings, store, started)
+            _deadlines(settings, store, started, check=False)
             run_pass(settings, store, stop, sleep=sleep, track=track, result=result,
                      reader=reader)
             if not result.interrupted:
-                deadlines.check_deadlines(settings, store, utc_now())
+                _deadlines(settings, store, utc_now(), check=True)
         except (MailboxError, ReaderError) as exc:
             if not (stop.is_set() and isinstance(exc, MailboxUnavailable)):
                 _record_failure(store, settings, started, result, str(exc))
@@ -155,6 +147,19 @@ def recorded_pass(settings: Settings, stop: threading.Event, *, sleep: Sleep | N
                                 "pending": result.pending, "failing": result.failing,
                                 "interrupted": result.interrupted}})
     return result
+
+
+def _deadlines(settings: Settings, store: Store, now: datetime, check: bool) -> None:
+    """Open the windows of [[expect]] entries loaded for the first time, or look at the
+    deadlines that passed (APScheduler's cron is loaded only when there are entries)."""
+    if not settings.expectations:
+        return
+    from poller.service import deadlines
+
+    if check:
+        deadlines.check_deadlines(settings, store, now)
+    else:
+        deadlines.open_windows(settings, store, now)
 
 
 def _record_failure(store: Store, settings: Settings, started: datetime, result: PassResult,

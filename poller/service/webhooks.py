@@ -19,9 +19,9 @@ from urllib.parse import unquote, urlsplit
 
 from poller import __version__
 from poller.ates import events
+from poller.clock import utc_now
 from poller.config.webhook import WebhookSettings
 from poller.errors import WebhookError, WebhookUnreachable
-from poller.service.worker import utc_now
 from poller.store.database import iso
 
 # Bytes of an answer read (and thrown away): receivers say what they want in the status line.

@@ -7,12 +7,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import quote, unquote, urlparse
+from urllib.parse import quote
 
 import peewee
-from playhouse import db_url
 
 from poller.errors import StoreError
+from poller.paths import sqlite_file
 from poller.store.schema import (
     MODELS,
     ExpectedArrival,
@@ -112,13 +112,6 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="seconds")
 
 
-def sqlite_path(url: str) -> str | None:
-    """Return the file an SQLite URL names, or None for an in-memory database."""
-    parsed = urlparse(url)
-    path = unquote(parsed.path[1:]) if parsed.path.startswith("/") else parsed.path
-    return path if path and path != ":memory:" else None
-
-
 def open_database(url: str) -> peewee.Database:
     """Connect to the SQLite database named by url, creating or upgrading its schema; return it.
 
@@ -128,13 +121,13 @@ def open_database(url: str) -> peewee.Database:
     """
     try:
         with _opening:
-            path = sqlite_path(url)
+            path = sqlite_file(url)
             db = database.obj if path is not None and getattr(
                 database.obj, "poller_url", None) == url else None
             if db is None:
                 if path is not None:
                     Path(path).parent.mkdir(parents=True, exist_ok=True)
-                db = db_url.connect(url, pragmas=SQLITE_PRAGMAS)
+                db = peewee.SqliteDatabase(path or ":memory:", pragmas=SQLITE_PRAGMAS)
                 db.poller_url = url
                 database.initialize(db)
         db.connect(reuse_if_open=True)
@@ -155,7 +148,7 @@ def read_only_database(url: str) -> Iterator[peewee.Database]:
     not even the WAL and shared-memory files: it is then opened immutable. An in-memory
     database holds nothing between runs and is opened as usual.
     """
-    path = sqlite_path(url)
+    path = sqlite_file(url)
     if path is None:
         db = open_database(url)
     else:

@@ -8,22 +8,27 @@ import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import peewee
 
 from poller.ates import events, udf
-from poller.ates.alert import TITLE_LIMIT, Alert
 from poller.ates.decision import (
     STATUS_COMPLETE,
     STATUS_NEW,
     TICKET_OUTCOMES,
+    TITLE_LIMIT,
     Decision,
     NewContact,
     Outcome,
+    StepKind,
 )
 from poller.store.database import iso
 from poller.store.outbox import add_event
 from poller.store.store import Store
+
+if TYPE_CHECKING:  # a type only: the worker records without loading the token reader
+    from poller.ates.alert import Alert
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +88,7 @@ def record(store: Store, key: MessageKey, decision: Decision, alert: Alert | Non
         (key.mailbox, key.folder, key.uidvalidity, key.uid, key.message_id, key.fingerprint,
          (alert.title if alert else subject)[:TITLE_LIMIT], decision.outcome.value,
          decision.reason, ticket[0] if ticket else decision.ticket_id, str(decision.step),
-         decision.step.purpose.value, decision.step.kind == "none", stamp, stamp),
+         decision.step.purpose.value, decision.step.kind is StepKind.NONE, stamp, stamp),
     ).lastrowid
     if decision.outcome is Outcome.EXPECTED:
         arrived = min(decision.arrived, now) if decision.arrived is not None else now

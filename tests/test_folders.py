@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from poller.errors import MailboxUnavailable
+from poller.folders import FolderNames, from_namespace, same_folder
 from poller.imap.mailbox import announces_mail
-from poller.imap.names import FolderNames, from_namespace
 
 # NAMESPACE answers as imapclient gives them
 CYRUS = from_namespace([("INBOX.", ".")], [[("user.", ".")], [("", ".")]])
@@ -53,3 +53,14 @@ def test_an_exists_after_the_workers_own_expunge_is_not_new_mail():
 def test_bye_during_idle_is_a_lost_connection():
     with pytest.raises(MailboxUnavailable, match="BYE"):
         announces_mail([(b"BYE", b"shutting down")], 1)
+
+
+@pytest.mark.parametrize(("one", "other", "same"), [
+    ("INBOX", "inbox", True),
+    ("INBOX/Alerts", "Inbox//Alerts/", True),
+    ("ATES/Processed", "ATES/Processed", True),
+    ("Alerts", "INBOX/Alerts", False),  # the server may still map both to one; see the docstring
+    ("Processed", "Quarantine", False),
+])
+def test_two_names_of_one_folder_are_told_apart_from_two_folders(one, other, same):
+    assert same_folder(one, other) is same

@@ -1,5 +1,6 @@
-"""Folder names as the settings write them ('/' between levels, e.g. ATES/Processed) → the
-names a server knows, from its hierarchy separator and personal namespace (RFC 2342).
+"""Folder names as the settings write them ('/' between levels, e.g. ATES/Processed): when two
+name the same folder, and the names a server knows, from its hierarchy separator and personal
+namespace (RFC 2342). Pure: the settings check names with it, the IMAP side maps them.
 
 Cyrus and Courier put personal folders under 'INBOX.' with '.' between levels: there
 'Processed' is INBOX.Processed and 'ATES/Processed' is INBOX.ATES.Processed. Dovecot's stock
@@ -15,6 +16,22 @@ from dataclasses import dataclass
 INBOX = "INBOX"
 
 
+def levels(folder: str) -> list[str]:
+    """Return the levels of a folder name: empty ones ('INBOX/', 'A//B') dropped, INBOX in
+    capitals in any case."""
+    parts = [part for part in folder.split("/") if part]
+    if parts and parts[0].upper() == INBOX:
+        parts[0] = INBOX
+    return parts
+
+
+def same_folder(one: str, other: str) -> bool:
+    """Return whether two folder names, as the settings write them, name the same folder. (The
+    server may map two names to one folder still, e.g. 'Alerts' and 'INBOX.Alerts' on Cyrus: a
+    move there is refused when it is tried, see poller.imap.mailbox.)"""
+    return levels(one) == levels(other)
+
+
 @dataclass(frozen=True)
 class FolderNames:
     """The personal namespace's prefix and separator, and the prefixes of the other
@@ -26,11 +43,9 @@ class FolderNames:
 
     def server(self, folder: str) -> str:
         """Return the server's name for a folder written with '/' between levels."""
-        parts = [part for part in folder.split("/") if part]
+        parts = levels(folder)
         if not parts:
             return folder
-        if parts[0].upper() == INBOX:
-            parts[0] = INBOX
         name = self.separator.join(parts)
         if name == INBOX or name.startswith(INBOX + self.separator):
             return name
