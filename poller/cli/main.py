@@ -154,8 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     msgs = commands.add_parser("messages", help="show the processed-mail log",
                                description="Show what happened to each mail. Example: "
                                            "poller messages --outcome quarantined")
-    msgs.add_argument("--outcome", choices=("created", "appended", "completed", "skipped",
-                                            "quarantined", "duplicate"))
+    msgs.add_argument("--outcome", choices=("created", "appended", "completed", "noted",
+                                            "expected", "skipped", "quarantined", "duplicate"))
     msgs.add_argument("--json", action="store_true")
 
     prs = commands.add_parser("parse", help="show what the worker would do with a mail file",
@@ -163,6 +163,17 @@ def build_parser() -> argparse.ArgumentParser:
                                           "file, without changing the store or any mailbox. "
                                           "Example: poller parse alert.eml")
     prs.add_argument("file", type=Path)
+
+    rls = commands.add_parser("rules", help="test the rules for alert mail without a token",
+                              usage="poller rules test FILE.eml [--json]",
+                              description="Show which rule of the [rules] file takes the mail "
+                                          "(or, when none does, which pattern of the closest "
+                                          "rule did not match), the fields it takes, and what "
+                                          "the worker would do, without changing the store. "
+                                          "Example: poller rules test ups-alert.eml")
+    rls.add_argument("action", choices=("test",))
+    rls.add_argument("file", type=Path)
+    rls.add_argument("--json", action="store_true", help="print JSON")
     return parser
 
 

@@ -22,6 +22,7 @@ KEYS: dict[str, tuple[str, ...]] = {
     "ates": ("password", "password_file", "id", "local_organization"),
     "tickets": ("queue", "priority", "source", "issue_type"),
     "duplicates": ("criteria", "action", "clear_pattern"),
+    "rules": ("file", "authserv_id", "timezone"),
     "limits": ("max_message_bytes", "max_attachment_bytes", "max_read_seconds",
                "max_fetch_bytes"),
     "database": ("url", "attachments_dir"),
@@ -41,6 +42,8 @@ EMPTY_MEANS_NONE = frozenset({
     ("database", "attachments_dir"),  # attachments kept in the database
     ("metrics", "textfile"),  # no textfile
     ("webhook", "url"),  # no webhooks
+    ("rules", "file"),  # no rules
+    ("rules", "authserv_id"), ("rules", "timezone"),  # none; the system's
 })
 
 ENV_PREFIX = "POLLER_"

@@ -9,7 +9,7 @@ import re
 import stat
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from poller.ates.policy import (
     CRITERIA,
@@ -23,6 +23,7 @@ from poller.ates.policy import (
     compile_clear_pattern,
 )
 from poller.config.oauth2 import OAuth2Settings, read_oauth2
+from poller.config.rulesfile import RulesSettings, read_rules_settings
 from poller.config.sections import Section
 from poller.config.service import (
     MetricsSettings,
@@ -34,6 +35,10 @@ from poller.config.service import (
 from poller.config.source import SettingsSource
 from poller.config.webhook import WebhookSettings, masked_url, read_webhook_settings
 from poller.errors import ConfigError
+
+if TYPE_CHECKING:  # loaded with a rules file only
+    from poller.ates.expected import Expectation
+    from poller.ates.mailrules import RuleSet
 from poller.folders import same_folder
 from poller.paths import anchored, anchored_sqlite_url
 
@@ -91,13 +96,19 @@ class Settings:
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     status: StatusSettings = field(default_factory=StatusSettings)
     webhook: WebhookSettings = field(default_factory=WebhookSettings)
+    rules: RulesSettings = field(default_factory=RulesSettings)
+    # the rules [rules] file holds (None: no rules file) and its [[expect]] entries; `check`
+    # lists the settings, not these
+    rule_set: RuleSet | None = field(default=None, metadata={"shown": False})
+    expectations: tuple[Expectation, ...] = field(default=(), metadata={"shown": False})
     source: str = ""
     # (section, key) → where its value came from: "PATH:LINE" or the environment variable
     origins: dict[tuple[str, str], str] = field(default_factory=dict, compare=False, repr=False)
 
     def policy(self) -> Policy:
         """Return the settings the ATES rules read."""
-        return Policy(self.ates, self.duplicates, self.mailbox, self.limits, self.tickets)
+        return Policy(self.ates, self.duplicates, self.mailbox, self.limits, self.tickets,
+                      self.expectations)
 
     def target_folders(self) -> list[str]:
         """Return the folders mail may be moved to, as the settings name them."""
@@ -134,7 +145,7 @@ class Settings:
 
         for section in fields(self):
             value = getattr(self, section.name)
-            if hasattr(value, "__dataclass_fields__"):
+            if hasattr(value, "__dataclass_fields__") and section.metadata.get("shown", True):
                 add(section.name, value)
         return out
 
@@ -253,6 +264,7 @@ def load_settings(path: str | os.PathLike[str], environ: dict[str, str] | None =
             "(e.g. sqlite:///relative/path.db or sqlite:////absolute/path.db)"
         )
 
+    rules, loaded = read_rules_settings(section("rules"), base)
     return Settings(
         imap=imap_settings,
         mailbox=mailbox,
@@ -262,6 +274,9 @@ def load_settings(path: str | os.PathLike[str], environ: dict[str, str] | None =
         database=database,
         webhook=read_webhook_settings(section("webhook"), base),
         tickets=tickets,
+        rules=rules,
+        rule_set=loaded.rules if loaded else None,
+        expectations=loaded.expectations if loaded else (),
         source=str(path),
         origins=dict(source.origins),
         **read_service_settings(section, base, database.url, imap_settings.key),

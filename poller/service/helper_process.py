@@ -22,12 +22,15 @@ from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import poller
 from poller.ates.reading import Reading
 from poller.errors import ReaderError
 from poller.service.reading_helper import PAGE, READY, receive, send
+
+if TYPE_CHECKING:
+    from poller.ates.mailrules import RuleSet
 
 # A helper that begins no mail for this many times the CPU budget (wall time) while it used
 # less than half the budget of CPU is hung (waiting on something that will not come)...
@@ -46,6 +49,7 @@ class Batch:
     mails: list[tuple[int, bytes]]
     now: datetime
     seconds: int
+    rules: RuleSet | None = None  # for mail without a token (poller.ates.mailrules)
 
 
 class HelperProcess:
@@ -177,7 +181,8 @@ class HelperProcess:
         while (batch := self.outbox.get()) is not None:
             try:
                 send(self.feed, (batch.id, [(uid, len(raw)) for uid, raw in batch.mails],
-                                 batch.now, batch.seconds), *(raw for _, raw in batch.mails))
+                                 batch.now, batch.seconds, batch.rules),
+                     *(raw for _, raw in batch.mails))
             except OSError:
                 return  # the helper is gone; wait() finds out
             del batch  # not to hold the mail while waiting for the next

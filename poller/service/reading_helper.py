@@ -99,7 +99,8 @@ class _Forward(logging.Handler):
 def main(inbox: int, outbox: int, page: int, function: str) -> None:
     """Serve the worker: chunks come on socket fd INBOX, readings go out on OUTBOX, progress
     is written to the shared page (fd PAGE). Each mail is read by FUNCTION ('module:name',
-    called as function(uid, raw, now) -> Reading). Returns when the worker closes INBOX."""
+    called as function(uid, raw, now) -> Reading, or function(uid, raw, now, rules) when the
+    chunk comes with rules for mail without a token). Returns when the worker closes INBOX."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGXCPU, signal.SIG_DFL)
@@ -117,7 +118,7 @@ def main(inbox: int, outbox: int, page: int, function: str) -> None:
     begun = 0
     while True:
         try:
-            batch, sizes, now, seconds = receive(source)
+            batch, sizes, now, seconds, rules = receive(source)
         except EOFError:
             return
         readings: dict[int, Reading] = {}
@@ -133,7 +134,8 @@ def main(inbox: int, outbox: int, page: int, function: str) -> None:
             cpu = _cpu()
             PAGE.pack_into(progress, 0, begun, uid, cpu)
             _limit_cpu(cpu, seconds, hard)
-            readings[uid] = read(uid, raw, now)
+            # (rules only when there are any: a reader made for tests may not take them)
+            readings[uid] = read(uid, raw, now, rules) if rules else read(uid, raw, now)
             del raw
             held += size
             if held >= FLUSH_BYTES:

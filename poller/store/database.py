@@ -13,7 +13,14 @@ import peewee
 
 from poller.errors import StoreError
 from poller.paths import sqlite_file
-from poller.store.schema import MODELS, Outbox, ProcessedMessage, database
+from poller.store.schema import (
+    MODELS,
+    ExpectedArrival,
+    ExpectedMail,
+    Outbox,
+    ProcessedMessage,
+    database,
+)
 from poller.store.views import create_views
 
 SQLITE_PRAGMAS = {
@@ -30,7 +37,7 @@ SQLITE_PRAGMAS = {
 
 # PRAGMA user_version of a database with the schema of schema.py. A database made before the
 # version was recorded reads 0.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 6
 
 
 def _create_missing_tables(db: peewee.Database) -> None:
@@ -74,6 +81,18 @@ def _step_purpose_and_error(db: peewee.Database) -> None:
                    "WHERE outcome = 'skipped' AND reason LIKE 'no <Autotask> token%'")
 
 
+def _message_id_index(db: peewee.Database) -> None:
+    """processed_message is searched by Message-ID: a reply's In-Reply-To and References find
+    the ticket whose mail they name."""
+    db.execute_sql('CREATE INDEX IF NOT EXISTS "processed_message_message_id" '
+                   'ON "processed_message" ("message_id")')
+
+
+def _expected_mail(db: peewee.Database) -> None:
+    """The [[expect]] entries' windows, misses and arrivals."""
+    db.create_tables([ExpectedMail, ExpectedArrival], safe=True)
+
+
 # version → the step that upgrades a database of the version before to it. Views are not
 # steps: every upgrade creates them again at its end (views.py).
 MIGRATIONS: dict[int, Callable[[peewee.Database], None]] = {
@@ -81,6 +100,8 @@ MIGRATIONS: dict[int, Callable[[peewee.Database], None]] = {
     2: _add_outbox,
     3: _mailboxes_and_ticket_fields,
     4: _step_purpose_and_error,
+    5: _message_id_index,
+    6: _expected_mail,
 }
 
 _opening = threading.Lock()

@@ -20,6 +20,10 @@ from poller.store import queries
 from poller.store.database import iso
 from poller.store.schema import Organization, PassLog, ProcessedMessage, Ticket, UdfDefinition
 
+# The outcomes whose mail a reply may answer: the mail a ticket was made from, appended,
+# completed or noted with.
+THREADED = (Outcome.CREATED, Outcome.APPENDED, Outcome.COMPLETED, Outcome.NOTED)
+
 
 @dataclass(frozen=True)
 class PendingStep:
@@ -98,6 +102,25 @@ class Store:
     def ticket_by_number(self, number: str) -> TicketRef | None:
         rows = self._rows("SELECT id, number, organization_id, status FROM ticket WHERE number = ?",
                           (number.strip(),))
+        return TicketRef(*rows[0]) if rows else None
+
+    def ticket_by_message_ids(self, message_ids: tuple[str, ...]) -> TicketRef | None:
+        """Return the ticket a mail with one of these Message-IDs was made from, appended or
+        noted with (the latest such mail's), or None. An index search on the Message-ID."""
+        if not message_ids:
+            return None
+        marks = ", ".join("?" * len(message_ids))
+        rows = self._rows(
+            "SELECT t.id, t.number, t.organization_id, t.status FROM processed_message p "
+            f"JOIN ticket t ON t.id = p.ticket_id WHERE p.message_id IN ({marks}) "
+            "AND p.outcome IN (?, ?, ?, ?) ORDER BY p.id DESC LIMIT 1",
+            (*message_ids, *(o.value for o in THREADED)))
+        return TicketRef(*rows[0]) if rows else None
+
+    def missed_ticket(self, name: str) -> TicketRef | None:
+        """Return the ticket the misses of the [[expect]] entry opened, or None."""
+        rows = self._rows("SELECT t.id, t.number, t.organization_id, t.status FROM expected_mail "
+                          "e JOIN ticket t ON t.id = e.ticket_id WHERE e.name = ?", (name,))
         return TicketRef(*rows[0]) if rows else None
 
     def _entities_by_udf(self, entity: str, label: str, value: str) -> list[int]:
