@@ -46,7 +46,7 @@ def test_a_database_from_before_schema_versions_is_upgraded_by_a_pass_not_by_rea
     assert [(t["number"], t["status"], t["occurrences"]) for t in tickets] == [
         ("T20261128.0001", "Complete", 2), ("T20261128.0002", "New", 1)]
     assert tickets[1]["udfs"] == {"Kaseya Alert ID": "77", "Kaseya Ticket ID": "KT-1"}
-    assert [m["outcome"] for m in poller_json(config, capsys, "messages")] == [
+    assert [m["outcome"] for m in poller_json(config, capsys, "messages")][::-1] == [
         "created", "appended", "created", "completed", "quarantined", "skipped"]
 
 
@@ -148,7 +148,7 @@ def test_the_old_log_belongs_to_the_first_mailbox_and_new_tickets_get_their_fiel
             for t in new] == [("Fan failed on SRV9", "High", "Monitoring Alert", "Hardware",
                                "Kaseya alerts")]
     other = write_settings(tmp_path, None, imap={"name": "another mailbox"})
-    assert [m["mailbox"] for m in poller_json(other, capsys, "messages")][-1] == "Kaseya alerts"
+    assert [m["mailbox"] for m in poller_json(other, capsys, "messages")][0] == "Kaseya alerts"
 
 
 def test_an_upgraded_database_knows_what_each_mailbox_step_is_for(tmp_path, old_database):

@@ -202,7 +202,7 @@ def test_the_helper_does_not_outlive_a_killed_worker(tmp_path, imap_account, cap
         time.sleep(0.05)
     assert not _alive(helper)
     assert poller(config, "once") == 0
-    assert [m["outcome"] for m in poller_json(config, capsys, "messages")] == [
+    assert [m["outcome"] for m in poller_json(config, capsys, "messages")][::-1] == [
         "created", "created", "created", "appended", "appended", "appended"]
 
 

@@ -41,7 +41,7 @@ def once(settings: Settings, args: argparse.Namespace) -> int:
                 result = recorded_pass(settings, shutdown.event, track=shutdown.track)
         finally:
             # after the pass lock is let go: the mail side never waits for a receiver
-            deliver_pending(settings, shutdown.event)
+            deliver_pending(settings, shutdown.event, budget=settings.webhook.budget)
     return EXIT_PENDING if result.pending else EXIT_OK
 
 

@@ -11,6 +11,7 @@ from peewee import JOIN, fn
 
 from poller.ates.decision import STATUS_COMPLETE, Outcome
 from poller.batches import SQL_BATCH, chunks
+from poller.store.database import iso
 from poller.store.outbox import DELIVERED, FAILED, PENDING
 from poller.store.schema import (
     Attachment,
@@ -164,16 +165,22 @@ def tickets(status: str | None = None, number: str | None = None, queue: str | N
     ]
 
 
-def messages(outcome: str | None = None) -> list[dict[str, object]]:
-    """Return the processed-mail log, oldest first."""
+def messages(outcome: str | None = None, limit: int = 0,
+             since: datetime | None = None) -> list[dict[str, object]]:
+    """Return the processed-mail log, newest first: at most limit rows (0: all), those written
+    since `since` if given."""
     query = (
         ProcessedMessage.select(ProcessedMessage, Ticket.number.alias("ticket_number"))
         .join(Ticket, join_type=JOIN.LEFT_OUTER)
-        .order_by(ProcessedMessage.id)
+        .order_by(ProcessedMessage.id.desc())
         .objects()
     )
     if outcome:
         query = query.where(ProcessedMessage.outcome == outcome)
+    if since is not None:
+        query = query.where(ProcessedMessage.created >= iso(since))
+    if limit:
+        query = query.limit(limit)
     return [
         {
             "message_id": m.message_id,
@@ -192,11 +199,17 @@ def messages(outcome: str | None = None) -> list[dict[str, object]]:
     ]
 
 
-def outbox(status: str | None = None) -> list[dict[str, object]]:
-    """Return the events of the outbox, oldest first, without their bodies."""
-    query = Outbox.select().order_by(Outbox.id)
+def outbox(status: str | None = None, limit: int = 0,
+           since: datetime | None = None) -> list[dict[str, object]]:
+    """Return the events of the outbox without their bodies, newest first: at most limit rows
+    (0: all), those written since `since` if given."""
+    query = Outbox.select().order_by(Outbox.id.desc())
     if status:
         query = query.where(Outbox.status == status)
+    if since is not None:
+        query = query.where(Outbox.created >= iso(since))
+    if limit:
+        query = query.limit(limit)
     return [
         {
             "id": e.delivery_id,
