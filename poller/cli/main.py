@@ -180,6 +180,22 @@ def since(text: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def undecodable(args: argparse.Namespace) -> str | None:
+    """Return which text argument holds bytes that are not UTF-8 (Python keeps them as lone
+    surrogates, which no database or terminal takes), shown escaped; None when all are text.
+    Paths (--config, files) may hold any bytes and are not looked at."""
+    for name, value in vars(args).items():
+        for text in value if isinstance(value, list) else [value]:
+            if name != "config" and isinstance(text, str):
+                try:
+                    text.encode("utf-8")
+                except UnicodeEncodeError:
+                    shown = text.encode("utf-8", "surrogateescape").decode("ascii",
+                                                                          "backslashreplace")
+                    return f"{'--' + name if name not in ('words', 'message_ids') else 'argument'} {shown!r}"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit code.
 
@@ -197,6 +213,11 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(-1 if args.quiet else args.verbose, args.log_format)
+    bad = undecodable(args)
+    if bad:
+        print(f"poller: {bad}: not valid UTF-8 text (bytes the terminal or the shell could not "
+              "encode); type it again in UTF-8", file=sys.stderr)
+        return EXIT_CONFIG
     # imported late, so that --help and --version do not load the whole package
     from poller.cli.commands import run
 
