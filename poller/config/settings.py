@@ -193,7 +193,9 @@ def load_settings(path: str | os.PathLike[str], environ: dict[str, str] | None =
     for key in ("quarantine_folder", "processed_folder", "no_token_folder"):
         if same_folder(getattr(mailbox, key), imap_settings.folder):
             raise ConfigError(f"[mailbox] {key}: must differ from [imap] folder "
-                              f"({imap_settings.folder!r}), or mail would be moved round for ever")
+                              f"({imap_settings.folder!r}) in more than case (servers such as "
+                              "Microsoft 365 and Gmail fold it), or mail would be moved round "
+                              "for ever")
 
     ates = section("ates")
     passwords = _split(ates.secret("password", base=base))
