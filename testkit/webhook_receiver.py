@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -34,10 +35,12 @@ class Delivery:
 
     id: str  # X-Ates-Delivery
     event: str  # X-Ates-Event
-    signed: bool  # X-Ates-Signature matched the body
+    signed: bool  # X-Ates-Signature matched X-Ates-Timestamp and the body
     body: dict
     raw: bytes
     status: int
+    timestamp: str = ""  # X-Ates-Timestamp
+    signature: str = ""  # X-Ates-Signature
 
 
 def signature_matches(secret: str, raw: bytes, header: str, timestamp: str = "") -> bool:
@@ -53,8 +56,9 @@ class Receiver:
     """Listens on 127.0.0.1 (a port picked at run time, kept across stop/start)."""
 
     def __init__(self, secret: str, on_delivery: Callable[[Delivery], None] | None = None,
-                 path: str = "/hooks/ates"):
+                 path: str = "/hooks/ates", tls: ssl.SSLContext | None = None):
         self.secret = secret
+        self.tls = tls  # serve HTTPS with this context
         self.path = path
         self.on_delivery = on_delivery
         self.answers: list[int] = []
@@ -72,7 +76,7 @@ class Receiver:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}{self.path}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}{self.path}"
 
     @property
     def taken(self) -> list[Delivery]:
@@ -91,6 +95,8 @@ class Receiver:
                 pass
 
         server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        if self.tls is not None:
+            server.socket = self.tls.wrap_socket(server.socket, server_side=True)
         server.daemon_threads = True
         server.block_on_close = False
         self._server, self.port = server, server.server_address[1]
@@ -133,7 +139,8 @@ class Receiver:
                 body = {}
             delivery = Delivery(request.headers.get("X-Ates-Delivery", ""),
                                 request.headers.get("X-Ates-Event", ""), signed, body, raw,
-                                0 if held else status)
+                                0 if held else status, stamp,
+                                request.headers.get("X-Ates-Signature", ""))
             self.requests.append(delivery)
         if self.on_delivery is not None:
             self.on_delivery(delivery)

@@ -11,6 +11,7 @@ import stat
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from poller.ates.policy import (
     CRITERIA,
@@ -253,7 +254,7 @@ def load_settings(path: str | os.PathLike[str], environ: dict[str, str] | None =
         duplicates=duplicates,
         limits=limits,
         database=database,
-        webhook=read_webhook_settings(section("webhook"), base),
+        webhook=_warn_if_webhook_in_plain_text(read_webhook_settings(section("webhook"), base)),
         tickets=tickets,
         source=str(path),
         **read_service_settings(section, base, database.url, imap_settings.key),
@@ -292,6 +293,17 @@ def _warn_if_readable_on_the_way(imap: ImapSettings) -> None:
         logger.warning("[imap] verify = false: the certificate of %s is not checked, so anyone in "
                        "between can read the password and every mail; set cafile instead",
                        imap.host)
+
+
+def _warn_if_webhook_in_plain_text(hook: WebhookSettings) -> WebhookSettings:
+    """Log a warning (at every start) when signed events, and a password in the URL, cross the
+    network in plain text to a host that is not this machine; return hook."""
+    host = urlsplit(hook.url).hostname if hook.url else None
+    if host and urlsplit(hook.url or "").scheme == "http" and not _loopback(host):
+        logger.warning("[webhook] url: %s is http://: every ticket event (and the URL's "
+                       "password) crosses the network to %s in plain text; use https://",
+                       hook.shown_url(), host)
+    return hook
 
 
 def _loopback(host: str) -> bool:
