@@ -8,6 +8,8 @@ itself, ``poller.service.reader.READ = misreading.read``). A mail made with
 * ``hang``: wait for ever without using CPU (a lock nobody releases);
 * ``crash``: die at once, as when the OOM killer or an operator kills it;
 * ``locked``: take LOCK first, a lock a thread of the worker may be holding;
+* ``bloat``: return a reading that takes 200 MB, more than the helper may take to pickle it
+  (its memory is bounded), though not to make it;
 * ``log``: log the raw Subject line as mail-parser does with a header it cannot decode
   (``Failed decoding header part: ...``), then read the mail as usual.
 
@@ -43,6 +45,8 @@ def read(uid: int, raw: bytes, now: datetime) -> Reading:
         threading.Event().wait()
     elif how == b"crash":
         os.kill(os.getpid(), signal.SIGKILL)
+    elif how == b"bloat":
+        return Reading(None, None, "x" * (200 << 20), False, "bloated")
     elif how == b"log":
         lines = raw.split(b"\n\n", 1)[0].replace(b"\r\n", b"\n").split(b"\n")
         start = next(n for n, line in enumerate(lines) if line.startswith(b"Subject:"))
