@@ -31,7 +31,9 @@ SQLITE_PRAGMAS = {
 
 # PRAGMA user_version of a database with the schema of schema.py. A database made before the
 # version was recorded reads 0.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
+# The mailbox name the log of a database from before mailboxes had names is given.
+UNNAMED_MAILBOX = "(before several mailboxes)"
 
 
 def _create_missing_tables(db: peewee.Database) -> None:
@@ -41,9 +43,8 @@ def _create_missing_tables(db: peewee.Database) -> None:
 
 def _mailboxes_and_ticket_fields(db: peewee.Database) -> None:
     """Several mailboxes in one database: the processed-mail and pass logs name the mailbox
-    (rows from before belong to the first mailbox that opens the database, see
-    Store.claim_unnamed), and the exactly-once key includes it. Tickets get the fields their
-    mailbox gives them, and the token's SubIssue."""
+    (rows from before are named by step 5), and the exactly-once key includes it. Tickets get
+    the fields their mailbox gives them, and the token's SubIssue."""
     for column in ("mailbox", "queue", "priority", "source", "issue_type", "sub_issue"):
         _add_column(db, "ticket", column, "TEXT")
     for table in ("processed_message", "pass_log"):
@@ -75,6 +76,18 @@ def _step_purpose_and_error(db: peewee.Database) -> None:
                    "WHERE outcome = 'skipped' AND reason LIKE 'no <Autotask> token%'")
 
 
+def _name_the_unnamed_log(db: peewee.Database) -> None:
+    """The log rows (and tickets) from before mailboxes had names get UNNAMED_MAILBOX, here,
+    once, whichever mailbox opens the database first: given to that mailbox they would have
+    become its history, and their pending mailbox steps its own, to be done on its server
+    (UIDs of another account). Mail of theirs still waiting in a folder is read again once
+    and logged as a duplicate, as after renaming a mailbox."""
+    for table in ("processed_message", "pass_log"):
+        db.execute_sql(f'UPDATE "{table}" SET mailbox = ? WHERE mailbox = \'\'',
+                       (UNNAMED_MAILBOX,))
+    db.execute_sql('UPDATE "ticket" SET mailbox = ? WHERE mailbox IS NULL', (UNNAMED_MAILBOX,))
+
+
 # version → the step that upgrades a database of the version before to it. Views are not
 # steps: every upgrade creates them again at its end (views.py).
 MIGRATIONS: dict[int, Callable[[peewee.Database], None]] = {
@@ -82,6 +95,7 @@ MIGRATIONS: dict[int, Callable[[peewee.Database], None]] = {
     2: _add_outbox,
     3: _mailboxes_and_ticket_fields,
     4: _step_purpose_and_error,
+    5: _name_the_unnamed_log,
 }
 
 _opening = threading.Lock()
