@@ -44,7 +44,7 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
-            "message": printable(record.getMessage()),
+            "message": record.getMessage(),  # dumps() escapes what could forge output
         }
         for extra in ("mail", "pass"):  # structured fields of the per-mail and per-pass lines
             if hasattr(record, extra):
