@@ -52,10 +52,10 @@ def within(call: Callable[[], T], seconds: float, stop: threading.Event | None =
         left = deadline - time.monotonic()
         stopped = stop is not None and stop.is_set()
         if left <= 0 or stopped:
-            if abort is not None:
-                abort()
-            if done.is_set():  # it ended in the meantime: its outcome counts
+            if done.is_set():  # it ended just now, on its own: its outcome counts
                 break
+            if abort is not None:
+                abort()  # what the call raises then is the cut's doing, not an outcome
             raise Stopped() if stopped else TimeoutError(f"no result within {seconds:g}s")
         done.wait(min(left, POLL) if stop is not None else left)
     if "error" in outcome:
