@@ -5,6 +5,7 @@ receiver on 127.0.0.1."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import timedelta
 
@@ -128,3 +129,20 @@ def test_listings_are_newest_first_with_a_limit_and_a_since(tmp_path, receiver, 
     assert poller_json(box.config, capsys, "messages", "--since", "2999-01-01") == []
     assert len(poller_json(box.config, capsys, "messages", "--since", "2000-01-01T00:00",
                            "--limit", "0")) == 60
+
+
+def test_status_and_metrics_count_rejected_events(tmp_path, receiver, capsys):
+    prom = tmp_path / "poller.prom"
+    box = HookedBox(tmp_path, receiver, webhook={"max_attempts": "1"},
+                    metrics={"textfile": str(prom)})
+    box.mailbox.add(alert("1"))
+    box.run()
+    receiver.answers = [410]
+    assert box.deliver().rejected == 1
+    capsys.readouterr()
+    assert poller(box.config, "status", "--no-mailbox", "--json") == 5  # the pass is NOW, long ago
+    status = json.loads(capsys.readouterr().out)
+    assert (status["undelivered_events"], status["rejected_events"]) == (0, 1)
+    assert poller(box.config, "status", "--no-mailbox") == 5
+    assert "REJECTED: 1" in capsys.readouterr().out
+    assert 'ates_poller_webhook_rejected_events{mailbox=' in prom.read_text()

@@ -113,6 +113,7 @@ def status_command(settings: Settings, args: argparse.Namespace) -> int:
             "passes_failed": totals.passes_failed, "mails": totals.mails,
             "undelivered_events": totals.undelivered_events,
             "oldest_undelivered_age_seconds": None if oldest is None else round(oldest),
+            "rejected_events": totals.rejected_events,
         }, indent=2))
     else:
         print(f"mailbox:          {settings.imap.name}")
@@ -135,7 +136,9 @@ def status_command(settings: Settings, args: argparse.Namespace) -> int:
         print(f"open tickets:     {totals.open_tickets}")
         print(f"pending steps:    {totals.pending_steps}")
         print(f"webhook events:   {totals.undelivered_events} undelivered" +
-              ("" if oldest is None else f", the oldest {oldest:.0f}s old"))
+              ("" if oldest is None else f", the oldest {oldest:.0f}s old") +
+              (f"; REJECTED: {totals.rejected_events} (poller outbox --status rejected)"
+               if totals.rejected_events else ""))
         if totals.failing_steps:
             print(f"FAILING steps:    {totals.failing_steps} refused by the server "
                   f"(latest: {totals.step_error})")

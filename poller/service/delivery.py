@@ -92,7 +92,7 @@ def deliver_pending(settings: Settings, stop: threading.Event | None = None,
             try:
                 ends = None if budget is None else time.monotonic() + budget
                 run = _deliver(db, hook, stop, clock, ends)
-                if run.delivered or run.failed or run.pruned:
+                if run.delivered or run.failed or run.rejected or run.pruned:
                     write_metrics(settings)
                 return run
             finally:

@@ -57,6 +57,9 @@ class TotalsCollector:
         yield self._one(GaugeMetricFamily, "webhook_undelivered_events",
                         "Ticket events in the outbox not delivered to the webhook yet.",
                         t.undelivered_events)
+        yield self._one(GaugeMetricFamily, "webhook_rejected_events",
+                        "Ticket events the webhook receiver refused [webhook] max_attempts "
+                        "times: no longer tried (poller outbox retry).", t.rejected_events)
         if t.oldest_undelivered is not None:
             yield self._one(GaugeMetricFamily, "webhook_oldest_undelivered_timestamp_seconds",
                             "Unix time the oldest undelivered ticket event happened (its age: "

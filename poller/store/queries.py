@@ -12,7 +12,7 @@ from peewee import JOIN, fn
 from poller.ates.decision import STATUS_COMPLETE, Outcome
 from poller.batches import SQL_BATCH, chunks
 from poller.store.database import iso
-from poller.store.outbox import DELIVERED, FAILED, PENDING
+from poller.store.outbox import DELIVERED, FAILED, PENDING, REJECTED
 from poller.store.schema import (
     Attachment,
     Contact,
@@ -55,6 +55,7 @@ class Totals:
     last_good_pass: PassRecord | None
     undelivered_events: int = 0
     oldest_undelivered: datetime | None = None  # when the oldest undelivered event was written
+    rejected_events: int = 0  # refused [webhook] max_attempts times, no longer tried
 
 
 def decided(mailbox: str, folder: str, uidvalidity: int, uids: list[int]) -> set[int]:
@@ -83,6 +84,7 @@ def totals(mailbox: str) -> Totals:
     passes_of = PassLog.select().where(PassLog.mailbox == mailbox).order_by(PassLog.id.desc())
     undelivered, oldest = Outbox.select(fn.COUNT(Outbox.id), fn.MIN(Outbox.created)).where(
         Outbox.status.in_((PENDING, FAILED))).tuples().get()
+    rejected = Outbox.select().where(Outbox.status == REJECTED).count()
     failing = ProcessedMessage.select(ProcessedMessage.step_error).where(
         mine & (ProcessedMessage.mailbox_done == False)  # noqa: E712
         & (ProcessedMessage.step_error != ""))
@@ -101,6 +103,7 @@ def totals(mailbox: str) -> Totals:
         last_good_pass=_pass(passes_of.where(PassLog.ok == True).first()),  # noqa: E712
         undelivered_events=undelivered,
         oldest_undelivered=datetime.fromisoformat(oldest) if oldest else None,
+        rejected_events=rejected,
     )
 
 
