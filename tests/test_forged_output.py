@@ -24,7 +24,7 @@ def test_what_a_library_logs_in_the_reading_helper_is_escaped(caplog):
     raw = alert_mail(subject="x", tok=token(AlertID="Kaseya:1")).replace(
         b"Subject: x", b"Subject: " + FORGED.encode() + b"\n" + b" 2026 INFO poller: forged")
     raw = misreading.misread(raw, "log")
-    with caplog.at_level(logging.INFO), Reader(misreading.FUNCTION) as reader:
+    with caplog.at_level(logging.INFO), Reader(misreading.read) as reader:
         chunks = list(reader.chunks([[1]], {1: len(raw)}, lambda uids: {1: raw},
                                     lambda: NOW, budget=10**9, seconds=5))
     assert chunks and chunks[0][1][1].alert is not None
@@ -81,7 +81,9 @@ def test_a_database_held_past_the_busy_timeout_exits_3_with_the_readme_message(
     try:
         prelude = ("import poller.store.database as d\n"
                    "d.SQLITE_PRAGMAS = dict(d.SQLITE_PRAGMAS, busy_timeout=300)")
-        for args in (("ticket", "note", number, "called"), ("ticket", "complete", number)):
+        event = hooked.outbox()[0]["id"]
+        for args in (("ticket", "note", number, "called"), ("ticket", "complete", number),
+                     ("outbox", "drop", event), ("outbox", "retry", event)):
             done = run_subprocess(hooked.config, *args, prelude=prelude)
             assert done.returncode == 3, done.stderr
             assert "database is locked" in done.stderr and "Traceback" not in done.stderr

@@ -106,6 +106,19 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="seconds")
 
 
+@contextmanager
+def changing(db: peewee.Database) -> Iterator[None]:
+    """One IMMEDIATE transaction for a change a person asked for (a pass appending to the
+    ticket meanwhile waits, rather than reading it open); the database staying locked past its
+    busy timeout is a StoreError that says so, with nothing changed."""
+    try:
+        with db.atomic(lock_type="IMMEDIATE"):
+            yield
+    except peewee.OperationalError as exc:
+        raise StoreError(f"nothing was changed: {exc} (another process held the database past "
+                         "its busy timeout); try again") from None
+
+
 def open_database(url: str) -> peewee.Database:
     """Connect to the SQLite database named by url, creating or upgrading its schema; return it.
 

@@ -19,7 +19,7 @@ from datetime import datetime
 import peewee
 
 from poller.ates import events
-from poller.store.database import iso
+from poller.store.database import changing, iso
 from poller.store.views import ticket_snapshot
 
 PENDING, FAILED, DELIVERED = "pending", "failed", "delivered"
@@ -92,7 +92,7 @@ def retry(db: peewee.Database, now: datetime, delivery_id: str | None = None) ->
     next run, its attempts counted from 0; return how many. A delivered event stays."""
     which = ("delivery_id = ? AND status != ?", (delivery_id, DELIVERED)) if delivery_id \
         else ("status IN (?, ?)", (FAILED, REJECTED))
-    with db.atomic():
+    with changing(db):
         return db.execute_sql(f"UPDATE outbox SET status = ?, attempts = 0, next_attempt = ? "
                               f"WHERE {which[0]}", (PENDING, iso(now), *which[1])).rowcount
 
@@ -100,7 +100,7 @@ def retry(db: peewee.Database, now: datetime, delivery_id: str | None = None) ->
 def drop(db: peewee.Database, delivery_id: str, why: str) -> bool:
     """Mark an event not delivered yet as dropped (kept, never posted); return whether one
     was."""
-    with db.atomic():
+    with changing(db):
         return db.execute_sql("UPDATE outbox SET status = ?, last_error = ? WHERE delivery_id = ? "
                               "AND status != ?", (DROPPED, why, delivery_id, DELIVERED)
                               ).rowcount > 0

@@ -6,17 +6,12 @@ change and its event are on disk together or not at all.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
-import peewee
-
 from poller.ates import events
 from poller.ates.decision import STATUS_COMPLETE
-from poller.errors import StoreError
-from poller.store.database import iso
+from poller.store.database import changing, iso
 from poller.store.outbox import add_event
 from poller.store.record import write_note
 from poller.store.store import Store
@@ -32,24 +27,12 @@ class Completed:
     delivery_id: str | None = None
 
 
-@contextmanager
-def _writing(store: Store) -> Iterator[None]:
-    """One IMMEDIATE transaction (a pass appending to the ticket meanwhile waits, rather than
-    reading it open); the database staying locked past its busy timeout is a StoreError."""
-    try:
-        with store.db.atomic(lock_type="IMMEDIATE"):
-            yield
-    except peewee.OperationalError as exc:
-        raise StoreError(f"cannot change the ticket: {exc} (another process held the database "
-                         "past its busy timeout); nothing was changed, try again") from None
-
-
 def complete_ticket(store: Store, number: str, by: str, text: str | None, now: datetime,
                     subscribed: frozenset[str]) -> Completed | None:
     """Complete the ticket with a resolution note (and its event); None if there is no such
     ticket."""
     db = store.db
-    with _writing(store):
+    with changing(store.db):
         ticket = store.ticket_by_number(number)
         if ticket is None:
             return None
@@ -70,7 +53,7 @@ def add_note(store: Store, number: str, by: str, text: str, now: datetime) -> st
     """Add a technician's note to the ticket (no event); return its number, None if there is no
     such ticket."""
     db = store.db
-    with _writing(store):
+    with changing(store.db):
         ticket = store.ticket_by_number(number)
         if ticket is None:
             return None
