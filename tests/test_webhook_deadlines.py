@@ -89,3 +89,16 @@ def test_sigterm_ends_once_while_a_receiver_trickles(tmp_path, imap_account, rec
     finally:
         if child.process.poll() is None:
             child.process.kill()
+
+
+def test_once_delivers_within_its_budget_and_leaves_the_rest(tmp_path, imap_account, receiver):
+    config = write_settings(tmp_path, imap_account, webhook=webhook_section(
+        receiver, timeout="5", budget="1"))
+    receiver.delay = 0.4
+    for n in range(6):
+        imap_account.append("INBOX", alert_mail(tok=token(AlertID=f"Kaseya:{n}")))
+    child = Child(config, "once")
+    wait_until(lambda: child.process.poll() is not None, 60, lambda: child.log)
+    assert child.process.returncode == 0, child.log
+    assert "budget of 1s" in child.log
+    assert 1 <= len(receiver.taken) <= 4  # six events at 0.4 s each would take 2.4 s
