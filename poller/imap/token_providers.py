@@ -207,7 +207,7 @@ class Microsoft:
         assert o is not None
         try:
             if self._app is None:
-                self._session = _session(o.cafile, self.settings.timeout)
+                self._session = _session(self.settings)
                 self._app = msal.ConfidentialClientApplication(
                     o.client_id, client_credential=_msal_credential(o.credential,
                                                                     o.client_certificate_file),
@@ -265,7 +265,7 @@ class Google:
                 info = dict(json.loads(o.credential), token_uri=o.token_url)
                 self._credentials = service_account.Credentials.from_service_account_info(
                     info, scopes=[o.scope], subject=self.settings.username)
-                self._request = Request(session=_session(o.cafile, self.settings.timeout))
+                self._request = Request(session=_session(self.settings))
             self._credentials.refresh(self._request)
         except exceptions.RefreshError as exc:
             if len(exc.args) < 2 or not isinstance(exc.args[1], dict):
@@ -292,11 +292,17 @@ class Google:
                      lifetime(self.settings, (expiry - datetime.now(UTC)).total_seconds()))
 
 
-def _session(cafile: str | None, timeout: float) -> Any:
-    """Return a requests Session that verifies against CAFILE (default: the system's trust) and
-    gives up after TIMEOUT seconds. Setting Session.verify alone loses to REQUESTS_CA_BUNDLE
-    and CURL_CA_BUNDLE from the environment, so verify goes with every request."""
+def _session(settings: ImapSettings) -> Any:
+    """Return a requests Session for the libraries' token requests: verified against [oauth2]
+    cafile (default: the system's trust), each request given up after [imap] timeout, no
+    redirect followed, and an answer's expires_in made believable (`lifetime`) before the
+    library reads it: MSAL and google-auth fail on NaN or Infinity, and would keep 0 or a
+    year. Setting Session.verify alone loses to REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE from the
+    environment, so verify goes with every request."""
     import requests
+
+    assert settings.oauth2 is not None
+    cafile, timeout = settings.oauth2.cafile, settings.timeout
 
     class Session(requests.Session):
         status: int | None = None  # of the last answer: MSAL's result does not say it
@@ -308,6 +314,20 @@ def _session(cafile: str | None, timeout: float) -> Any:
             kwargs["allow_redirects"] = False  # the request may carry the client's secret
             answer = super().request(method, url, *args, **kwargs)
             self.status = answer.status_code
+            _believable(settings, answer)
             return answer
 
     return Session()
+
+
+def _believable(settings: ImapSettings, answer: Any) -> None:
+    """Put a believable expires_in into a token answer (a requests Response) that has one."""
+    if b"expires_in" not in answer.content:
+        return
+    body = _json(answer.content)
+    if "expires_in" not in body:
+        return
+    seconds = lifetime(settings, body["expires_in"])
+    if seconds != body["expires_in"] or isinstance(body["expires_in"], bool):
+        body["expires_in"] = seconds
+        answer._content = json.dumps(body).encode()  # what .text and .json() read
