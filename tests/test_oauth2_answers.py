@@ -72,15 +72,22 @@ def test_the_library_providers_are_given_up_on_in_time_too(tmp_path, oauth2_dove
     oauth2_dovecot.tokens.trickle = False
 
 
-def test_a_redirect_of_the_token_endpoint_is_refused_and_named(tmp_path, oauth2_dovecot):
-    settings = imap_settings(tmp_path, oauth2_dovecot)
+@pytest.mark.parametrize("provider", ["generic", "microsoft", "google"])
+def test_a_redirect_of_the_token_endpoint_is_refused_and_named(tmp_path, oauth2_dovecot,
+                                                               provider):
+    settings = imap_settings(tmp_path, oauth2_dovecot, provider)
+    provider_ = make_provider(settings)
+    if provider == "microsoft":
+        provider_.fetch()  # the authority's metadata, read once
+    requests_before = oauth2_dovecot.tokens.token_requests
     oauth2_dovecot.tokens.scripted = (307, {"Location": "https://tokens.attacker.invalid/steal"
                                                         "?x=1"}, b"")
     with pytest.raises(MailboxAuthError) as refused:
-        make_provider(settings).fetch()
+        provider_.fetch()
     message = str(refused.value)
     assert "redirect (HTTP 307)" in message and "https://tokens.attacker.invalid/steal" in message
-    assert "token_url" in message and oauth2_dovecot.tokens.token_requests == 1
+    assert "not followed" in message and "?x=1" not in message
+    assert oauth2_dovecot.tokens.token_requests == requests_before + 1
 
 
 @pytest.mark.parametrize("provider", ["generic", "microsoft", "google"])

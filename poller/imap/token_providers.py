@@ -94,6 +94,24 @@ def untrusted(settings: ImapSettings, detail: object) -> MailboxAuthError:
                             f"({_oneline(detail)}); set [oauth2] cafile to the CA that signed it")
 
 
+class Redirected(Exception):  # noqa: N818 - an answer, raised to leave the library's code
+    """A token endpoint answered with a redirect, which is not followed."""
+
+    def __init__(self, status: int, location: str | None):
+        super().__init__(status, location)
+        self.status, self.location = status, location or ""
+
+
+def redirected(settings: ImapSettings, answer: Redirected) -> MailboxAuthError:
+    """Return the error for a token endpoint that redirects: named, never followed (the request
+    carries the client's secret or assertion)."""
+    where = urllib.parse.urlsplit(answer.location)
+    return refused(settings, f"redirect (HTTP {answer.status})",
+                   f"it sends the request on to {where.scheme}://{where.netloc}{where.path}, "
+                   "which is not followed (the request carries the client's credential); set "
+                   "[oauth2] token_url (or authority) to the endpoint that issues tokens")
+
+
 def _oneline(text: object, limit: int = 300) -> str:
     """Return TEXT on one line, cut to LIMIT characters (descriptions can be long)."""
     flat = " ".join(str(text).split())
@@ -134,11 +152,8 @@ class ClientCredentials:
         except (OSError, http.client.HTTPException) as exc:
             raise unavailable(self.settings, f"{type(exc).__name__}: {exc}") from None
         if 300 <= answer.status < 400:
-            where = urllib.parse.urlsplit(answer.headers.get("Location") or "")
-            raise refused(self.settings, f"redirect (HTTP {answer.status})",
-                          f"it sends the request on to {where.scheme}://{where.netloc}"
-                          f"{where.path}, which is not followed (the request carries the client "
-                          "secret); set [oauth2] token_url to the endpoint that issues tokens")
+            raise redirected(self.settings, Redirected(answer.status,
+                                                       answer.headers.get("Location")))
         body = _json(answer.body)
         if answer.status != 200:
             raise self._http_error(answer.status, body)
@@ -215,6 +230,8 @@ class Microsoft:
             # The cache in front of the provider decides when a new token is due: ask for one.
             self._app.remove_tokens_for_client()
             result = self._app.acquire_token_for_client(scopes=[o.scope])
+        except Redirected as exc:
+            raise redirected(self.settings, exc) from None
         except requests.exceptions.SSLError as exc:
             raise untrusted(self.settings, exc) from None
         except (OSError, msal.exceptions.MsalServiceError) as exc:
@@ -267,6 +284,8 @@ class Google:
                     info, scopes=[o.scope], subject=self.settings.username)
                 self._request = Request(session=_session(self.settings))
             self._credentials.refresh(self._request)
+        except Redirected as exc:
+            raise redirected(self.settings, exc) from None
         except exceptions.RefreshError as exc:
             if len(exc.args) < 2 or not isinstance(exc.args[1], dict):
                 # the answer was not JSON (a proxy's page, a throttling answer): not the client
@@ -314,6 +333,8 @@ def _session(settings: ImapSettings) -> Any:
             kwargs["allow_redirects"] = False  # the request may carry the client's secret
             answer = super().request(method, url, *args, **kwargs)
             self.status = answer.status_code
+            if 300 <= answer.status_code < 400:
+                raise Redirected(answer.status_code, answer.headers.get("Location"))
             _believable(settings, answer)
             return answer
 
