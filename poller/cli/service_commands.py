@@ -87,6 +87,7 @@ def status_command(settings: Settings, args: argparse.Namespace) -> int:
             "undelivered_events": totals.undelivered_events,
             "oldest_undelivered_age_seconds": None if oldest is None else round(oldest),
             "expected": awaited,
+            "rejected_events": totals.rejected_events,
         }, indent=2))
     else:
         print(f"mailbox:          {settings.imap.name}")
@@ -109,7 +110,9 @@ def status_command(settings: Settings, args: argparse.Namespace) -> int:
         print(f"open tickets:     {totals.open_tickets}")
         print(f"pending steps:    {totals.pending_steps}")
         print(f"webhook events:   {totals.undelivered_events} undelivered" +
-              ("" if oldest is None else f", the oldest {oldest:.0f}s old"))
+              ("" if oldest is None else f", the oldest {oldest:.0f}s old") +
+              (f"; REJECTED: {totals.rejected_events} (poller outbox --status rejected)"
+               if totals.rejected_events else ""))
         for entry in awaited:
             print(f"expected mail:    {entry['name']}: last arrived "
                   f"{entry['last_arrival'] or 'never'}, next deadline {entry['next_deadline']}"

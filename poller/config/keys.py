@@ -30,7 +30,8 @@ KEYS: dict[str, tuple[str, ...]] = {
     "retry": ("attempts", "initial_wait", "max_wait"),
     "metrics": ("textfile",),
     "status": ("max_age",),
-    "webhook": ("url", "secret", "secret_file", "events", "timeout", "initial_wait", "max_wait"),
+    "webhook": ("url", "secret", "secret_file", "events", "timeout", "initial_wait", "max_wait",
+                "budget", "max_attempts", "keep_days", "cafile"),
 }
 
 EMPTY_MEANS_NONE = frozenset({
@@ -42,6 +43,7 @@ EMPTY_MEANS_NONE = frozenset({
     ("database", "attachments_dir"),  # attachments kept in the database
     ("metrics", "textfile"),  # no textfile
     ("webhook", "url"),  # no webhooks
+    ("webhook", "cafile"),  # the system's trust store
     ("rules", "file"),  # no rules
     ("rules", "authserv_id"), ("rules", "timezone"),  # none; the system's
 })

@@ -10,6 +10,7 @@ import stat
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from poller.ates.policy import (
     CRITERIA,
@@ -213,7 +214,9 @@ def load_settings(path: str | os.PathLike[str], environ: dict[str, str] | None =
     for key in ("quarantine_folder", "processed_folder", "no_token_folder"):
         if same_folder(getattr(mailbox, key), imap_settings.folder):
             raise ConfigError(f"[mailbox] {key}: must differ from [imap] folder "
-                              f"({imap_settings.folder!r}), or mail would be moved round for ever")
+                              f"({imap_settings.folder!r}) in more than case (servers such as "
+                              "Microsoft 365 and Gmail fold it), or mail would be moved round "
+                              "for ever")
 
     ates = section("ates")
     passwords = _split(ates.secret("password", base=base))
@@ -272,7 +275,7 @@ def load_settings(path: str | os.PathLike[str], environ: dict[str, str] | None =
         duplicates=duplicates,
         limits=limits,
         database=database,
-        webhook=read_webhook_settings(section("webhook"), base),
+        webhook=_warn_if_webhook_in_plain_text(read_webhook_settings(section("webhook"), base)),
         tickets=tickets,
         rules=rules,
         rule_set=loaded.rules if loaded else None,
@@ -315,6 +318,17 @@ def _warn_if_readable_on_the_way(imap: ImapSettings) -> None:
         logger.warning("[imap] verify = false: the certificate of %s is not checked, so anyone in "
                        "between can read the password and every mail; set cafile instead",
                        imap.host)
+
+
+def _warn_if_webhook_in_plain_text(hook: WebhookSettings) -> WebhookSettings:
+    """Log a warning (at every start) when signed events, and a password in the URL, cross the
+    network in plain text to a host that is not this machine; return hook."""
+    host = urlsplit(hook.url).hostname if hook.url else None
+    if host and urlsplit(hook.url or "").scheme == "http" and not _loopback(host):
+        logger.warning("[webhook] url: %s is http://: every ticket event (and the URL's "
+                       "password) crosses the network to %s in plain text; use https://",
+                       hook.shown_url(), host)
+    return hook
 
 
 def _loopback(host: str) -> bool:

@@ -27,6 +27,7 @@ from typing import IO, TYPE_CHECKING
 import poller
 from poller.ates.reading import Reading
 from poller.errors import ReaderError
+from poller.mail.headers import printable
 from poller.service.reading_helper import PAGE, READY, receive, send
 
 if TYPE_CHECKING:
@@ -116,7 +117,8 @@ class HelperProcess:
                 self.ready, self.since = True, time.monotonic()
             elif message[0] == "log":
                 _, level, name, text = message
-                logging.getLogger(name).log(level, "%s", text)
+                # a library's words about a mail quote the mail: escaped, on one line
+                logging.getLogger(printable(name)).log(level, "%s", printable(text))
             else:
                 _, batch_id, readings, last = message
                 assert self.batches[0].id == batch_id, (self.batches[0].id, batch_id)

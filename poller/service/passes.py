@@ -43,9 +43,7 @@ Track = Callable[[Mailbox | None], None]
 def open_store(settings: Settings) -> Store:
     """Open (and create if needed) the configured database."""
     db = open_database(settings.database.url)
-    store = Store(db, settings.ates.local_organization, utc_now())
-    store.claim_unnamed(settings.imap.name)
-    return store
+    return Store(db, settings.ates.local_organization, utc_now())
 
 
 @contextmanager

@@ -18,7 +18,7 @@ from poller.ates.directory import ContactMatch, DeviceMatch, Earlier, TicketRef
 from poller.batches import SQL_BATCH, chunks
 from poller.store import queries
 from poller.store.database import iso
-from poller.store.schema import Organization, PassLog, ProcessedMessage, Ticket, UdfDefinition
+from poller.store.schema import Organization, PassLog, ProcessedMessage, UdfDefinition
 
 # The outcomes whose mail a reply may answer: the mail a ticket was made from, appended,
 # completed or noted with.
@@ -203,16 +203,6 @@ class Store:
             for row_id, reason in refusals:
                 self.db.execute_sql("UPDATE processed_message SET step_error = ?, updated = ? "
                                     "WHERE id = ?", (reason, iso(now), row_id))
-
-    def claim_unnamed(self, mailbox: str) -> None:
-        """Give the rows of a database from before mailboxes had names to this mailbox: such a
-        database served one mailbox, and its log must keep telling which mail was decided."""
-        if not self._rows("SELECT 1 FROM processed_message WHERE mailbox = '' LIMIT 1", ()):
-            return  # the usual case: a read, so that read-only commands stay read-only
-        with self.db.atomic():
-            ProcessedMessage.update(mailbox=mailbox).where(ProcessedMessage.mailbox == "").execute()
-            PassLog.update(mailbox=mailbox).where(PassLog.mailbox == "").execute()
-            Ticket.update(mailbox=mailbox).where(Ticket.mailbox.is_null()).execute()
 
     def delivered_before(self, fingerprint: str) -> Earlier | None:
         """Return the earlier log row of the same mail if it had an effect, else None."""
