@@ -29,7 +29,7 @@ def test_mail_without_a_token_becomes_tickets_by_rules(tmp_path, imap_account, c
     imap_account.append("INBOX", (RULES / "03_nagios_recovery.eml").read_bytes())
     assert poller(config, "once") == 0
 
-    rows = poller_json(config, capsys, "messages")
+    rows = poller_json(config, capsys, "messages")[::-1]  # oldest first, as delivered
     assert [r["outcome"] for r in rows] == ["created", "appended", "created", "skipped",
                                             "skipped", "skipped", "completed"]
     tickets = {t["title"]: t for t in poller_json(config, capsys, "tickets")}

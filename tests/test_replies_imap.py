@@ -35,7 +35,7 @@ def test_replies_are_noted_and_forwards_open_nothing(tmp_path, imap_account, cap
     assert (ticket["status"], ticket["occurrences"]) == ("New", 1)
     assert [n["kind"] for n in ticket["notes"]] == ["reply", "reply"]
     assert ticket["notes"][0]["text"].endswith("Je m'en occupe maintenant.\n\nJane")
-    rows = poller_json(config, capsys, "messages")
+    rows = poller_json(config, capsys, "messages")[::-1]  # oldest first, as delivered
     assert [r["outcome"] for r in rows] == ["created", "skipped", "skipped", "skipped", "noted",
                                             "noted"]
     assert {r["ticket"] for r in rows if r["outcome"] == "noted"} == {ticket["number"]}
