@@ -110,26 +110,29 @@ def _bodies(message: email.message.Message) -> _Bodies:
     stack = [message]
     while stack:  # a loop, not recursion: nesting depth is up to the sender
         part = stack.pop()
+        # each header fact once: every lookup parses the header's parameters again
         disposition = part.get_content_disposition()
-        if part.get_filename() is not None or disposition not in (None, "inline") or (
+        filename = part.get_filename()
+        content_type = part.get_content_type()
+        maintype, _, subtype = content_type.partition("/")
+        if filename is not None or disposition not in (None, "inline") or (
                 part.defects and part is not message):
             out.only_text = False
-        if part.get_content_maintype() == "message" and part is not message:
+        if maintype == "message" and part is not message:
             out.only_text = False
             # delivery reports and the like carry no text of their own; a forwarded mail that
             # mail-parser does not list (not Content-Disposition: attachment) is kept as one
-            if part.get_content_type() in FORWARDED_TYPES and disposition != "attachment":
-                out.forwarded.append(_forward(part))
+            if content_type in FORWARDED_TYPES and disposition != "attachment":
+                out.forwarded.append(_forward(part, content_type, filename))
             continue
         if part.is_multipart():
             payload = part.get_payload()
             stack.extend(reversed(payload if isinstance(payload, list) else []))
             continue
-        subtype = part.get_content_subtype()
-        if part.get_content_maintype() != "text" or subtype not in ("plain", "html"):
+        if maintype != "text" or subtype not in ("plain", "html"):
             out.only_text = False
             continue
-        if disposition != "inline" and (disposition == "attachment" or part.get_filename()):
+        if disposition != "inline" and (disposition == "attachment" or filename):
             continue
         text = _decoded_text(part)
         if text:
@@ -149,7 +152,7 @@ def _decoded_text(part: email.message.Message) -> str:
         return payload.decode("utf-8", "replace")
 
 
-def _forward(part: email.message.Message) -> Attachment:
+def _forward(part: email.message.Message, content_type: str, filename: str | None) -> Attachment:
     inner = part.get_payload()
     content = b""
     if isinstance(inner, list) and inner:
@@ -157,8 +160,8 @@ def _forward(part: email.message.Message) -> Attachment:
             content = inner[0].as_bytes()
         except (email.errors.MessageError, LookupError, ValueError, TypeError):
             content = b""
-    return Attachment(filename=str(part.get_filename() or "forwarded-message.eml"),
-                      content_type=part.get_content_type(), content=content)
+    return Attachment(filename=str(filename or "forwarded-message.eml"),
+                      content_type=content_type, content=content)
 
 
 def _subject(message: email.message.Message, decoded: object) -> str:
