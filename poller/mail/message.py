@@ -7,8 +7,6 @@ import base64
 import binascii
 import email.errors
 import email.message
-import email.parser
-import email.policy
 import email.utils
 import logging
 import re
@@ -20,13 +18,13 @@ from mailparser.exceptions import MailParserError
 
 from poller.errors import MessageError
 from poller.mail.headers import Split, longest_parameter_header, split_headers
+from poller.mail.mime import mime_tree
 from poller.mail.parsed import FORWARDED_TYPES, Attachment, ParsedMessage, utf8
 
 # mail-parser logs every header and part at DEBUG through f-strings; silence it so a
 # DEBUG run of the worker stays readable and the hot path does not format those lines.
 logging.getLogger("mailparser").setLevel(logging.WARNING)
 
-FEED_CHUNK = 64 * 1024
 # A Message-ID as In-Reply-To and References name it, and how many of them a mail keeps.
 _MESSAGE_ID_RE = re.compile(r"<[^<>\s]{1,250}+>")
 MAX_REFERENCES = 50
@@ -185,18 +183,8 @@ def _detail(exc: Exception) -> str:
 
 
 def _mime_tree(split: Split, raw: bytes) -> email.message.Message:
-    """Build the stdlib MIME tree that mail-parser reads from split.header and raw[split.body:].
-
-    The bytes are fed in chunks: handing the whole mail to the parser at once (as
-    mailparser.parse_from_bytes does) first copies it into one string and then into one
-    string per line, which costs eight times the mail's size at its peak; chunks keep it
-    near three.
-    """
-    feeder = email.parser.BytesFeedParser(policy=email.policy.compat32)
-    feeder.feed(split.header)
-    for start in range(split.body, len(raw), FEED_CHUNK):
-        feeder.feed(raw[start:start + FEED_CHUNK])
-    return feeder.close()
+    """Build the stdlib MIME tree that mail-parser reads from split.header and raw[split.body:]."""
+    return mime_tree(split.header, raw, split.body)
 
 
 def _lines(text: str) -> str:
