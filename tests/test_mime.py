@@ -88,6 +88,9 @@ PLAIN = "Content-Type: text/plain\n\nbody\n"
     (f"--{BOUNDARY}\nContent-Type: text/plain\n--{BOUNDARY}--\n", True),  # header, no body
     (f"--{BOUNDARY}\n\n--{BOUNDARY}--\n", True),  # an empty part
     (f"--{BOUNDARY}\nFrom someone\n\nbody\n--{BOUNDARY}--\n", True),
+    (f"--{BOUNDARY}\nContent-Type: text/plain\nnot a header\n\nbody\n--{BOUNDARY}--\n", True),
+    (f"--{BOUNDARY}\nContent-Type: text/plain\nFrom x\n\nbody\n--{BOUNDARY}--\n", True),
+    (f"--{BOUNDARY}\n\nno header\r\n\r\n--{BOUNDARY}--\n", True),
     (f"--{BOUNDARY}\n{PLAIN}--{BOUNDARY}X\nstill the part\n--{BOUNDARY}--\n", True),
     # only CR and LF break lines, not form feeds and the like
     (f"--{BOUNDARY}\n{PLAIN}a\x0b\x0c\x1c\x1d\x1e--{BOUNDARY}--\n--{BOUNDARY}--\n", True),

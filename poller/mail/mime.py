@@ -40,6 +40,7 @@ POLICY = email.policy.compat32
 # tabs and line breaks).
 _BOUNDARY_END_RE = re.compile(r"(?P<end>--)?+[ \t]*+(?P<linesep>\r\n|\r|\n)?+$")
 _SINGLE_PART_TYPES = ("multipart", "message")
+_BLANK_LINES = frozenset(("\n", "\r\n", "\r"))
 
 
 def mime_tree(header: bytes, raw: bytes, body: int) -> email.message.Message:
@@ -93,9 +94,9 @@ def _multipart(top: email.message.Message, text: str) -> email.message.Message |
     lines = io.StringIO(text, newline="").readlines()
     marks: list[int] = []  # the indexes of the boundary lines
     closed = False
-    for index, line in enumerate(lines):
-        if line.startswith(separator) and (
-                match := _BOUNDARY_END_RE.match(line, len(separator))) is not None:
+    for index in [index for index, line in enumerate(lines) if line.startswith(separator)]:
+        match = _BOUNDARY_END_RE.match(lines[index], len(separator))
+        if match is not None:
             if closed or (marks and marks[-1] == index - 1):
                 return None  # a boundary line after the close one, or an empty part
             marks.append(index)
@@ -104,7 +105,7 @@ def _multipart(top: email.message.Message, text: str) -> email.message.Message |
         return None  # no start or no close boundary line
     parts = []
     for start, end in itertools.pairwise(marks):
-        part = _leaf(_without_line_break("".join(lines[start + 1:end])))
+        part = _part(lines, start + 1, end)
         if part is None:
             return None
         parts.append(part)
@@ -114,6 +115,24 @@ def _multipart(top: email.message.Message, text: str) -> email.message.Message |
     top.epilogue = "".join(lines[last + 1:])
     top.set_payload(parts)
     return top
+
+
+def _part(lines: list[str], first: int, end: int) -> email.message.Message | None:
+    """Return the part made of lines[first:end], or None when it is not a single part.
+
+    As for the whole mail, the standard library parses its header block (up to the first
+    blank line) and the rest is its body, unless the parser would read that block otherwise.
+    """
+    blank = next((index for index in range(first, end) if lines[index] in _BLANK_LINES), None)
+    if blank is not None:
+        part = email.parser.Parser(policy=POLICY).parsestr("".join(lines[first:blank + 1]),
+                                                           headersonly=True)
+        if part.get_payload() == "":
+            if part.get_content_maintype() in _SINGLE_PART_TYPES:
+                return None
+            part.set_payload(_without_line_break("".join(lines[blank + 1:end])))
+            return part
+    return _leaf(_without_line_break("".join(lines[first:end])))
 
 
 def _leaf(text: str) -> email.message.Message | None:
