@@ -31,6 +31,7 @@ MAX_REFERENCES = 50
 # Longer Content-Type and Content-Disposition headers (of any part) are refused; a real one, even
 # with a long RFC 2231 filename, is far shorter.
 MAX_PARAMETER_HEADER = 8 * 1024
+_MISSING = object()
 
 
 def parse_message(raw: bytes) -> ParsedMessage:
@@ -110,7 +111,7 @@ def _bodies(message: email.message.Message) -> _Bodies:
         part = stack.pop()
         # each header fact once: every lookup parses the header's parameters again
         disposition = part.get_content_disposition()
-        filename = part.get_filename()
+        filename, params = _filename(part)
         content_type = part.get_content_type()
         maintype, _, subtype = content_type.partition("/")
         if filename is not None or disposition not in (None, "inline") or (
@@ -132,18 +133,57 @@ def _bodies(message: email.message.Message) -> _Bodies:
             continue
         if disposition != "inline" and (disposition == "attachment" or filename):
             continue
-        text = _decoded_text(part)
+        text = _decoded_text(part, params)
         if text:
             (out.html if subtype == "html" else out.plain).append(text)
     return out
 
 
-def _decoded_text(part: email.message.Message) -> str:
-    """Return a text part's payload after transfer and charset decoding, never raising."""
+def _filename(part: email.message.Message) -> tuple[str | None, list | None]:
+    """Return part.get_filename() and, when it read them, the Content-Type parameters (as
+    part.get_params()), so that they are parsed once per part."""
+    filename = part.get_param("filename", _MISSING, "content-disposition")
+    params = None
+    if filename is _MISSING:
+        params = part.get_params()
+        filename = _param(params, "name")
+    if filename is _MISSING:
+        return None, params
+    return email.utils.collapse_rfc2231_value(filename).strip(), params
+
+
+def _param(params: list | None, name: str) -> object:
+    """Return the parameter called name (any case) as part.get_param(name) does."""
+    for key, value in params or ():
+        if key.lower() == name:
+            return value
+    return _MISSING
+
+
+def _charset(params: list | None) -> str | None:
+    """Return part.get_content_charset() from the part's Content-Type parameters."""
+    charset = _param(params, "charset")
+    if charset is _MISSING:
+        return None
+    if isinstance(charset, tuple):  # RFC 2231: (charset, language, value)
+        try:
+            charset = str(charset[2].encode("raw-unicode-escape"), charset[0] or "us-ascii")
+        except (LookupError, UnicodeError):
+            charset = charset[2]
+    try:
+        charset.encode("us-ascii")  # a charset's name is ASCII
+    except UnicodeError:
+        return None
+    return charset.lower()
+
+
+def _decoded_text(part: email.message.Message, params: list | None) -> str:
+    """Return a text part's payload after transfer and charset decoding, never raising (params:
+    its Content-Type parameters if read already)."""
     payload = part.get_payload(decode=True)
     if not isinstance(payload, bytes) or not payload:
         return ""
-    charset = part.get_content_charset() or "utf-8"
+    charset = _charset(part.get_params() if params is None else params) or "utf-8"
     try:
         return payload.decode(charset)
     except (LookupError, UnicodeError):
