@@ -91,6 +91,11 @@ PLAIN = "Content-Type: text/plain\n\nbody\n"
     (f"--{BOUNDARY}\nContent-Type: text/plain\nnot a header\n\nbody\n--{BOUNDARY}--\n", True),
     (f"--{BOUNDARY}\nContent-Type: text/plain\nFrom x\n\nbody\n--{BOUNDARY}--\n", True),
     (f"--{BOUNDARY}\n\nno header\r\n\r\n--{BOUNDARY}--\n", True),
+    (f"--{BOUNDARY}\n folded first\n\nbody\n--{BOUNDARY}--\n", True),
+    (f"--{BOUNDARY}\n:no name\n\nbody\n--{BOUNDARY}--\n", True),
+    (f"--{BOUNDARY}\nFrom x\nContent-Type: text/html\n\nbody\n--{BOUNDARY}--\n", True),
+    (f"--{BOUNDARY}\nContent-Type: text/plain;\n charset=\"utf-8\"\n\n\xe9\n--{BOUNDARY}--\n",
+     True),
     (f"--{BOUNDARY}\n{PLAIN}--{BOUNDARY}X\nstill the part\n--{BOUNDARY}--\n", True),
     # only CR and LF break lines, not form feeds and the like
     (f"--{BOUNDARY}\n{PLAIN}a\x0b\x0c\x1c\x1d\x1e--{BOUNDARY}--\n--{BOUNDARY}--\n", True),
@@ -118,6 +123,9 @@ def test_multipart_shapes_give_the_standard_tree(body, cut):
     "Subject: s\nFrom x\n\n",  # an envelope line the parser gives back to the body
     "Subject: s\n not a header\nbroken line\n\n",
     "Subject: s\r\r\nContent-Type: text/plain\n\n",  # a CR the split does not see as a break
+    " folded first\nSubject: s\n\n",
+    ":no name\nSubject: s\n\n",
+    "Subject: s\nX-Fold:\n\tContent-Type: text/html\n\n",
 ])
 def test_shapes_left_to_the_standard_parser_give_its_tree(head):
     raw = (head + "--b\nContent-Type: text/plain\n\nx\n--b--\n").encode()

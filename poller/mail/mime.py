@@ -3,18 +3,20 @@ machinery for the usual shapes of mail, and the same tree it builds.
 
 email.feedparser hands every line of a mail through a stack of generators, and compiles a
 regular expression for each multipart boundary (re's cache does not help: every mail has
-boundaries of its own); for a small multipart alert that is most of reading it. So here the
-header block of the mail is parsed by the standard library alone, and then:
+boundaries of its own); for a small multipart alert that is most of reading it. So here:
 
+* a header block whose lines are all header fields (a name, a colon) or their continuations
+  becomes a Message with those fields, each set as the parser sets it (the policy's
+  header_source_parse, then set_raw), in order;
 * a body that is one part (not multipart/*, not message/*) is the rest of the mail as it
   stands, which is what the parser makes of it too;
 * a multipart body whose parts are all single parts, with a start and a close boundary line,
   is cut at its boundary lines by the rules email.feedparser applies (RFC 2046: the line
   break before a boundary line belongs to it; a boundary line may end in spaces or tabs);
-  each part is parsed by the standard library;
+  each part is split at its first blank line in the same way;
 * everything else (message/*, multipart/digest, nested multiparts, missing, repeated or
-  unusual boundaries, a header block the parser reads differently than it is split here,
-  large mail) is handed to the standard parser whole.
+  unusual boundaries, a header block with a line that is not a field, large mail) is handed
+  to the standard parser: the whole mail, or the part.
 
 tests/test_mime.py checks that the tree is the standard parser's for real, hostile and
 mangled mail.
@@ -22,7 +24,6 @@ mangled mail.
 
 from __future__ import annotations
 
-import email.errors
 import email.message
 import email.parser
 import email.policy
@@ -39,6 +40,9 @@ POLICY = email.policy.compat32
 # with possessive quantifiers where giving back cannot make it match: the rest is all spaces,
 # tabs and line breaks).
 _BOUNDARY_END_RE = re.compile(r"(?P<end>--)?+[ \t]*+(?P<linesep>\r\n|\r|\n)?+$")
+# The first line of a header field as email.feedparser reads it: a name of printable ASCII
+# characters but the colon, then the colon.
+_FIELD_RE = re.compile(r"[!-9;-~]++:")
 _SINGLE_PART_TYPES = ("multipart", "message")
 _BLANK_LINES = frozenset(("\n", "\r\n", "\r"))
 
@@ -69,10 +73,11 @@ def _cut(header: bytes, raw: bytes, body: int) -> email.message.Message | None:
     blank = 4 if raw.startswith(b"\r\n\r\n", body) else 2 if raw.startswith(b"\n\n", body) else 0
     if not blank:
         return None
-    top = email.parser.BytesParser(policy=POLICY).parsebytes(
-        header + raw[body:body + blank], headersonly=True)
-    if top.get_payload() != "":
-        return None  # the parser ends the header block elsewhere, or gives a line back
+    # the header lines with the line break that ends the last one; the blank line follows
+    top = _fields(io.StringIO((header + raw[body:body + blank // 2]).decode(
+        "ascii", "surrogateescape"), newline="").readlines())
+    if top is None:
+        return None
     maintype = top.get_content_maintype()
     if maintype not in _SINGLE_PART_TYPES:
         top.set_payload(raw[body + blank:].decode("ascii", "surrogateescape"))
@@ -120,19 +125,40 @@ def _multipart(top: email.message.Message, text: str) -> email.message.Message |
 def _part(lines: list[str], first: int, end: int) -> email.message.Message | None:
     """Return the part made of lines[first:end], or None when it is not a single part.
 
-    As for the whole mail, the standard library parses its header block (up to the first
-    blank line) and the rest is its body, unless the parser would read that block otherwise.
+    As for the whole mail, its header block (up to the first blank line) is read field by
+    field and the rest is its body; a part with no blank line, or with a line in its header
+    block that is not a field, is parsed by the standard library.
     """
     blank = next((index for index in range(first, end) if lines[index] in _BLANK_LINES), None)
     if blank is not None:
-        part = email.parser.Parser(policy=POLICY).parsestr("".join(lines[first:blank + 1]),
-                                                           headersonly=True)
-        if part.get_payload() == "":
+        part = _fields(lines[first:blank])
+        if part is not None:
             if part.get_content_maintype() in _SINGLE_PART_TYPES:
                 return None
             part.set_payload(_without_line_break("".join(lines[blank + 1:end])))
             return part
     return _leaf(_without_line_break("".join(lines[first:end])))
+
+
+def _fields(lines: list[str]) -> email.message.Message | None:
+    """Return a message with the header fields of lines, as email.feedparser sets them when a
+    blank line follows; None when a line is not a header field or its continuation (a line
+    that is not a header, an envelope "From " line, a continuation first, a field without a
+    name), which the parser reads by rules of its own."""
+    message = email.message.Message(policy=POLICY)
+    field: list[str] = []
+    for line in lines:
+        if field and line[0] in " \t":
+            field.append(line)
+            continue
+        if _FIELD_RE.match(line) is None:  # an envelope "From " line too
+            return None
+        if field:
+            message.set_raw(*POLICY.header_source_parse(field))
+        field = [line]
+    if field:
+        message.set_raw(*POLICY.header_source_parse(field))
+    return message
 
 
 def _leaf(text: str) -> email.message.Message | None:
