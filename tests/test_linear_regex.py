@@ -77,7 +77,7 @@ def test_the_patterns_of_the_reading_path_are_all_found():
     names = " ".join(PATTERNS)
     for expected in ("token._ELEMENT_RE", "token._ATTR_RE", "token._CURLY_ATTR_RE",
                      "html._BR_RE", "html._INVISIBLE_CLOSE", "headers._HEADER_NAME_RE",
-                     "mime._BOUNDARY_END_RE"):
+                     "mime._BOUNDARY_END_RE", "mime._FIELD_RE"):
         assert expected in names
 
 

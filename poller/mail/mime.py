@@ -38,11 +38,13 @@ MAX_CUT_BODY = 1024 * 1024
 POLICY = email.policy.compat32
 # What email.feedparser accepts after "--" and the boundary on a boundary line (its pattern,
 # with possessive quantifiers where giving back cannot make it match: the rest is all spaces,
-# tabs and line breaks).
-_BOUNDARY_END_RE = re.compile(r"(?P<end>--)?+[ \t]*+(?P<linesep>\r\n|\r|\n)?+$")
+# tabs and line breaks). It is matched at the start of that rest; the look-behind only keeps
+# a search linear (a match cannot start inside a run of blanks).
+_BOUNDARY_END_RE = re.compile(r"(?<![ \t])(?P<end>--)?+[ \t]*+(?P<linesep>\r\n|\r|\n)?+$")
 # The first line of a header field as email.feedparser reads it: a name of printable ASCII
-# characters but the colon, then the colon.
-_FIELD_RE = re.compile(r"[!-9;-~]++:")
+# characters but the colon, then the colon (matched at a line's start; the look-behind only
+# keeps a search linear).
+_FIELD_RE = re.compile(r"(?<![!-9;-~])[!-9;-~]++:")
 _SINGLE_PART_TYPES = ("multipart", "message")
 _BLANK_LINES = frozenset(("\n", "\r\n", "\r"))
 
@@ -100,7 +102,7 @@ def _multipart(top: email.message.Message, text: str) -> email.message.Message |
     marks: list[int] = []  # the indexes of the boundary lines
     closed = False
     for index in [index for index, line in enumerate(lines) if line.startswith(separator)]:
-        match = _BOUNDARY_END_RE.match(lines[index], len(separator))
+        match = _BOUNDARY_END_RE.match(lines[index][len(separator):])
         if match is not None:
             if closed or (marks and marks[-1] == index - 1):
                 return None  # a boundary line after the close one, or an empty part
