@@ -39,7 +39,7 @@ RUNS = [" ", "\t", "\n", "\r\n", "<", ">", "/", "=", '"', "'", "&", ";", "#", "!
         "_", "-", ".", "0", ":", "?", "“", "‘", "\xa0", "é"]
 NEAR = ["<", "</", "<!", "<Customer", "<autotask", "</autotask", "<br", "</p", "<style",
         "</style", '<PW name="', "<PW name='", "name=", "=", "=“", "=‘", "&", "&a", "&#",
-        "a", "Subject", "clear", "=?utf-8?q?"]
+        "a", "Subject", "clear", "=?utf-8?q?", "--"]
 
 
 def _patterns() -> dict[str, re.Pattern]:
@@ -76,7 +76,8 @@ TEXTS = list(_texts())
 def test_the_patterns_of_the_reading_path_are_all_found():
     names = " ".join(PATTERNS)
     for expected in ("token._ELEMENT_RE", "token._ATTR_RE", "token._CURLY_ATTR_RE",
-                     "html._BR_RE", "html._INVISIBLE_CLOSE", "headers._HEADER_NAME_RE"):
+                     "html._BR_RE", "html._INVISIBLE_CLOSE", "headers._HEADER_NAME_RE",
+                     "mime._BOUNDARY_END_RE", "mime._FIELD_RE"):
         assert expected in names
 
 
@@ -104,6 +105,11 @@ def _mails() -> Iterator[tuple[str, bytes]]:
         yield f"html: token + {run!r}", (f"Subject: x\nContent-Type: text/html\n\n<p>{token}"
                                           f"{filler}").encode()
         yield f"subject {run!r}", f"Subject: {filler.replace(chr(10), ' ')}\n\nbody".encode()
+    multipart = "Subject: x\nContent-Type: multipart/mixed; boundary=b\n\n"
+    part = "--b\nContent-Type: text/plain\n\nx\n"
+    yield "multipart: many parts", (multipart + part * (SIZE // len(part)) + "--b--\n").encode()
+    yield "multipart: spaces after a boundary", (f"{multipart}--b{' ' * SIZE}x\n--b--\n").encode()
+    yield "multipart: boundary lines", (multipart + "--b\n" * (SIZE // 4)).encode()
     for near in ("<Customer", "<br", "<style", "=“", "&a", "=?utf-8?q?", "<autotask"):
         filler = (near + " ") * (SIZE // (len(near) + 1))
         yield f"text {near!r} repeated", f"Subject: x\n\n{filler}".encode()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import re
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from xml.parsers.expat import ExpatError
 
@@ -116,7 +117,7 @@ def find_token(text: str, html_body: str) -> tuple[Located, AtesToken]:
     token, else the first part's TokenInvalid.
     """
     problem: TokenInvalid | None = None
-    for candidate in (text, html_body, html_to_text(html_body) if html_body else ""):
+    for candidate in _candidates(text, html_body):
         if not candidate or not _OPEN_RE.search(candidate):
             continue
         try:
@@ -131,6 +132,15 @@ def find_token(text: str, html_body: str) -> tuple[Located, AtesToken]:
         quoted = _quoted(candidate, start, above) or _cited(html_body)
         return Located(candidate[start:end], above, quoted), token
     raise problem or TokenMissing("no <Autotask> token in the mail")
+
+
+def _candidates(text: str, html_body: str) -> Iterator[str]:
+    """Yield the parts find_token tries, in order; the HTML part is rendered as text only when
+    the first two hold no readable token (rendering costs more than reading a token)."""
+    yield text
+    yield html_body
+    if html_body:
+        yield html_to_text(html_body)
 
 
 def _quoted(text: str, start: int, above: str) -> str:

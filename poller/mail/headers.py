@@ -14,13 +14,14 @@ import unicodedata
 from dataclasses import dataclass
 
 # a header name at the start of a line (the look-behind keeps a search linear too)
-_HEADER_NAME_RE = re.compile(rb"(?<![!-9;-~])[!-9;-~]++:")
-_PARSED_HEADERS = (b"message-id", b"subject", b"mime-version")
-_PLUCKED_HEADERS = (b"from", b"date", b"in-reply-to", b"references")
+_HEADER_NAME_RE = re.compile(rb"(?<![!-9;-~])([!-9;-~]++):")
+_PARSED_HEADERS = frozenset((b"message-id", b"subject", b"mime-version"))
+_PLUCKED_HEADERS = frozenset((b"from", b"date", b"in-reply-to", b"references"))
 # Read every time it appears, up to a number (the first ones: a receiving service adds its own
 # on top).
 _GATHERED_HEADER = b"authentication-results"
 MAX_GATHERED = 20
+_FOLDS = (b" ", b"\t")  # what a folded line starts with
 
 
 # The start of a Content-Type or Content-Disposition header line (of the mail or of a part), and
@@ -71,22 +72,23 @@ def split_headers(raw: bytes) -> Split:
     plucked: dict[bytes, list[bytes]] = {}
     gathered: list[list[bytes]] = []
     keep, pluck, fields = False, None, 0
+    match_name = _HEADER_NAME_RE.match
     for index, line in enumerate(lines):
-        if line[:1] in (b" ", b"\t"):
+        if line[:1] in _FOLDS:
             if keep:
                 kept.append(line)
             elif pluck is not None:
                 pluck.append(line)
             continue
-        match = _HEADER_NAME_RE.match(line)
-        if match is None and index == 0 and line.startswith(b"From "):
-            kept.append(line)  # an mbox separator, which the parser skips
-            continue
+        match = match_name(line)
         if match is None:
+            if index == 0 and line.startswith(b"From "):
+                kept.append(line)  # an mbox separator, which the parser skips
+                continue
             kept.extend(lines[index:])
             break
         fields += 1
-        name = match.group(0)[:-1].lower()
+        name = match[1].lower()
         keep = name in _PARSED_HEADERS or name.startswith(b"content-")
         pluck = None
         if keep:

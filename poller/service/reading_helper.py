@@ -116,6 +116,7 @@ def main(inbox: int, outbox: int, page: int, function: str) -> None:
     hard = resource.getrlimit(resource.RLIMIT_CPU)[1]
     worker = os.getppid()
     begun = 0
+    soft = None  # the CPU limit set last
     while True:
         try:
             batch, sizes, now, seconds, rules = receive(source)
@@ -133,7 +134,7 @@ def main(inbox: int, outbox: int, page: int, function: str) -> None:
             begun += 1
             cpu = _cpu()
             PAGE.pack_into(progress, 0, begun, uid, cpu)
-            _limit_cpu(cpu, seconds, hard)
+            soft = _limit_cpu(cpu, seconds, hard, soft)
             # (rules only when there are any: a reader made for tests may not take them)
             readings[uid] = read(uid, raw, now, rules) if rules else read(uid, raw, now)
             del raw
@@ -199,9 +200,13 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _limit_cpu(used: float, seconds: int, hard: int) -> None:
-    """Let this process use SECONDS more of CPU (whole seconds, rounded up) before SIGXCPU."""
+def _limit_cpu(used: float, seconds: int, hard: int, current: int | None) -> int:
+    """Let this process use SECONDS more of CPU (whole seconds, rounded up) before SIGXCPU;
+    return that soft limit. The limit is set only when it differs from CURRENT, the one set
+    last: it changes once per CPU second, and setting it is a system call per mail."""
     soft = math.ceil(used) + seconds
     if hard != resource.RLIM_INFINITY:
         soft = min(soft, hard)
-    resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
+    if soft != current:
+        resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
+    return soft
