@@ -30,6 +30,7 @@ KEYS: dict[str, tuple[str, ...]] = {
     "metrics": ("textfile",),
     "status": ("max_age",),
     "webhook": ("url", "secret", "secret_file", "events", "timeout", "initial_wait", "max_wait"),
+    "web": ("user", "password_file", "storm_alerts", "certfile", "keyfile"),
 }
 
 EMPTY_MEANS_NONE = frozenset({
@@ -41,6 +42,8 @@ EMPTY_MEANS_NONE = frozenset({
     ("database", "attachments_dir"),  # attachments kept in the database
     ("metrics", "textfile"),  # no textfile
     ("webhook", "url"),  # no webhooks
+    ("web", "password_file"),  # loopback only
+    ("web", "certfile"), ("web", "keyfile"),  # no TLS
 })
 
 ENV_PREFIX = "POLLER_"

@@ -32,6 +32,7 @@ from poller.config.service import (
     read_service_settings,
 )
 from poller.config.source import SettingsSource
+from poller.config.web import WebSettings, read_web_settings
 from poller.config.webhook import WebhookSettings, masked_url, read_webhook_settings
 from poller.errors import ConfigError
 from poller.folders import same_folder
@@ -44,6 +45,7 @@ SECRETS = ("password", "passwords", "credential", "secret")
 _KEYS_OF = {("imap", "password"): ("password", "password_file"),
             ("ates", "passwords"): ("password", "password_file"),
             ("webhook", "secret"): ("secret", "secret_file"),
+            ("web", "password"): ("password_file",),
             ("oauth2", "credential"): ("client_secret_file", "client_certificate_file",
                                        "service_account_file")}
 
@@ -91,6 +93,7 @@ class Settings:
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     status: StatusSettings = field(default_factory=StatusSettings)
     webhook: WebhookSettings = field(default_factory=WebhookSettings)
+    web: WebSettings = field(default_factory=WebSettings)
     source: str = ""
     # (section, key) → where its value came from: "PATH:LINE" or the environment variable
     origins: dict[tuple[str, str], str] = field(default_factory=dict, compare=False, repr=False)
@@ -261,6 +264,7 @@ def load_settings(path: str | os.PathLike[str], environ: dict[str, str] | None =
         limits=limits,
         database=database,
         webhook=read_webhook_settings(section("webhook"), base),
+        web=read_web_settings(section("web"), base),
         tickets=tickets,
         source=str(path),
         origins=dict(source.origins),

@@ -13,7 +13,7 @@ import peewee
 
 from poller.errors import StoreError
 from poller.paths import sqlite_file
-from poller.store.schema import MODELS, Outbox, ProcessedMessage, database
+from poller.store.schema import MODELS, Outbox, ProcessedMessage, Ticket, database
 from poller.store.views import create_views
 
 SQLITE_PRAGMAS = {
@@ -30,7 +30,7 @@ SQLITE_PRAGMAS = {
 
 # PRAGMA user_version of a database with the schema of schema.py. A database made before the
 # version was recorded reads 0.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 def _create_missing_tables(db: peewee.Database) -> None:
@@ -74,6 +74,12 @@ def _step_purpose_and_error(db: peewee.Database) -> None:
                    "WHERE outcome = 'skipped' AND reason LIKE 'no <Autotask> token%'")
 
 
+def _activity_indexes(db: peewee.Database) -> None:
+    """Indexes for looking at alerts over time and at open tickets by organization or device."""
+    for model in (Ticket, ProcessedMessage):
+        model._schema.create_indexes(safe=True)
+
+
 # version → the step that upgrades a database of the version before to it. Views are not
 # steps: every upgrade creates them again at its end (views.py).
 MIGRATIONS: dict[int, Callable[[peewee.Database], None]] = {
@@ -81,6 +87,7 @@ MIGRATIONS: dict[int, Callable[[peewee.Database], None]] = {
     2: _add_outbox,
     3: _mailboxes_and_ticket_fields,
     4: _step_purpose_and_error,
+    5: _activity_indexes,
 }
 
 _opening = threading.Lock()
@@ -149,6 +156,37 @@ def read_only_database(url: str) -> Iterator[peewee.Database]:
         raise StoreError(f"cannot read database {url}: {exc}{hint}") from None
     finally:
         db.close()
+
+
+def open_read_only(url: str) -> peewee.Database:
+    """Return the existing database named by url, opened for reading only, for a process that
+    keeps it open while others write it (the web view): SQLite `mode=ro` and `query_only`,
+    never immutable, so every query sees the latest commit. Each thread gets a connection of
+    its own; the models are not bound to it (read it with plain SQL, poller.store.browse).
+
+    Raises StoreError when there is no such database or a newer release wrote it. (Another
+    engine plugs in here by the scheme of its URL.)
+    """
+    path = sqlite_file(url)
+    if path is None:
+        raise StoreError(f"{url}: not an SQLite database file; only those can be read here")
+    if not Path(path).is_file():
+        raise StoreError(f"database {path} does not exist; a pass (poller once) creates it, "
+                         "or [database] url names another file")
+    db = peewee.SqliteDatabase(f"file:{quote(path)}?mode=ro", uri=True,
+                               pragmas={"query_only": 1, "busy_timeout": 10000,
+                                        "cache_size": -16000})
+    try:
+        db.connect()
+        version = _version(db)
+    except peewee.PeeweeException as exc:
+        raise StoreError(f"cannot open database {url}: {exc}") from None
+    finally:
+        db.close()
+    if version > SCHEMA_VERSION:
+        raise StoreError(f"the database has schema version {version}, newer than this "
+                         f"ates-poller's {SCHEMA_VERSION}: upgrade ates-poller")
+    return db
 
 
 def _open_read_only(url: str, path: str) -> peewee.Database:
