@@ -254,3 +254,16 @@ def test_a_missing_database_is_a_clear_error(tmp_path):
     with pytest.raises(Exception, match="does not exist"):
         open_read_only(f"sqlite:///{tmp_path}/none.db")
     assert not Path(tmp_path / "none.db").exists()
+
+
+def test_a_read_that_takes_too_long_is_stopped_with_a_clear_error(store):
+    from poller.errors import StoreError
+    from poller.store.database import read_within
+
+    db = open_read_only(f"sqlite:///{store.database}")
+    endless = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT max(i) FROM n"
+    with pytest.raises(StoreError, match="longer than 0.2 s"), read_within(db, 0.2):
+        db.execute_sql(endless).fetchall()
+    with read_within(db, 0.2):  # the next reading has its own time
+        assert db.execute_sql("SELECT count(*) FROM ticket").fetchone()[0] > 0
+    db.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -187,6 +188,28 @@ def open_read_only(url: str) -> peewee.Database:
         raise StoreError(f"the database has schema version {version}, newer than this "
                          f"ates-poller's {SCHEMA_VERSION}: upgrade ates-poller")
     return db
+
+
+@contextmanager
+def read_within(db: peewee.Database, seconds: float) -> Iterator[None]:
+    """Run the block as one read transaction (one snapshot) on this thread's connection to db
+    (opened by open_read_only), connecting first when needed; a statement still running
+    SECONDS after the start is interrupted, and StoreError raised."""
+    deadline = time.monotonic() + seconds
+    db.connect(reuse_if_open=True)
+    connection = db.connection()
+    connection.set_progress_handler(lambda: time.monotonic() > deadline, 10_000)
+    try:
+        with db.atomic():
+            yield
+    except peewee.OperationalError as exc:
+        if "interrupted" not in str(exc):
+            raise StoreError(f"cannot read the database: {exc}") from None
+        raise StoreError(f"reading took longer than {seconds:g} s and was stopped") from None
+    except peewee.DatabaseError as exc:
+        raise StoreError(f"cannot read the database: {exc}") from None
+    finally:
+        connection.set_progress_handler(None, 0)
 
 
 def _open_read_only(url: str, path: str) -> peewee.Database:

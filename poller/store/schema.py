@@ -197,7 +197,9 @@ class ProcessedMessage(BaseModel):
         indexes = (
             (("mailbox", "folder", "uidvalidity", "uid"), True),
             (("mailbox_done", "mailbox", "folder"), False),
-            (("created",), False),  # alerts over time (the web view's charts)
+            # alerts over time (the web view's charts): outcome IN (…) AND created >= ? is a
+            # range per outcome
+            (("outcome", "created"), False),
         )
 
 

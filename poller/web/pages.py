@@ -20,12 +20,14 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from poller.ates.decision import STATUS_COMPLETE, STATUS_NEW
 from poller.errors import StoreError
 from poller.store import activity, browse
+from poller.store.database import read_within
 
 TEMPLATES = jinja2.Environment(
     loader=jinja2.PackageLoader("poller.web", "templates"),
     autoescape=True,  # mail text (subjects, bodies, names) is shown as text, always
     undefined=jinja2.StrictUndefined,
 )
+READ_SECONDS = 5.0  # a page's reading stops here (every page takes milliseconds: bench/web.py)
 STATUSES = (browse.OPEN, browse.ANY, STATUS_NEW, STATUS_COMPLETE)
 
 # chart name → the function that reads its numbers (the view, the time)
@@ -38,14 +40,14 @@ CHARTS: dict[str, Callable[..., dict[str, object]]] = {
 
 
 def _read(request: Request, reading: Callable[[peewee.Database], object]) -> object:
-    """Return what READING reads, in one read transaction (one snapshot of the store)."""
+    """Return what READING reads, in one read transaction (one snapshot of the store) that may
+    take READ_SECONDS."""
     db = request.app.state.view.db
     try:
-        db.connect(reuse_if_open=True)
-        with db.atomic():
+        with read_within(db, READ_SECONDS):
             return reading(db)
-    except (peewee.DatabaseError, StoreError) as exc:
-        raise HTTPException(503, f"the database cannot be read: {exc}") from None
+    except StoreError as exc:
+        raise HTTPException(503, f"{exc} (a narrower filter reads less)") from None
 
 
 def _render(request: Request, template: str, status: int = 200, **values: object) -> Response:
