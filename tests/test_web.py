@@ -267,3 +267,21 @@ def test_a_read_that_takes_too_long_is_stopped_with_a_clear_error(store):
     with read_within(db, 0.2):  # the next reading has its own time
         assert db.execute_sql("SELECT count(*) FROM ticket").fetchone()[0] > 0
     db.close()
+
+
+def test_filters_without_an_index_look_at_a_bounded_window(store, url, monkeypatch):
+    db = open_read_only(f"sqlite:///{store.database}")
+    (three,) = sql(store, "SELECT id FROM organization WHERE name = 'Client Three'")[0]
+    everything = browse.ticket_page(db, browse.TicketFilter(status=browse.ANY,
+                                                            organization=three))
+    want = browse.TicketFilter(status="New", organization=three, priority="Medium")
+    assert browse.windowed(want) and not browse.windowed(browse.TicketFilter(organization=1))
+    assert browse.ticket_page(db, want).count == STORM + 2 + 1  # all: within the window
+    monkeypatch.setattr(browse, "WINDOW", 3)
+    newest = [r["id"] for r in everything.rows[:3]]
+    assert [r["id"] for r in browse.ticket_page(db, want).rows] == newest
+    db.close()
+    _, _, page = get(f"{url}/?organization={three}&priority=Medium")
+    assert 'id="window"' in page
+    _, _, page = get(f"{url}/?organization={three}")
+    assert 'id="window"' not in page

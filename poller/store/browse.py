@@ -16,6 +16,7 @@ from poller.ates.decision import STATUS_COMPLETE, Outcome
 from poller.store.outbox import FAILED, PENDING
 
 PAGE = 50  # rows per page
+WINDOW = 10_000  # tickets a filter without an index looks at (the newest)
 COUNT_CAP = 10_000  # counts stop here: "10,000+" (an exact count would read every row)
 DETAIL_ROWS = 500  # a ticket's notes, mails and events shown at most (each kind)
 OPEN = "open"  # the status filter that means any status but Complete
@@ -54,35 +55,54 @@ class Page:
     capped: bool  # more than COUNT_CAP
 
 
-def _conditions(db: peewee.Database, want: TicketFilter) -> tuple[list[str], list[object]]:
-    where: list[str] = []
+def _conditions(db: peewee.Database, want: TicketFilter) -> tuple[str, list[object]]:
+    """Return the WHERE clause over ticket t for WANT, and its parameters.
+
+    Organization, device and the open status are read through indexes (the partial ones for
+    open tickets); a status other than open next to an organization or device, a queue and a
+    priority are not: with any of those, only the newest WINDOW tickets of the indexed part
+    are looked at, so that no filter reads more than that many rows.
+    """
+    indexed: list[str] = []
     params: list[object] = []
+    other: list[str] = []
+    other_params: list[object] = []
     if want.status == OPEN:
-        where.append(f"t.status != '{STATUS_COMPLETE}'")  # literal: the partial indexes
+        indexed.append(f"t.status != '{STATUS_COMPLETE}'")  # literal: the partial indexes
     elif want.status != ANY:
-        where.append("t.status = ?")
-        params.append(want.status)
+        (other if want.organization is not None or want.device else indexed).append(
+            "t.status = ?")
+        (other_params if other else params).append(want.status)
     if want.organization is not None:
-        where.append("t.organization_id = ?")
+        indexed.append("t.organization_id = ?")
         params.append(want.organization)
     if want.device:
         ids = [r["id"] for r in rows(db, "SELECT id FROM device WHERE name = ? LIMIT 100",
                                      (want.device,))] or [0]
-        where.append(f"t.device_id IN ({', '.join('?' * len(ids))})")
+        indexed.append(f"t.device_id IN ({', '.join('?' * len(ids))})")
         params.extend(ids)
     for column in ("queue", "priority"):
         if getattr(want, column):
-            where.append(f"t.{column} = ?")
-            params.append(getattr(want, column))
-    return where, params
+            other.append(f"t.{column} = ?")
+            other_params.append(getattr(want, column))
+    clause = " AND ".join(indexed) or "1 = 1"
+    if not other:
+        return clause, params
+    return (f"t.id IN (SELECT t.id FROM ticket t WHERE {clause} ORDER BY t.id DESC "
+            f"LIMIT {WINDOW}) AND {' AND '.join(other)}", [*params, *other_params])
+
+
+def windowed(want: TicketFilter) -> bool:
+    """Return whether the list of WANT looks at the newest WINDOW tickets only."""
+    return bool(want.queue or want.priority or (
+        want.status not in (OPEN, ANY) and (want.organization is not None or want.device)))
 
 
 def ticket_page(db: peewee.Database, want: TicketFilter, before: int | None = None,
                 size: int = PAGE) -> Page:
     """Return the tickets WANT selects, newest first, `size` of them from (below) ticket id
     `before`, with how many there are in all (up to COUNT_CAP)."""
-    where, params = _conditions(db, want)
-    clause = " AND ".join(where) or "1 = 1"
+    clause, params = _conditions(db, want)
     count = rows(db, f"SELECT count(*) AS n FROM (SELECT 1 FROM ticket t WHERE {clause} "
                      f"LIMIT {COUNT_CAP + 1}) capped", params)[0]["n"]
     if before is not None:

@@ -91,7 +91,8 @@ def ticket_list(request: Request) -> Response:
         return "/?" + urlencode({k: v for k, v in query.items() if v is not None})
 
     return _render(request, "tickets.html", page=page, want=want, organizations=orgs,
-                   statuses=STATUSES, link=link, first=before is None)
+                   statuses=STATUSES, link=link, first=before is None,
+                   window=browse.WINDOW if browse.windowed(want) else None)
 
 
 def ticket_page(request: Request) -> Response:
