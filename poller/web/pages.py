@@ -28,6 +28,8 @@ TEMPLATES = jinja2.Environment(
     undefined=jinja2.StrictUndefined,
 )
 READ_SECONDS = 5.0  # a page's reading stops here (every page takes milliseconds: bench/web.py)
+# an ISO-8601 UTC timestamp of the store as a page shows it: 2026-12-06 10:55:24
+TEMPLATES.filters["when"] = lambda stamp: (stamp or "").replace("T", " ").removesuffix("+00:00")
 STATUSES = (browse.OPEN, browse.ANY, STATUS_NEW, STATUS_COMPLETE)
 
 # chart name → the function that reads its numbers (the view, the time)
