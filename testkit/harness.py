@@ -50,8 +50,9 @@ class Harness:
             return queries.tickets()
 
     def messages(self) -> list[dict[str, object]]:
+        """The processed-mail log, oldest first."""
         with opened_store(self.settings):
-            return queries.messages()
+            return queries.messages()[::-1]
 
     def outcomes(self) -> list[str]:
         return [m["outcome"] for m in self.messages()]

@@ -15,7 +15,7 @@ from poller.ates.alert import read_alert
 from poller.ates.decision import Outcome
 from poller.ates.rules import decide_alert
 from poller.cli.exits import EXIT_OK
-from poller.cli.output import show
+from poller.cli.output import dumps, show
 from poller.clock import utc_now
 from poller.config import Settings
 from poller.errors import MessageError
@@ -104,7 +104,7 @@ def tickets_command(settings: Settings, args: argparse.Namespace) -> int:
 
 def messages_command(settings: Settings, args: argparse.Namespace) -> int:
     with read_only_database(settings.database.url):
-        rows = queries.messages(outcome=args.outcome)
+        rows = queries.messages(outcome=args.outcome, limit=args.limit, since=args.since)
     show(rows, args.json, ("mailbox", "uid", "outcome", "ticket", "subject", "reason"))
     return EXIT_OK
 
@@ -121,7 +121,7 @@ def parse_command(settings: Settings, args: argparse.Namespace) -> int:
         alert = read_alert(message, now)
     except MessageError as exc:
         out.update(error=type(exc).__name__, reason=str(exc))
-        print(json.dumps(out, indent=2, ensure_ascii=False))
+        print(dumps(out))
         return EXIT_OK
     out.update(title=alert.title, description=alert.description, token=alert.token.public())
     url = settings.database.url
@@ -143,5 +143,5 @@ def parse_command(settings: Settings, args: argparse.Namespace) -> int:
         "notes": list(decision.notes),
         **({"fields": asdict(decision.fields)} if decision.outcome is Outcome.CREATED else {}),
     }
-    print(json.dumps(out, indent=2, ensure_ascii=False))
+    print(dumps(out))
     return EXIT_OK

@@ -11,6 +11,7 @@ import email.parser
 import email.policy
 import email.utils
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -26,6 +27,9 @@ from poller.mail.parsed import FORWARDED_TYPES, Attachment, ParsedMessage, utf8
 logging.getLogger("mailparser").setLevel(logging.WARNING)
 
 FEED_CHUNK = 64 * 1024
+# A Message-ID as In-Reply-To and References name it, and how many of them a mail keeps.
+_MESSAGE_ID_RE = re.compile(r"<[^<>\s]{1,250}+>")
+MAX_REFERENCES = 50
 # Longer Content-Type and Content-Disposition headers (of any part) are refused; a real one, even
 # with a long RFC 2231 filename, is far shorter.
 MAX_PARAMETER_HEADER = 8 * 1024
@@ -69,7 +73,19 @@ def parse_message(raw: bytes) -> ParsedMessage:
         html=_lines("\n".join(bodies.html)),
         attachments=(*(_attachment(a) for a in listed), *bodies.forwarded),
         content_type=message.get_content_type(),
+        references=_references(split.in_reply_to, split.references),
+        auth_results=split.auth_results,
     )
+
+
+def _references(in_reply_to: str, references: str) -> tuple[str, ...]:
+    """Return the Message-IDs a mail answers: In-Reply-To's, then References' from the newest
+    (the last) back, each once, at most MAX_REFERENCES (a long thread's oldest are left out,
+    but for the first, the thread's start)."""
+    named = _MESSAGE_ID_RE.findall(references)
+    ordered = [*_MESSAGE_ID_RE.findall(in_reply_to), *reversed(named[-MAX_REFERENCES:]),
+               *named[:1]]
+    return tuple(dict.fromkeys(ordered))[:MAX_REFERENCES]
 
 
 @dataclass

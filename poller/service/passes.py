@@ -43,9 +43,7 @@ Track = Callable[[Mailbox | None], None]
 def open_store(settings: Settings) -> Store:
     """Open (and create if needed) the configured database."""
     db = open_database(settings.database.url)
-    store = Store(db, settings.ates.local_organization, utc_now())
-    store.claim_unnamed(settings.imap.name)
-    return store
+    return Store(db, settings.ates.local_organization, utc_now())
 
 
 @contextmanager
@@ -97,7 +95,8 @@ def run_pass(settings: Settings, store: Store, stop: threading.Event, *,
 
 def recorded_pass(settings: Settings, stop: threading.Event, *, sleep: Sleep | None = None,
                   track: Track | None = None, reader: Reader | None = None) -> PassResult:
-    """Run a pass and record it: pass_log row, metrics textfile, one summary log line.
+    """Run a pass and record it: pass_log row, metrics textfile, one summary log line. A
+    good pass ends by looking at the [[expect]] deadlines that passed.
 
     Raises MailboxError, ReaderError or StoreError when the pass failed; a pass cut short by
     STOP is returned with interrupted set.
@@ -107,8 +106,11 @@ def recorded_pass(settings: Settings, stop: threading.Event, *, sleep: Sleep | N
     result = PassResult()
     try:
         try:
+            _deadlines(settings, store, started, check=False)
             run_pass(settings, store, stop, sleep=sleep, track=track, result=result,
                      reader=reader)
+            if not result.interrupted:
+                _deadlines(settings, store, utc_now(), check=True)
         except (MailboxError, ReaderError) as exc:
             if not (stop.is_set() and isinstance(exc, MailboxUnavailable)):
                 _record_failure(store, settings, started, result, str(exc))
@@ -145,6 +147,19 @@ def recorded_pass(settings: Settings, stop: threading.Event, *, sleep: Sleep | N
     return result
 
 
+def _deadlines(settings: Settings, store: Store, now: datetime, check: bool) -> None:
+    """Open the windows of [[expect]] entries loaded for the first time, or look at the
+    deadlines that passed (APScheduler's cron is loaded only when there are entries)."""
+    if not settings.expectations:
+        return
+    from poller.service import deadlines
+
+    if check:
+        deadlines.check_deadlines(settings, store, now)
+    else:
+        deadlines.open_windows(settings, store, now)
+
+
 def _record_failure(store: Store, settings: Settings, started: datetime, result: PassResult,
                     error: str) -> None:
     """Log a failed pass in pass_log, as far as the database lets us (the error comes first)."""
@@ -163,6 +178,7 @@ def write_metrics(settings: Settings) -> None:
     from poller.service import metrics  # prometheus_client is only needed with a textfile
 
     try:
-        metrics.write_textfile(path, settings.imap.name)
+        metrics.write_textfile(path, settings.imap.name,
+                               tuple(entry.name for entry in settings.expectations))
     except (OSError, peewee.PeeweeException) as exc:
         logger.warning("could not write metrics to %s: %s", path, exc)

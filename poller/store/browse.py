@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import peewee
 
 from poller.ates.decision import STATUS_COMPLETE, Outcome
-from poller.store.outbox import FAILED, PENDING
+from poller.store.outbox import DROPPED, FAILED, PENDING, REJECTED
 
 PAGE = 50  # rows per page
 WINDOW = 10_000  # tickets a filter without an index looks at (the newest)
@@ -21,7 +21,7 @@ COUNT_CAP = 10_000  # counts stop here: "10,000+" (an exact count would read eve
 DETAIL_ROWS = 500  # a ticket's notes, mails and events shown at most (each kind)
 OPEN = "open"  # the status filter that means any status but Complete
 ANY = "any"
-UNDELIVERED = (PENDING, FAILED)
+UNDELIVERED = (PENDING, FAILED, REJECTED, DROPPED)  # every status but delivered
 
 
 def rows(db: peewee.Database, sql: str, params: tuple | list = ()) -> list[dict[str, object]]:

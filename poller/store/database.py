@@ -14,7 +14,15 @@ import peewee
 
 from poller.errors import StoreError
 from poller.paths import sqlite_file
-from poller.store.schema import MODELS, Outbox, ProcessedMessage, Ticket, database
+from poller.store.schema import (
+    MODELS,
+    ExpectedArrival,
+    ExpectedMail,
+    Outbox,
+    ProcessedMessage,
+    Ticket,
+    database,
+)
 from poller.store.views import create_views
 
 SQLITE_PRAGMAS = {
@@ -31,7 +39,9 @@ SQLITE_PRAGMAS = {
 
 # PRAGMA user_version of a database with the schema of schema.py. A database made before the
 # version was recorded reads 0.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 8
+# The mailbox name the log of a database from before mailboxes had names is given.
+UNNAMED_MAILBOX = "(before several mailboxes)"
 
 
 def _create_missing_tables(db: peewee.Database) -> None:
@@ -41,9 +51,8 @@ def _create_missing_tables(db: peewee.Database) -> None:
 
 def _mailboxes_and_ticket_fields(db: peewee.Database) -> None:
     """Several mailboxes in one database: the processed-mail and pass logs name the mailbox
-    (rows from before belong to the first mailbox that opens the database, see
-    Store.claim_unnamed), and the exactly-once key includes it. Tickets get the fields their
-    mailbox gives them, and the token's SubIssue."""
+    (rows from before are named by step 5), and the exactly-once key includes it. Tickets get
+    the fields their mailbox gives them, and the token's SubIssue."""
     for column in ("mailbox", "queue", "priority", "source", "issue_type", "sub_issue"):
         _add_column(db, "ticket", column, "TEXT")
     for table in ("processed_message", "pass_log"):
@@ -75,6 +84,30 @@ def _step_purpose_and_error(db: peewee.Database) -> None:
                    "WHERE outcome = 'skipped' AND reason LIKE 'no <Autotask> token%'")
 
 
+def _message_id_index(db: peewee.Database) -> None:
+    """processed_message is searched by Message-ID: a reply's In-Reply-To and References find
+    the ticket whose mail they name."""
+    db.execute_sql('CREATE INDEX IF NOT EXISTS "processed_message_message_id" '
+                   'ON "processed_message" ("message_id")')
+
+
+def _expected_mail(db: peewee.Database) -> None:
+    """The [[expect]] entries' windows, misses and arrivals."""
+    db.create_tables([ExpectedMail, ExpectedArrival], safe=True)
+
+
+def _name_the_unnamed_log(db: peewee.Database) -> None:
+    """The log rows (and tickets) from before mailboxes had names get UNNAMED_MAILBOX, here,
+    once, whichever mailbox opens the database first: given to that mailbox they would have
+    become its history, and their pending mailbox steps its own, to be done on its server
+    (UIDs of another account). Mail of theirs still waiting in a folder is read again once
+    and logged as a duplicate, as after renaming a mailbox."""
+    for table in ("processed_message", "pass_log"):
+        db.execute_sql(f'UPDATE "{table}" SET mailbox = ? WHERE mailbox = \'\'',
+                       (UNNAMED_MAILBOX,))
+    db.execute_sql('UPDATE "ticket" SET mailbox = ? WHERE mailbox IS NULL', (UNNAMED_MAILBOX,))
+
+
 def _activity_indexes(db: peewee.Database) -> None:
     """Indexes for looking at alerts over time and at open tickets by organization or device."""
     for model in (Ticket, ProcessedMessage):
@@ -88,7 +121,10 @@ MIGRATIONS: dict[int, Callable[[peewee.Database], None]] = {
     2: _add_outbox,
     3: _mailboxes_and_ticket_fields,
     4: _step_purpose_and_error,
-    5: _activity_indexes,
+    5: _message_id_index,
+    6: _expected_mail,
+    7: _name_the_unnamed_log,
+    8: _activity_indexes,
 }
 
 _opening = threading.Lock()
@@ -97,6 +133,19 @@ _opening = threading.Lock()
 def iso(moment: datetime) -> str:
     """Return an aware datetime as ISO-8601 UTC text, the one timestamp format of the schema."""
     return moment.astimezone(UTC).isoformat(timespec="seconds")
+
+
+@contextmanager
+def changing(db: peewee.Database) -> Iterator[None]:
+    """One IMMEDIATE transaction for a change a person asked for (a pass appending to the
+    ticket meanwhile waits, rather than reading it open); the database staying locked past its
+    busy timeout is a StoreError that says so, with nothing changed."""
+    try:
+        with db.atomic(lock_type="IMMEDIATE"):
+            yield
+    except peewee.OperationalError as exc:
+        raise StoreError(f"nothing was changed: {exc} (another process held the database past "
+                         "its busy timeout); try again") from None
 
 
 def open_database(url: str) -> peewee.Database:

@@ -1,5 +1,10 @@
 """The event outbox: writing an event in the transaction of the change that causes it, and the
-bookkeeping of its delivery (which events are due, delivered, failed).
+bookkeeping of its delivery (which events are due, delivered, failed, rejected, dropped).
+
+`delivered` is final: no later update takes an event out of it (a run that outlived its lock,
+an operator's retry). `rejected` (refused too often) and `dropped` (by an operator) are kept,
+never deleted, and no longer hold up their ticket's later events; `poller outbox retry` puts
+them back. Delivered events are pruned after [webhook] keep_days.
 
 The body is made when the event is written and never again: every attempt sends the same bytes
 with the same id and signature, and it tells the ticket as it was when the event happened.
@@ -14,11 +19,12 @@ from datetime import datetime
 import peewee
 
 from poller.ates import events
-from poller.store.database import iso
+from poller.store.database import changing, iso
 from poller.store.views import ticket_snapshot
 
 PENDING, FAILED, DELIVERED = "pending", "failed", "delivered"
-STATUSES = (PENDING, FAILED, DELIVERED)
+REJECTED, DROPPED = "rejected", "dropped"
+STATUSES = (PENDING, FAILED, DELIVERED, REJECTED, DROPPED)
 
 
 @dataclass(frozen=True)
@@ -63,15 +69,45 @@ def body(db: peewee.Database, row_id: int) -> str:
 
 
 def mark_delivered(db: peewee.Database, row_id: int, now: datetime) -> None:
-    """Record that the receiver took the event."""
+    """Record that the receiver took the event (whatever else happened to it meanwhile)."""
     with db.atomic():
         db.execute_sql("UPDATE outbox SET status = ?, attempts = attempts + 1, last_error = '', "
-                       "delivered = ? WHERE id = ?", (DELIVERED, iso(now), row_id))
+                       "delivered = ? WHERE id = ? AND status != ?",
+                       (DELIVERED, iso(now), row_id, DELIVERED))
 
 
-def mark_failed(db: peewee.Database, row_id: int, error: str, next_attempt: datetime) -> None:
-    """Record a failed attempt; the event is tried again from next_attempt on."""
+def mark_failed(db: peewee.Database, row_id: int, error: str, next_attempt: datetime,
+                rejected: bool = False) -> None:
+    """Record a failed attempt; the event is tried again from next_attempt on, or never
+    (rejected). An event delivered, dropped or put back meanwhile is left as it is."""
     with db.atomic():
         db.execute_sql("UPDATE outbox SET status = ?, attempts = attempts + 1, last_error = ?, "
-                       "next_attempt = ? WHERE id = ?",
-                       (FAILED, error, iso(next_attempt), row_id))
+                       "next_attempt = ? WHERE id = ? AND status IN (?, ?)",
+                       (REJECTED if rejected else FAILED, error, iso(next_attempt), row_id,
+                        PENDING, FAILED))
+
+
+def retry(db: peewee.Database, now: datetime, delivery_id: str | None = None) -> int:
+    """Put an event (delivery_id), or every failed and rejected one, back to be posted at the
+    next run, its attempts counted from 0; return how many. A delivered event stays."""
+    which = ("delivery_id = ? AND status != ?", (delivery_id, DELIVERED)) if delivery_id \
+        else ("status IN (?, ?)", (FAILED, REJECTED))
+    with changing(db):
+        return db.execute_sql(f"UPDATE outbox SET status = ?, attempts = 0, next_attempt = ? "
+                              f"WHERE {which[0]}", (PENDING, iso(now), *which[1])).rowcount
+
+
+def drop(db: peewee.Database, delivery_id: str, why: str) -> bool:
+    """Mark an event not delivered yet as dropped (kept, never posted); return whether one
+    was."""
+    with changing(db):
+        return db.execute_sql("UPDATE outbox SET status = ?, last_error = ? WHERE delivery_id = ? "
+                              "AND status != ?", (DROPPED, why, delivery_id, DELIVERED)
+                              ).rowcount > 0
+
+
+def prune(db: peewee.Database, before: datetime) -> int:
+    """Delete the events delivered before `before`; return how many."""
+    with db.atomic():
+        return db.execute_sql("DELETE FROM outbox WHERE status = ? AND delivered < ?",
+                              (DELIVERED, iso(before))).rowcount

@@ -11,7 +11,8 @@ from peewee import JOIN, fn
 
 from poller.ates.decision import STATUS_COMPLETE, Outcome
 from poller.batches import SQL_BATCH, chunks
-from poller.store.outbox import DELIVERED, FAILED, PENDING
+from poller.store.database import iso
+from poller.store.outbox import DELIVERED, FAILED, PENDING, REJECTED
 from poller.store.schema import (
     Attachment,
     Contact,
@@ -54,6 +55,7 @@ class Totals:
     last_good_pass: PassRecord | None
     undelivered_events: int = 0
     oldest_undelivered: datetime | None = None  # when the oldest undelivered event was written
+    rejected_events: int = 0  # refused [webhook] max_attempts times, no longer tried
 
 
 def decided(mailbox: str, folder: str, uidvalidity: int, uids: list[int]) -> set[int]:
@@ -82,6 +84,7 @@ def totals(mailbox: str) -> Totals:
     passes_of = PassLog.select().where(PassLog.mailbox == mailbox).order_by(PassLog.id.desc())
     undelivered, oldest = Outbox.select(fn.COUNT(Outbox.id), fn.MIN(Outbox.created)).where(
         Outbox.status.in_((PENDING, FAILED))).tuples().get()
+    rejected = Outbox.select().where(Outbox.status == REJECTED).count()
     failing = ProcessedMessage.select(ProcessedMessage.step_error).where(
         mine & (ProcessedMessage.mailbox_done == False)  # noqa: E712
         & (ProcessedMessage.step_error != ""))
@@ -100,6 +103,7 @@ def totals(mailbox: str) -> Totals:
         last_good_pass=_pass(passes_of.where(PassLog.ok == True).first()),  # noqa: E712
         undelivered_events=undelivered,
         oldest_undelivered=datetime.fromisoformat(oldest) if oldest else None,
+        rejected_events=rejected,
     )
 
 
@@ -164,16 +168,22 @@ def tickets(status: str | None = None, number: str | None = None, queue: str | N
     ]
 
 
-def messages(outcome: str | None = None) -> list[dict[str, object]]:
-    """Return the processed-mail log, oldest first."""
+def messages(outcome: str | None = None, limit: int = 0,
+             since: datetime | None = None) -> list[dict[str, object]]:
+    """Return the processed-mail log, newest first: at most limit rows (0: all), those written
+    since `since` if given."""
     query = (
         ProcessedMessage.select(ProcessedMessage, Ticket.number.alias("ticket_number"))
         .join(Ticket, join_type=JOIN.LEFT_OUTER)
-        .order_by(ProcessedMessage.id)
+        .order_by(ProcessedMessage.id.desc())
         .objects()
     )
     if outcome:
         query = query.where(ProcessedMessage.outcome == outcome)
+    if since is not None:
+        query = query.where(ProcessedMessage.created >= iso(since))
+    if limit:
+        query = query.limit(limit)
     return [
         {
             "message_id": m.message_id,
@@ -192,11 +202,17 @@ def messages(outcome: str | None = None) -> list[dict[str, object]]:
     ]
 
 
-def outbox(status: str | None = None) -> list[dict[str, object]]:
-    """Return the events of the outbox, oldest first, without their bodies."""
-    query = Outbox.select().order_by(Outbox.id)
+def outbox(status: str | None = None, limit: int = 0,
+           since: datetime | None = None) -> list[dict[str, object]]:
+    """Return the events of the outbox without their bodies, newest first: at most limit rows
+    (0: all), those written since `since` if given."""
+    query = Outbox.select().order_by(Outbox.id.desc())
     if status:
         query = query.where(Outbox.status == status)
+    if since is not None:
+        query = query.where(Outbox.created >= iso(since))
+    if limit:
+        query = query.limit(limit)
     return [
         {
             "id": e.delivery_id,

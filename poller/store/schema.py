@@ -141,7 +141,7 @@ class TicketSequence(BaseModel):
 class TicketNote(BaseModel):
     id = AutoField()
     ticket = ForeignKeyField(Ticket, backref="notes", on_delete="CASCADE")
-    kind = TextField()  # duplicate | resolution | system | technician
+    kind = TextField()  # duplicate | resolution | system | technician | reply
     title = TextField()
     text = TextField(default="")
     created = TextField()
@@ -176,7 +176,7 @@ class ProcessedMessage(BaseModel):
     folder = TextField()
     uidvalidity = IntegerField()
     uid = IntegerField()
-    message_id = TextField(null=True)  # not indexed: nothing looks mail up by it
+    message_id = TextField(null=True, index=True)  # a reply's In-Reply-To finds its ticket
     fingerprint = TextField(index=True)
     subject = TextField(default="")
     outcome = TextField(index=True)
@@ -242,6 +242,36 @@ class Outbox(BaseModel):
         indexes = ((("status", "id"), False),)
 
 
+class ExpectedMail(BaseModel):
+    """One row per [[expect]] entry (by name): the window for its next deadline opened at
+    window_start; checked is the last deadline looked at (a deadline is looked at once, in the
+    transaction that opens or repeats its ticket); ticket is the ticket its misses opened,
+    until the expected mail completes it."""
+
+    name = TextField(primary_key=True)
+    window_start = TextField()
+    checked = TextField()
+    ticket = ForeignKeyField(Ticket, null=True, on_delete="SET NULL")
+    misses = IntegerField(default=0)
+    created = TextField()
+
+    class Meta:
+        table_name = "expected_mail"
+
+
+class ExpectedArrival(BaseModel):
+    """When the mail of an [[expect]] entry arrived (its Date, or when it was read)."""
+
+    id = AutoField()
+    name = TextField()
+    arrived = TextField()
+    message = ForeignKeyField(ProcessedMessage, null=True, on_delete="SET NULL")
+
+    class Meta:
+        table_name = "expected_arrival"
+        indexes = ((("name", "arrived"), False),)
+
+
 MODELS = (
     Organization,
     Contact,
@@ -255,4 +285,6 @@ MODELS = (
     ProcessedMessage,
     PassLog,
     Outbox,
+    ExpectedMail,
+    ExpectedArrival,
 )

@@ -18,7 +18,11 @@ from poller.ates.directory import ContactMatch, DeviceMatch, Earlier, TicketRef
 from poller.batches import SQL_BATCH, chunks
 from poller.store import queries
 from poller.store.database import iso
-from poller.store.schema import Organization, PassLog, ProcessedMessage, Ticket, UdfDefinition
+from poller.store.schema import Organization, PassLog, ProcessedMessage, UdfDefinition
+
+# The outcomes whose mail a reply may answer: the mail a ticket was made from, appended,
+# completed or noted with.
+THREADED = (Outcome.CREATED, Outcome.APPENDED, Outcome.COMPLETED, Outcome.NOTED)
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,25 @@ class Store:
     def ticket_by_number(self, number: str) -> TicketRef | None:
         rows = self._rows("SELECT id, number, organization_id, status FROM ticket WHERE number = ?",
                           (number.strip(),))
+        return TicketRef(*rows[0]) if rows else None
+
+    def ticket_by_message_ids(self, message_ids: tuple[str, ...]) -> TicketRef | None:
+        """Return the ticket a mail with one of these Message-IDs was made from, appended or
+        noted with (the latest such mail's), or None. An index search on the Message-ID."""
+        if not message_ids:
+            return None
+        marks = ", ".join("?" * len(message_ids))
+        rows = self._rows(
+            "SELECT t.id, t.number, t.organization_id, t.status FROM processed_message p "
+            f"JOIN ticket t ON t.id = p.ticket_id WHERE p.message_id IN ({marks}) "
+            "AND p.outcome IN (?, ?, ?, ?) ORDER BY p.id DESC LIMIT 1",
+            (*message_ids, *(o.value for o in THREADED)))
+        return TicketRef(*rows[0]) if rows else None
+
+    def missed_ticket(self, name: str) -> TicketRef | None:
+        """Return the ticket the misses of the [[expect]] entry opened, or None."""
+        rows = self._rows("SELECT t.id, t.number, t.organization_id, t.status FROM expected_mail "
+                          "e JOIN ticket t ON t.id = e.ticket_id WHERE e.name = ?", (name,))
         return TicketRef(*rows[0]) if rows else None
 
     def _entities_by_udf(self, entity: str, label: str, value: str) -> list[int]:
@@ -180,16 +203,6 @@ class Store:
             for row_id, reason in refusals:
                 self.db.execute_sql("UPDATE processed_message SET step_error = ?, updated = ? "
                                     "WHERE id = ?", (reason, iso(now), row_id))
-
-    def claim_unnamed(self, mailbox: str) -> None:
-        """Give the rows of a database from before mailboxes had names to this mailbox: such a
-        database served one mailbox, and its log must keep telling which mail was decided."""
-        if not self._rows("SELECT 1 FROM processed_message WHERE mailbox = '' LIMIT 1", ()):
-            return  # the usual case: a read, so that read-only commands stay read-only
-        with self.db.atomic():
-            ProcessedMessage.update(mailbox=mailbox).where(ProcessedMessage.mailbox == "").execute()
-            PassLog.update(mailbox=mailbox).where(PassLog.mailbox == "").execute()
-            Ticket.update(mailbox=mailbox).where(Ticket.mailbox.is_null()).execute()
 
     def delivered_before(self, fingerprint: str) -> Earlier | None:
         """Return the earlier log row of the same mail if it had an effect, else None."""
