@@ -19,7 +19,8 @@ INSTALLED = "/opt/ates-poller/bin/poller"
 def test_the_units_are_there():
     assert [u.name for u in UNITS] == ["ates-poller-once.service", "ates-poller-once.timer",
                                        "ates-poller-once@.service", "ates-poller-once@.timer",
-                                       "ates-poller.service", "ates-poller@.service"]
+                                       "ates-poller-web.service", "ates-poller.service",
+                                       "ates-poller@.service"]
 
 
 def test_units_pass_systemd_analyze_verify(tmp_path):
@@ -49,8 +50,8 @@ def test_services_are_hardened_and_get_secrets_as_credentials(unit):
                     "Environment=POLLER_DATABASE_URL=sqlite:////var/lib/ates-poller/tickets.db"):
         assert setting in lines
     settings = "%i.ini" if mailbox else "settings.ini"
-    assert f"ExecStart={INSTALLED} --config /etc/ates-poller/{settings} " \
-           f"{'once' if 'once' in unit.name else 'serve'}" in lines
+    command = next(c for c in ("once", "web", "serve") if c in unit.name or c == "serve")
+    assert f"ExecStart={INSTALLED} --config /etc/ates-poller/{settings} {command}" in lines
 
 
 

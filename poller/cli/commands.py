@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "messages": ("store_commands", "messages_command"),
     "parse": ("store_commands", "parse_command"),
     "rules": ("rules_commands", "rules_command"),
+    "web": ("web_commands", "web_command"),
 }
 
 

@@ -184,6 +184,16 @@ def build_parser() -> argparse.ArgumentParser:
     rls.add_argument("action", choices=("test",))
     rls.add_argument("file", type=Path)
     rls.add_argument("--json", action="store_true", help="print JSON")
+
+    web = commands.add_parser(
+        "web", help="a read-only web view: tickets, quarantine, events, charts",
+        description="Serve a read-only web view of the database: open tickets, one ticket, the "
+                    "quarantine, undelivered events, and charts of alert activity. Needs the "
+                    "[web] extra. Listens on 127.0.0.1 unless --host names another address, "
+                    "which needs [web] password_file. Example: poller web --port 8025")
+    web.add_argument("--host", default="127.0.0.1", help="address to listen on (default: "
+                                                         "127.0.0.1)")
+    web.add_argument("--port", type=int, default=8025, help="port (default: 8025)")
     return parser
 
 

@@ -32,6 +32,7 @@ KEYS: dict[str, tuple[str, ...]] = {
     "status": ("max_age",),
     "webhook": ("url", "secret", "secret_file", "events", "timeout", "initial_wait", "max_wait",
                 "budget", "max_attempts", "keep_days", "cafile"),
+    "web": ("user", "password_file", "storm_alerts", "certfile", "keyfile"),
 }
 
 EMPTY_MEANS_NONE = frozenset({
@@ -46,6 +47,8 @@ EMPTY_MEANS_NONE = frozenset({
     ("webhook", "cafile"),  # the system's trust store
     ("rules", "file"),  # no rules
     ("rules", "authserv_id"), ("rules", "timezone"),  # none; the system's
+    ("web", "password_file"),  # loopback only
+    ("web", "certfile"), ("web", "keyfile"),  # no TLS
 })
 
 ENV_PREFIX = "POLLER_"

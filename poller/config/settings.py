@@ -34,6 +34,7 @@ from poller.config.service import (
     read_service_settings,
 )
 from poller.config.source import SettingsSource
+from poller.config.web import WebSettings, read_web_settings
 from poller.config.webhook import WebhookSettings, masked_url, read_webhook_settings
 from poller.errors import ConfigError
 
@@ -50,6 +51,7 @@ SECRETS = ("password", "passwords", "credential", "secret")
 _KEYS_OF = {("imap", "password"): ("password", "password_file"),
             ("ates", "passwords"): ("password", "password_file"),
             ("webhook", "secret"): ("secret", "secret_file"),
+            ("web", "password"): ("password_file",),
             ("oauth2", "credential"): ("client_secret_file", "client_certificate_file",
                                        "service_account_file")}
 
@@ -97,6 +99,7 @@ class Settings:
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     status: StatusSettings = field(default_factory=StatusSettings)
     webhook: WebhookSettings = field(default_factory=WebhookSettings)
+    web: WebSettings = field(default_factory=WebSettings)
     rules: RulesSettings = field(default_factory=RulesSettings)
     # the rules [rules] file holds (None: no rules file) and its [[expect]] entries; `check`
     # lists the settings, not these
@@ -276,6 +279,7 @@ def load_settings(path: str | os.PathLike[str], environ: dict[str, str] | None =
         limits=limits,
         database=database,
         webhook=_warn_if_webhook_in_plain_text(read_webhook_settings(section("webhook"), base)),
+        web=read_web_settings(section("web"), base),
         tickets=tickets,
         rules=rules,
         rule_set=loaded.rules if loaded else None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ from poller.store.schema import (
     ExpectedMail,
     Outbox,
     ProcessedMessage,
+    Ticket,
     database,
 )
 from poller.store.views import create_views
@@ -37,7 +39,7 @@ SQLITE_PRAGMAS = {
 
 # PRAGMA user_version of a database with the schema of schema.py. A database made before the
 # version was recorded reads 0.
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 # The mailbox name the log of a database from before mailboxes had names is given.
 UNNAMED_MAILBOX = "(before several mailboxes)"
 
@@ -106,6 +108,12 @@ def _name_the_unnamed_log(db: peewee.Database) -> None:
     db.execute_sql('UPDATE "ticket" SET mailbox = ? WHERE mailbox IS NULL', (UNNAMED_MAILBOX,))
 
 
+def _activity_indexes(db: peewee.Database) -> None:
+    """Indexes for looking at alerts over time and at open tickets by organization or device."""
+    for model in (Ticket, ProcessedMessage):
+        model._schema.create_indexes(safe=True)
+
+
 # version → the step that upgrades a database of the version before to it. Views are not
 # steps: every upgrade creates them again at its end (views.py).
 MIGRATIONS: dict[int, Callable[[peewee.Database], None]] = {
@@ -116,6 +124,7 @@ MIGRATIONS: dict[int, Callable[[peewee.Database], None]] = {
     5: _message_id_index,
     6: _expected_mail,
     7: _name_the_unnamed_log,
+    8: _activity_indexes,
 }
 
 _opening = threading.Lock()
@@ -197,6 +206,60 @@ def read_only_database(url: str) -> Iterator[peewee.Database]:
         raise StoreError(f"cannot read database {url}: {exc}{hint}") from None
     finally:
         db.close()
+
+
+def open_read_only(url: str) -> peewee.Database:
+    """Return the existing database named by url, opened for reading only, for a process that
+    keeps it open while others write it (the web view): SQLite `mode=ro` and `query_only`,
+    never immutable, so every query sees the latest commit. Each thread gets a connection of
+    its own; the models are not bound to it (read it with plain SQL, poller.store.browse).
+
+    Raises StoreError when there is no such database or a newer release wrote it. (Another
+    engine plugs in here by the scheme of its URL.)
+    """
+    path = sqlite_file(url)
+    if path is None:
+        raise StoreError(f"{url}: not an SQLite database file; only those can be read here")
+    if not Path(path).is_file():
+        raise StoreError(f"database {path} does not exist; a pass (poller once) creates it, "
+                         "or [database] url names another file")
+    # a connection per thread (up to 40 in the web view): 4 MB of page cache each
+    db = peewee.SqliteDatabase(f"file:{quote(path)}?mode=ro", uri=True,
+                               pragmas={"query_only": 1, "busy_timeout": 10000,
+                                        "cache_size": -4000})
+    try:
+        db.connect()
+        version = _version(db)
+    except peewee.PeeweeException as exc:
+        raise StoreError(f"cannot open database {url}: {exc}") from None
+    finally:
+        db.close()
+    if version > SCHEMA_VERSION:
+        raise StoreError(f"the database has schema version {version}, newer than this "
+                         f"ates-poller's {SCHEMA_VERSION}: upgrade ates-poller")
+    return db
+
+
+@contextmanager
+def read_within(db: peewee.Database, seconds: float) -> Iterator[None]:
+    """Run the block as one read transaction (one snapshot) on this thread's connection to db
+    (opened by open_read_only), connecting first when needed; a statement still running
+    SECONDS after the start is interrupted, and StoreError raised."""
+    deadline = time.monotonic() + seconds
+    db.connect(reuse_if_open=True)
+    connection = db.connection()
+    connection.set_progress_handler(lambda: time.monotonic() > deadline, 10_000)
+    try:
+        with db.atomic():
+            yield
+    except peewee.OperationalError as exc:
+        if "interrupted" not in str(exc):
+            raise StoreError(f"cannot read the database: {exc}") from None
+        raise StoreError(f"reading took longer than {seconds:g} s and was stopped") from None
+    except peewee.DatabaseError as exc:
+        raise StoreError(f"cannot read the database: {exc}") from None
+    finally:
+        connection.set_progress_handler(None, 0)
 
 
 def _open_read_only(url: str, path: str) -> peewee.Database:
