@@ -229,7 +229,9 @@ class Store:
         """Return the id of the MSP's own organization ("org 0"), creating it as id 0."""
         local = Organization.get_or_none(Organization.is_local == True)  # noqa: E712
         if local is None:
-            Organization.insert(id=0, name=name, is_local=True, created=iso(now)).execute()
+            # two processes opening a new database at once both find none: one inserts it
+            Organization.insert(id=0, name=name, is_local=True, created=iso(now)
+                                ).on_conflict_ignore().execute()
             return 0
         if local.name != name:
             Organization.update(name=name).where(Organization.id == local.id).execute()
