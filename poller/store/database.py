@@ -11,8 +11,19 @@ from urllib.parse import quote
 
 import peewee
 
+from poller.ates.decision import STATUS_COMPLETE
 from poller.errors import StoreError
 from poller.paths import sqlite_file
+from poller.store.engine import (
+    Engine,
+    SqliteEngine,
+    connect,
+    is_postgres,
+    postgres_engine,
+    reason,
+    shown,
+    where,
+)
 from poller.store.schema import MODELS, Outbox, ProcessedMessage, database
 from poller.store.views import create_views
 
@@ -30,15 +41,15 @@ SQLITE_PRAGMAS = {
 
 # PRAGMA user_version of a database with the schema of schema.py. A database made before the
 # version was recorded reads 0.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
-def _create_missing_tables(db: peewee.Database) -> None:
+def _create_missing_tables(db: Engine) -> None:
     existing = set(db.get_tables())
     db.create_tables([m for m in MODELS if m._meta.table_name not in existing])
 
 
-def _mailboxes_and_ticket_fields(db: peewee.Database) -> None:
+def _mailboxes_and_ticket_fields(db: Engine) -> None:
     """Several mailboxes in one database: the processed-mail and pass logs name the mailbox
     (rows from before belong to the first mailbox that opens the database, see
     Store.claim_unnamed), and the exactly-once key includes it. Tickets get the fields their
@@ -47,40 +58,57 @@ def _mailboxes_and_ticket_fields(db: peewee.Database) -> None:
         _add_column(db, "ticket", column, "TEXT")
     for table in ("processed_message", "pass_log"):
         _add_column(db, table, "mailbox", "TEXT NOT NULL DEFAULT ''")
-    db.execute_sql('DROP INDEX IF EXISTS "processed_message_folder_uidvalidity_uid"')
-    db.execute_sql('DROP INDEX IF EXISTS "processed_message_mailbox_done_folder"')
+    db.sql('DROP INDEX IF EXISTS "processed_message_folder_uidvalidity_uid"')
+    db.sql('DROP INDEX IF EXISTS "processed_message_mailbox_done_folder"')
     ProcessedMessage.create_table(safe=True)  # the table is there: creates its new indexes
 
 
-def _add_column(db: peewee.Database, table: str, column: str, definition: str) -> None:
+def _add_column(db: Engine, table: str, column: str, definition: str) -> None:
     """Add a column unless the table has it (a table an earlier step created is current)."""
     if column not in {c.name for c in db.get_columns(table)}:
-        db.execute_sql(f'ALTER TABLE "{table}" ADD COLUMN "{column}" {definition}')
+        db.sql(f'ALTER TABLE "{table}" ADD COLUMN "{column}" {definition}')
 
 
-def _add_outbox(db: peewee.Database) -> None:
+def _add_outbox(db: Engine) -> None:
     """The event outbox of round-trip closure (the views come with every upgrade)."""
     db.create_tables([Outbox], safe=True)
 
 
-def _step_purpose_and_error(db: peewee.Database) -> None:
+def _step_purpose_and_error(db: Engine) -> None:
     """processed_message gets the purpose of its mailbox step (so that a pending step can be
     planned again from the settings) and the reason the server last refused it."""
     _add_column(db, "processed_message", "purpose", "TEXT NOT NULL DEFAULT 'done'")
     _add_column(db, "processed_message", "step_error", "TEXT NOT NULL DEFAULT ''")
-    db.execute_sql("UPDATE processed_message SET purpose = 'quarantine' "
+    db.sql("UPDATE processed_message SET purpose = 'quarantine' "
                    "WHERE outcome = 'quarantined'")
-    db.execute_sql("UPDATE processed_message SET purpose = 'no_token' "
+    db.sql("UPDATE processed_message SET purpose = 'no_token' "
                    "WHERE outcome = 'skipped' AND reason LIKE 'no <Autotask> token%'")
 
 
+# "Create unless an open ticket has this key", enforced by the database on both engines: an
+# INSERT … ON CONFLICT with this index's columns and WHERE (record.py) appends instead.
+OPEN_KEY_INDEX = ("CREATE UNIQUE INDEX IF NOT EXISTS ticket_open_key ON ticket "
+                  f"(organization_id, open_key) WHERE status <> '{STATUS_COMPLETE}'")
+
+
+def _open_ticket_key(db: Engine) -> None:
+    """Tickets get the key that no two open tickets of an organization share (older tickets
+    have none: they are found by their UDF values as before)."""
+    _add_column(db, "ticket", "open_key", "TEXT")
+    db.sql(OPEN_KEY_INDEX)
+
+
+# What a new database gets besides the tables of schema.py (indexes peewee cannot declare).
+FRESH = (lambda db: db.sql(OPEN_KEY_INDEX),)
+
 # version → the step that upgrades a database of the version before to it. Views are not
 # steps: every upgrade creates them again at its end (views.py).
-MIGRATIONS: dict[int, Callable[[peewee.Database], None]] = {
+MIGRATIONS: dict[int, Callable[[Engine], None]] = {
     1: _create_missing_tables,
     2: _add_outbox,
     3: _mailboxes_and_ticket_fields,
     4: _step_purpose_and_error,
+    5: _open_ticket_key,
 }
 
 _opening = threading.Lock()
@@ -91,34 +119,42 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="seconds")
 
 
-def open_database(url: str) -> peewee.Database:
-    """Connect to the SQLite database named by url, creating or upgrading its schema; return it.
+def open_database(url: str, password: str | None = None) -> Engine:
+    """Connect to the database named by url (SQLite, or PostgreSQL with PASSWORD when given),
+    creating or upgrading its schema; return it.
 
     Raises StoreError when it cannot be opened, or was written by a newer version. Opening the
-    same file again gives the same Database, which keeps one connection per thread, so the
+    same URL again gives the same engine, which keeps one connection per thread, so the
     models stay bound to it while `serve` delivers events in one thread and passes in another.
     """
     try:
         with _opening:
-            path = sqlite_file(url)
-            db = database.obj if path is not None and getattr(
-                database.obj, "poller_url", None) == url else None
+            db = database.obj if getattr(database.obj, "poller_url", None) == url and (
+                sqlite_file(url) is not None or is_postgres(url)) else None
             if db is None:
-                if path is not None:
-                    Path(path).parent.mkdir(parents=True, exist_ok=True)
-                db = peewee.SqliteDatabase(path or ":memory:", pragmas=SQLITE_PRAGMAS)
-                db.poller_url = url
+                db = _engine(url, password)
                 database.initialize(db)
-        db.connect(reuse_if_open=True)
+        connect(db)
         if _version(db) != SCHEMA_VERSION:
             _upgrade(db)
     except (peewee.PeeweeException, OSError, RuntimeError) as exc:
-        raise StoreError(f"cannot open database {url}: {exc}") from None
+        raise StoreError(f"cannot open database {shown(url)}: {reason(exc)}") from None
+    return db
+
+
+def _engine(url: str, password: str | None) -> Engine:
+    if is_postgres(url):
+        return postgres_engine(url, password)
+    path = sqlite_file(url)
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    db = SqliteEngine(path or ":memory:", pragmas=SQLITE_PRAGMAS)
+    db.poller_url = url
     return db
 
 
 @contextmanager
-def read_only_database(url: str) -> Iterator[peewee.Database]:
+def read_only_database(url: str, password: str | None = None) -> Iterator[Engine]:
     """Yield the existing database named by url, opened for reading only, and close it.
 
     Nothing is created or changed: not a missing database (StoreError), not the schema of an
@@ -128,7 +164,9 @@ def read_only_database(url: str) -> Iterator[peewee.Database]:
     database holds nothing between runs and is opened as usual.
     """
     path = sqlite_file(url)
-    if path is None:
+    if is_postgres(url):
+        db = _open_postgres_read_only(url, password)
+    elif path is None:
         db = open_database(url)
     else:
         db = _open_read_only(url, path)
@@ -146,12 +184,37 @@ def read_only_database(url: str) -> Iterator[peewee.Database]:
             hint = ""
         else:  # an immutable read that a pass starting meanwhile wrote under
             hint = " (a pass may have been writing it: try again)"
-        raise StoreError(f"cannot read database {url}: {exc}{hint}") from None
+        raise StoreError(f"cannot read database {shown(url)}: {reason(exc)}{hint}") from None
     finally:
         db.close()
 
 
-def _open_read_only(url: str, path: str) -> peewee.Database:
+def _open_postgres_read_only(url: str, password: str | None) -> Engine:
+    """A session of its own whose transactions cannot write (the server refuses)."""
+    db = postgres_engine(url, password, options="-c default_transaction_read_only=on")
+    database.initialize(db)
+    connect(db)
+    try:
+        version = _version(db)
+    except peewee.PeeweeException as exc:
+        db.close()
+        raise StoreError(f"cannot open database {shown(url)}: {reason(exc)}") from None
+    if version == 0:
+        db.close()
+        raise StoreError(f"database {where(db)} has no ates-poller tables yet; a pass "
+                         "(poller once) creates them")
+    _refuse_newer(db, version)
+    return db
+
+
+def _refuse_newer(db: Engine, version: int) -> None:
+    if version > SCHEMA_VERSION:
+        db.close()
+        raise StoreError(f"the database has schema version {version}, newer than this "
+                         f"ates-poller's {SCHEMA_VERSION}: upgrade ates-poller")
+
+
+def _open_read_only(url: str, path: str) -> Engine:
     if not Path(path).is_file():
         raise StoreError(f"database {path} does not exist; a pass (poller once) creates it, "
                          "or [database] url names another file")
@@ -162,35 +225,56 @@ def _open_read_only(url: str, path: str) -> peewee.Database:
     idle = not Path(path + "-wal").exists()
     uri = f"file:{quote(path)}?mode=ro{'&immutable=1' if idle else ''}"
     try:
-        db = peewee.SqliteDatabase(uri, uri=True, pragmas={"query_only": 1, "busy_timeout": 10000})
+        db = SqliteEngine(uri, uri=True, pragmas={"query_only": 1, "busy_timeout": 10000})
         database.initialize(db)
         db.connect(reuse_if_open=True)
         version = _version(db)
     except peewee.PeeweeException as exc:
         raise StoreError(f"cannot open database {url}: {exc}") from None
-    if version > SCHEMA_VERSION:
-        db.close()
-        raise StoreError(f"the database has schema version {version}, newer than this "
-                         f"ates-poller's {SCHEMA_VERSION}: upgrade ates-poller")
+    _refuse_newer(db, version)
     return db
 
 
-def _version(db: peewee.Database) -> int:
-    return db.execute_sql("PRAGMA user_version").fetchone()[0]
+# PostgreSQL has no user_version: the version is the one row of this table.
+VERSION_TABLE = "poller_schema"
 
 
-def _upgrade(db: peewee.Database) -> None:
+def _version(db: Engine) -> int:
+    if db.dialect == "sqlite":
+        return db.sql("PRAGMA user_version").fetchone()[0]
+    if not db.sql("SELECT to_regclass(?) IS NOT NULL", (VERSION_TABLE,)).fetchone()[0]:
+        return 0
+    row = db.sql(f"SELECT version FROM {VERSION_TABLE}").fetchone()
+    return row[0] if row else 0
+
+
+def _set_version(db: Engine, version: int) -> None:
+    if db.dialect == "sqlite":
+        db.sql(f"PRAGMA user_version = {int(version)}")
+        return
+    db.sql(f"CREATE TABLE IF NOT EXISTS {VERSION_TABLE} (version INTEGER NOT NULL)")
+    db.sql(f"DELETE FROM {VERSION_TABLE}")
+    db.sql(f"INSERT INTO {VERSION_TABLE} (version) VALUES (?)", (version,))
+
+
+def _upgrade(db: Engine) -> None:
     """Create the schema of a new database, or upgrade an older one in place, in one
-    transaction that other processes opening the same file wait for."""
+    transaction that other processes opening the same database wait for."""
     with db.atomic(lock_type="IMMEDIATE"):
+        if db.dialect == "postgresql":  # the one upgrade at a time; others wait, then see it
+            db.sql("SELECT pg_advisory_xact_lock(hashtextextended('ates-poller schema', 0))")
         version = _version(db)
         if version > SCHEMA_VERSION:
             raise StoreError(f"the database has schema version {version}, newer than this "
                              f"ates-poller's {SCHEMA_VERSION}: upgrade ates-poller")
+        if version == SCHEMA_VERSION:
+            return
         if "processed_message" not in db.get_tables():
             db.create_tables(MODELS)
+            for step in FRESH:
+                step(db)
         else:
             for step in range(version + 1, SCHEMA_VERSION + 1):
                 MIGRATIONS[step](db)
         create_views(db)
-        db.execute_sql(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        _set_version(db, SCHEMA_VERSION)

@@ -11,10 +11,9 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-import peewee
-
 from poller.ates import events
 from poller.store.database import iso
+from poller.store.engine import Engine
 from poller.store.views import ticket_snapshot
 
 PENDING, FAILED, DELIVERED = "pending", "failed", "delivered"
@@ -34,14 +33,14 @@ class Pending:
     next_attempt: datetime
 
 
-def add_event(db: peewee.Database, event: str, ticket_id: int, by: str, note: str | None,
+def add_event(db: Engine, event: str, ticket_id: int, by: str, note: str | None,
               now: datetime) -> str:
     """Write an event about the ticket as it is now; return its delivery id. Runs in the
     caller's transaction, which makes the event exactly as durable as the change."""
     ticket = ticket_snapshot(db, ticket_id)
     delivery_id = str(uuid.uuid4())
     stamp = iso(now)
-    db.execute_sql(
+    db.sql(
         "INSERT INTO outbox (delivery_id, event, ticket_id, ticket_number, body, status, "
         "attempts, last_error, next_attempt, created) VALUES (?, ?, ?, ?, ?, ?, 0, '', ?, ?)",
         (delivery_id, event, ticket_id, ticket["number"],
@@ -49,29 +48,29 @@ def add_event(db: peewee.Database, event: str, ticket_id: int, by: str, note: st
     return delivery_id
 
 
-def undelivered(db: peewee.Database) -> list[Pending]:
+def undelivered(db: Engine) -> list[Pending]:
     """Return the events not delivered yet, in the order they happened."""
-    rows = db.execute_sql(
+    rows = db.sql(
         "SELECT id, delivery_id, event, ticket_id, ticket_number, attempts, next_attempt "
         "FROM outbox WHERE status IN (?, ?) ORDER BY id", (PENDING, FAILED)).fetchall()
     return [Pending(*row[:6], datetime.fromisoformat(row[6])) for row in rows]
 
 
-def body(db: peewee.Database, row_id: int) -> str:
+def body(db: Engine, row_id: int) -> str:
     """Return the JSON body written with the event."""
-    return db.execute_sql("SELECT body FROM outbox WHERE id = ?", (row_id,)).fetchone()[0]
+    return db.sql("SELECT body FROM outbox WHERE id = ?", (row_id,)).fetchone()[0]
 
 
-def mark_delivered(db: peewee.Database, row_id: int, now: datetime) -> None:
+def mark_delivered(db: Engine, row_id: int, now: datetime) -> None:
     """Record that the receiver took the event."""
     with db.atomic():
-        db.execute_sql("UPDATE outbox SET status = ?, attempts = attempts + 1, last_error = '', "
+        db.sql("UPDATE outbox SET status = ?, attempts = attempts + 1, last_error = '', "
                        "delivered = ? WHERE id = ?", (DELIVERED, iso(now), row_id))
 
 
-def mark_failed(db: peewee.Database, row_id: int, error: str, next_attempt: datetime) -> None:
+def mark_failed(db: Engine, row_id: int, error: str, next_attempt: datetime) -> None:
     """Record a failed attempt; the event is tried again from next_attempt on."""
     with db.atomic():
-        db.execute_sql("UPDATE outbox SET status = ?, attempts = attempts + 1, last_error = ?, "
+        db.sql("UPDATE outbox SET status = ?, attempts = attempts + 1, last_error = ?, "
                        "next_attempt = ? WHERE id = ?",
                        (FAILED, error, iso(next_attempt), row_id))

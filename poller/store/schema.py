@@ -1,7 +1,9 @@
-"""The database schema: explicit table names and plain columns, for people who use sqlite3.
+"""The database schema: explicit table names and plain columns, for people who use sqlite3 or
+psql; the same on SQLite and PostgreSQL.
 
-Timestamps are ISO-8601 UTC text. UDF values are one row per (definition, entity), indexed by
-(definition, value) so every look-up the rules make is an index search.
+Timestamps are ISO-8601 UTC text on both engines (compared and sorted as text). UDF values are
+one row per (definition, entity), indexed by (definition, value) so every look-up the rules
+make is an index search.
 """
 
 from __future__ import annotations
@@ -113,6 +115,9 @@ class Ticket(BaseModel):
     source = TextField(null=True)  # the ticket source (e.g. Monitoring Alert), not a UDF source
     issue_type = TextField(null=True)
     sub_issue = TextField(null=True)  # the token's SubIssue
+    # Decision.open_key: unique among the organization's open tickets (database.py's
+    # OPEN_KEY_INDEX), so two workers racing on one alert make one ticket
+    open_key = TextField(null=True)
 
     class Meta:
         table_name = "ticket"

@@ -10,14 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-import peewee
-
 from poller.ates import udf
 from poller.ates.decision import STATUS_COMPLETE, Outcome
 from poller.ates.directory import ContactMatch, DeviceMatch, Earlier, TicketRef
 from poller.batches import SQL_BATCH, chunks
 from poller.store import queries
 from poller.store.database import iso
+from poller.store.engine import Engine
 from poller.store.schema import Organization, PassLog, ProcessedMessage, Ticket, UdfDefinition
 
 
@@ -36,7 +35,7 @@ class PendingStep:
 class Store:
     """Reads for the rules (the Directory protocol) and the processed-mail log."""
 
-    def __init__(self, db: peewee.Database, local_organization: str, now: datetime):
+    def __init__(self, db: Engine, local_organization: str, now: datetime):
         self.db = db
         self._udf_ids: dict[tuple[str, str], int] = {
             (d.entity, d.label): d.id for d in UdfDefinition.select()
@@ -111,7 +110,7 @@ class Store:
     def _rows(self, sql: str, params: tuple[object, ...]) -> list[tuple]:
         """Run one of the per-mail statements: plain SQL, as peewee's query building costs
         about a hundred times more than the indexed look-up itself."""
-        return self.db.execute_sql(sql, params).fetchall()
+        return self.db.sql(sql, params).fetchall()
 
     # -- UDF definitions ---------------------------------------------------------------------
 
@@ -162,7 +161,7 @@ class Store:
         first."""
         rows = self._rows(
             "SELECT id, uidvalidity, uid, action, purpose, step_error FROM processed_message "
-            "WHERE mailbox_done = 0 AND mailbox = ? AND folder = ? ORDER BY id",
+            "WHERE NOT mailbox_done AND mailbox = ? AND folder = ? ORDER BY id",
             (mailbox, folder))
         return [PendingStep(*row) for row in rows]
 
@@ -171,14 +170,14 @@ class Store:
         forgotten."""
         with self.db.atomic():
             for row_id, action in steps:
-                self.db.execute_sql("UPDATE processed_message SET action = ?, step_error = '', "
+                self.db.sql("UPDATE processed_message SET action = ?, step_error = '', "
                                     "updated = ? WHERE id = ?", (action, iso(now), row_id))
 
     def refuse(self, refusals: list[tuple[int, str]], now: datetime) -> None:
         """Record (row id, reason) of mailbox steps the server refused; they stay pending."""
         with self.db.atomic():
             for row_id, reason in refusals:
-                self.db.execute_sql("UPDATE processed_message SET step_error = ?, updated = ? "
+                self.db.sql("UPDATE processed_message SET step_error = ?, updated = ? "
                                     "WHERE id = ?", (reason, iso(now), row_id))
 
     def claim_unnamed(self, mailbox: str) -> None:

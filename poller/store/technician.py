@@ -42,7 +42,7 @@ def complete_ticket(store: Store, number: str, by: str, text: str | None, now: d
             return Completed(ticket.number, changed=False)
         write_note(db, ticket.id, "resolution", completion.title, completion.text, now)
         stamp = iso(now)
-        db.execute_sql("UPDATE ticket SET status = ?, completed = ?, updated = ? WHERE id = ?",
+        db.sql("UPDATE ticket SET status = ?, completed = ?, updated = ? WHERE id = ?",
                        (STATUS_COMPLETE, stamp, stamp, ticket.id))
         delivery_id = None
         if events.COMPLETED in subscribed:
@@ -59,5 +59,5 @@ def add_note(store: Store, number: str, by: str, text: str, now: datetime) -> st
         if ticket is None:
             return None
         write_note(db, ticket.id, "technician", f"Note by {by}", text, now)
-        db.execute_sql("UPDATE ticket SET updated = ? WHERE id = ?", (iso(now), ticket.id))
+        db.sql("UPDATE ticket SET updated = ? WHERE id = ?", (iso(now), ticket.id))
     return ticket.number

@@ -1,0 +1,118 @@
+"""The two engines the store runs on, SQLite and PostgreSQL, behind one way to run SQL.
+
+The store's statements are written once, with `?` placeholders, in the SQL both engines speak
+(RETURNING instead of lastrowid, ON CONFLICT instead of INSERT OR IGNORE, no SQLite-only
+functions). `Engine.sql` runs one: SQLite takes it as it is (the per-mail hot path pays
+nothing); PostgreSQL's driver gets `%s` placeholders, the text converted once and cached.
+
+psycopg is imported only when a postgresql:// URL is opened (the optional extra [postgres]).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
+
+import peewee
+
+from poller.errors import StoreError
+from poller.paths import POSTGRES_SCHEMES, masked_database_url
+
+CONNECT_TIMEOUT = 10  # seconds, unless the URL's connect_timeout says otherwise
+
+
+class SqliteEngine(peewee.SqliteDatabase):
+    """SQLite: the embedded default."""
+
+    dialect = "sqlite"
+    poller_url = ""
+
+    def sql(self, text: str, params: tuple | list = ()) -> Any:
+        """Run one statement written with `?` placeholders; return the cursor."""
+        return self.execute_sql(text, params)
+
+
+@functools.lru_cache(maxsize=1024)
+def _pyformat(text: str) -> str:
+    # the statements never hold a `?` in a literal: every value is a parameter
+    return text.replace("%", "%%").replace("?", "%s")
+
+
+class PostgresEngine(peewee.PostgresqlDatabase):
+    """PostgreSQL through psycopg 3."""
+
+    dialect = "postgresql"
+    poller_url = ""
+
+    def sql(self, text: str, params: tuple | list = ()) -> Any:
+        """Run one statement written with `?` placeholders; return the cursor."""
+        return self.execute_sql(_pyformat(text), params)
+
+    def begin(self, isolation_level: Any = None, lock_type: str | None = None) -> None:
+        # lock_type is SQLite's (IMMEDIATE): PostgreSQL locks the rows a statement writes
+        super().begin(isolation_level)
+
+
+Engine = SqliteEngine | PostgresEngine
+
+
+def is_postgres(url: str) -> bool:
+    return url.startswith(POSTGRES_SCHEMES)
+
+
+def postgres_engine(url: str, password: str | None = None, **options: Any) -> PostgresEngine:
+    """Return an unconnected PostgreSQL engine for URL (postgres:// or postgresql://, libpq's
+    query parameters passed through), with PASSWORD when one is given (else libpq finds it in
+    the URL, PGPASSWORD or ~/.pgpass) and connect_timeout 10 s unless the URL sets one.
+    OPTIONS go to the driver as they are (e.g. a lock session's timeouts)."""
+    try:
+        import psycopg  # noqa: F401 - only to tell a missing driver clearly
+    except ImportError:
+        raise StoreError("[database] url names a PostgreSQL database, but psycopg is not "
+                         "installed: pip install 'ates-poller[postgres]'") from None
+    parts = urlsplit(url)
+    conninfo = urlunsplit(parts._replace(scheme="postgresql"))
+    params: dict[str, Any] = dict(options)
+    if "connect_timeout" not in dict(parse_qsl(parts.query)):
+        params["connect_timeout"] = CONNECT_TIMEOUT
+    if password is not None:
+        params["password"] = password
+    params.setdefault("application_name", f"ates-poller pid {os.getpid()}")
+    engine = PostgresEngine(conninfo, prefer_psycopg3=True, autoconnect=True, **params)
+    engine.poller_url = url
+    return engine
+
+
+def connect(engine: Engine) -> None:
+    """Connect (if not connected), translating a refusal into a StoreError that names the host
+    and the server's or libpq's reason, never a password."""
+    try:
+        engine.connect(reuse_if_open=True)
+    except peewee.PeeweeException as exc:
+        raise StoreError(f"cannot connect to database {where(engine)}: {reason(exc)}") from None
+
+
+def where(engine: Engine) -> str:
+    """Return how messages name the database: the file, or host:port/dbname of the URL."""
+    if engine.dialect == "sqlite":
+        return str(engine.database)
+    parts = urlsplit(engine.poller_url)
+    host = parts.hostname or "localhost (unix socket)"
+    try:
+        port = parts.port or 5432
+    except ValueError:
+        port = "?"
+    return f"{host}:{port}/{parts.path.lstrip('/')}" if parts.path.strip("/") else \
+        f"{host}:{port}"
+
+
+def reason(exc: BaseException) -> str:
+    """Return the driver's message on one line (libpq spreads it over several)."""
+    return " ".join(str(exc).split())
+
+
+def shown(url: str) -> str:
+    """Return URL as messages may show it (no password)."""
+    return masked_database_url(url)
