@@ -27,10 +27,12 @@ from testkit.dovecot import Dovecot, ImapAccount  # noqa: E402
 from testkit.dovecot_oauth2 import OAuth2Dovecot  # noqa: E402
 from testkit.harness import Harness  # noqa: E402
 from testkit.imapserver import ImapServer  # noqa: E402
+from testkit.postgres import Postgres  # noqa: E402
 from testkit.webhook_receiver import Receiver  # noqa: E402
 from testkit.webhooks import SECRET  # noqa: E402
 
 SERVERS = ("dovecot", "cyrus")
+ENGINES = ("sqlite", "postgresql")
 # The fixtures that start a live IMAP server; a test that takes one (or a fixture built on one)
 # is marked `server`, so that `pytest -m "not server"` runs the rest.
 SERVER_FIXTURES = {"dovecot", "cyrus", "imap_server", "oauth2_server"}
@@ -82,10 +84,42 @@ def reader() -> Iterator[Reader]:
         yield shared
 
 
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    """The session's private PostgreSQL (started when first asked for; a missing server is an
+    error, never a skip)."""
+    server = Postgres()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture(params=ENGINES)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of a new, empty store on each engine in turn: an SQLite file in tmp_path, then a
+    database of its own on the session's PostgreSQL (dropped afterwards)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/tickets.db"
+        return
+    server: Postgres = request.getfixturevalue("postgres")
+    url = server.database()
+    try:
+        yield url
+    finally:
+        from poller.store.schema import database
+
+        if database.obj is not None:
+            database.obj.close()
+        server.drop(url)
+
+
 @pytest.fixture
-def box(tmp_path, reader: Reader) -> Harness:
-    """A pass over testkit.fake_mailbox with a real store, the directory imported."""
-    return Harness(tmp_path, reader)
+def box(tmp_path, reader: Reader, database_url: str) -> Harness:
+    """A pass over testkit.fake_mailbox with a real store (on each engine in turn), the
+    directory imported."""
+    return Harness(tmp_path, reader, database_url)
 
 
 @pytest.fixture

@@ -79,7 +79,7 @@ class Store:
             return []
         rows = self._rows(
             "SELECT d.id, d.organization_id FROM udf_value v CROSS JOIN device d "
-            "ON d.id = v.entity_id WHERE v.udf_id = ? AND v.value = ?", (udf_id, value))
+            "WHERE d.id = v.entity_id AND v.udf_id = ? AND v.value = ?", (udf_id, value))
         return [DeviceMatch(*row) for row in rows]
 
     def open_tickets_by_udf(self, organization_id: int, label: str, value: str) -> list[int]:
@@ -87,11 +87,13 @@ class Store:
         if udf_id is None:
             return []
         # CROSS JOIN makes SQLite start from the (udf, value) index; left to itself it walks
-        # every ticket of the organization, which grows with the store.
+        # every ticket of the organization, which grows with the store. (The join condition
+        # is in WHERE: PostgreSQL takes no ON after CROSS JOIN, and plans the join itself.)
         rows = self._rows(
-            "SELECT t.id FROM udf_value v CROSS JOIN ticket t ON t.id = v.entity_id "
-            "WHERE v.udf_id = ? AND v.value = ? AND t.organization_id = ? AND t.status != ? "
-            "ORDER BY t.id DESC", (udf_id, value, organization_id, STATUS_COMPLETE))
+            "SELECT t.id FROM udf_value v CROSS JOIN ticket t "
+            "WHERE t.id = v.entity_id AND v.udf_id = ? AND v.value = ? "
+            "AND t.organization_id = ? AND t.status != ? ORDER BY t.id DESC",
+            (udf_id, value, organization_id, STATUS_COMPLETE))
         return [row[0] for row in rows]
 
     def ticket_by_number(self, number: str) -> TicketRef | None:

@@ -15,8 +15,9 @@ from poller.store.engine import Engine
 
 # A ticket's UDF values as one JSON object (text) by label, e.g. {"Kaseya Alert ID": "8932"}.
 _UDFS = ("(SELECT {json_object} FROM (SELECT u.label AS label, v.value AS value"
-         " FROM udf_definition u CROSS JOIN udf_value v ON v.udf_id = u.id"
-         " WHERE u.entity = 'ticket' AND v.entity_id = t.id ORDER BY u.label) AS udfs)")
+         " FROM udf_definition u CROSS JOIN udf_value v"
+         " WHERE v.udf_id = u.id AND u.entity = 'ticket' AND v.entity_id = t.id"
+         " ORDER BY u.label) AS udfs)")
 
 # what the two engines spell differently: engine → name → SQL
 _DIALECT = {
