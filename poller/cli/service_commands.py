@@ -53,12 +53,12 @@ def check_command(settings: Settings, args: argparse.Namespace) -> int:
 def status_command(settings: Settings, args: argparse.Namespace) -> int:
     max_age = args.max_age if args.max_age is not None else settings.status.max_age
     # The database is read in two short looks, not held open while the server answers.
-    with read_only_database(settings.database.url):
+    with read_only_database(settings.database.url, settings.database.password):
         totals = queries.totals(settings.imap.name)
     box = health.mailbox_state(settings) if args.mailbox else None
     waiting = None
     if box is not None and not box.error:
-        with read_only_database(settings.database.url):
+        with read_only_database(settings.database.url, settings.database.password):
             waiting = box.waiting(settings.imap.name, settings.imap.folder)
     now = utc_now()
     good = totals.last_good_pass

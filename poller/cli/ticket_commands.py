@@ -81,7 +81,7 @@ def note(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def show_ticket(settings: Settings, args: argparse.Namespace) -> int:
-    with read_only_database(settings.database.url):
+    with read_only_database(settings.database.url, settings.database.password):
         rows = queries.tickets(number=args.number)
     if not rows:
         print(f"poller: no ticket {args.number}", file=sys.stderr)
@@ -108,7 +108,7 @@ def show_ticket(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def outbox_command(settings: Settings, args: argparse.Namespace) -> int:
-    with read_only_database(settings.database.url):
+    with read_only_database(settings.database.url, settings.database.password):
         rows = queries.outbox(args.status)
     show(rows, args.json, ("id", "event", "ticket", "status", "attempts", "last_error", "created",
                            "delivered"))

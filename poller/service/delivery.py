@@ -76,7 +76,7 @@ def deliver_pending(settings: Settings, stop: threading.Event | None = None,
             logger.info("another process is delivering webhook events; leaving them to it")
             return DeliveryRun(busy=True)
         try:
-            db = open_database(settings.database.url)
+            db = open_database(settings.database.url, settings.database.password)
             try:
                 run = _deliver(db, hook, stop, clock)
                 if run.delivered or run.failed:

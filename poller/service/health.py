@@ -70,7 +70,7 @@ def mailbox_state(settings: Settings) -> MailboxState:
 def check_database(settings: Settings) -> Check:
     """Open the database and make sure it takes a write (rolled back)."""
     try:
-        db = open_database(settings.database.url)
+        db = open_database(settings.database.url, settings.database.password)
         try:
             with db.atomic() as transaction:
                 PassLog.insert(started="", finished="", seconds="0", ok=False).execute()

@@ -42,8 +42,9 @@ Track = Callable[[Mailbox | None], None]
 
 def open_store(settings: Settings) -> Store:
     """Open (and create if needed) the configured database."""
-    db = open_database(settings.database.url)
-    store = Store(db, settings.ates.local_organization, utc_now())
+    db = open_database(settings.database.url, settings.database.password)
+    store = Store(db, settings.ates.local_organization)
+    store.prepare(utc_now())
     store.claim_unnamed(settings.imap.name)
     return store
 

@@ -189,6 +189,22 @@ def read_only_database(url: str, password: str | None = None) -> Iterator[Engine
         db.close()
 
 
+@contextmanager
+def directory_to_read(url: str, password: str | None = None) -> Iterator[Engine]:
+    """Yield the database opened read-only (read_only_database), or an empty one when an
+    SQLite file does not exist yet (to decide against an empty directory)."""
+    path = sqlite_file(url)
+    if path is not None and not Path(path).exists():
+        db = open_database("sqlite:///:memory:")
+        try:
+            yield db
+        finally:
+            db.close()
+    else:
+        with read_only_database(url, password) as db:
+            yield db
+
+
 def _open_postgres_read_only(url: str, password: str | None) -> Engine:
     """A session of its own whose transactions cannot write (the server refuses)."""
     db = postgres_engine(url, password, options="-c default_transaction_read_only=on")

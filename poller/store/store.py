@@ -19,6 +19,8 @@ from poller.store.database import iso
 from poller.store.engine import Engine
 from poller.store.schema import Organization, PassLog, ProcessedMessage, Ticket, UdfDefinition
 
+LOCAL_ID = 0  # the id of the MSP's own organization in a store that passes made
+
 
 @dataclass(frozen=True)
 class PendingStep:
@@ -35,12 +37,15 @@ class PendingStep:
 class Store:
     """Reads for the rules (the Directory protocol) and the processed-mail log."""
 
-    def __init__(self, db: Engine, local_organization: str, now: datetime):
+    def __init__(self, db: Engine, local_organization: str):
+        """Read what the look-ups cache; nothing is written (see prepare)."""
         self.db = db
+        self._local_name = local_organization
         self._udf_ids: dict[tuple[str, str], int] = {
             (d.entity, d.label): d.id for d in UdfDefinition.select()
         }
-        self._local_id = self._ensure_local_organization(local_organization, now)
+        local = self._rows("SELECT id FROM organization WHERE is_local", ())
+        self._local_id = local[0][0] if local else LOCAL_ID
         self._org_names: dict[int, str] = {}
         self._sources: set[str] = set()  # sources whose UDFs are known to exist
 
@@ -213,12 +218,13 @@ class Store:
                        seconds=f"{(finished - started).total_seconds():.3f}", ok=ok,
                        counts=counts, error=error).execute()
 
-    def _ensure_local_organization(self, name: str, now: datetime) -> int:
-        """Return the id of the MSP's own organization ("org 0"), creating it as id 0."""
+    def prepare(self, now: datetime) -> None:
+        """Make the store ready for writing: the MSP's own organization ("org 0") exists, with
+        its configured name."""
         local = Organization.get_or_none(Organization.is_local == True)  # noqa: E712
         if local is None:
-            Organization.insert(id=0, name=name, is_local=True, created=iso(now)).execute()
-            return 0
-        if local.name != name:
-            Organization.update(name=name).where(Organization.id == local.id).execute()
-        return local.id
+            Organization.insert(id=LOCAL_ID, name=self._local_name, is_local=True,
+                                created=iso(now)).on_conflict_ignore().execute()
+        elif local.name != self._local_name:
+            Organization.update(name=self._local_name).where(
+                Organization.id == local.id).execute()
