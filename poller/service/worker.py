@@ -265,9 +265,9 @@ class Worker:
     def _record(self, key: MessageKey, decision: Decision, reading: Reading, now: datetime,
                 with_alert: bool = True) -> Handled:
         subject = reading.message.subject if reading.message else ""
-        row_id, ticket = record(self.store, key, decision, reading.alert if with_alert else None,
-                                now, self.config.attachments_dir, subject=subject,
-                                subscribed=self.config.subscribed)
+        row_id, ticket, decision = record(
+            self.store, key, decision, reading.alert if with_alert else None, now,
+            self.config.attachments_dir, subject=subject, subscribed=self.config.subscribed)
         return Handled(row_id, key, decision, ticket)
 
 

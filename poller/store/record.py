@@ -47,12 +47,14 @@ class MessageKey:
 
 def record(store: Store, key: MessageKey, decision: Decision, alert: Alert | None,
            now: datetime, attachments_dir: Path | None, subject: str = "",
-           subscribed: frozenset[str] = frozenset()) -> tuple[int, str | None]:
+           subscribed: frozenset[str] = frozenset()) -> tuple[int, str | None, Decision]:
     """Apply the decision and log the mail in the caller's transaction; attachment content goes
     to files under attachments_dir when it is set; the event the change causes goes to the
     outbox when it is one of the subscribed.
 
-    Returns the log row's id and the number of the ticket created or changed (or None).
+    Returns the log row's id, the number of the ticket created or changed (or None) and the
+    decision as carried out: an append, when another worker opened the ticket of a CREATED
+    decision's key meanwhile.
     The statements are plain SQL: they run once or more per mail, and building them with
     peewee costs far more than executing them.
     """
@@ -80,7 +82,7 @@ def record(store: Store, key: MessageKey, decision: Decision, alert: Alert | Non
          (alert.title if alert else subject)[:TITLE_LIMIT], decision.outcome.value,
          decision.reason, ticket[0] if ticket else decision.ticket_id, str(decision.step),
          decision.step.purpose.value, decision.step.kind is StepKind.NONE, stamp, stamp))
-    return row_id, ticket[1] if ticket else None
+    return row_id, ticket[1] if ticket else None, decision
 
 
 def _insert(db: Engine, sql: str, params: tuple[object, ...]) -> int:
