@@ -43,7 +43,8 @@ class Harness:
     def configure(self, **sections: dict[str, str]) -> None:
         if self.database_url:
             sections["database"] = {"url": self.database_url, **sections.get("database", {})}
-        self.settings = load_settings(write_settings(self.tmp_path, None, **sections))
+        self.settings_path = write_settings(self.tmp_path, None, **sections)
+        self.settings = load_settings(self.settings_path)
 
     def run(self, result: PassResult | None = None) -> PassResult:
         with opened_store(self.settings) as store:

@@ -16,6 +16,7 @@ from poller.config import Settings
 from poller.errors import MailboxError, MailboxUnavailable, StoreError, WebhookError
 from poller.imap import oauth2
 from poller.imap.mailbox import Mailbox
+from poller.paths import masked_database_url
 from poller.service.lock import PassLock
 from poller.service.webhooks import ping
 from poller.store import queries
@@ -69,6 +70,7 @@ def mailbox_state(settings: Settings) -> MailboxState:
 
 def check_database(settings: Settings) -> Check:
     """Open the database and make sure it takes a write (rolled back)."""
+    shown = masked_database_url(settings.database.url)
     try:
         db = open_database(settings.database.url, settings.database.password)
         try:
@@ -80,8 +82,8 @@ def check_database(settings: Settings) -> Check:
     except StoreError as exc:
         return Check("database", False, str(exc))
     except peewee.PeeweeException as exc:
-        return Check("database", False, f"cannot write to {settings.database.url}: {exc}")
-    return Check("database", True, f"{settings.database.url} is writable")
+        return Check("database", False, f"cannot write to {shown}: {exc}")
+    return Check("database", True, f"{shown} is writable")
 
 
 def check_files(settings: Settings) -> list[Check]:

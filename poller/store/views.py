@@ -59,7 +59,8 @@ SELECT t.id AS id,
 FROM ticket t
 JOIN organization o ON o.id = t.organization_id
 LEFT JOIN device d ON d.id = t.device_id
-LEFT JOIN contact c ON c.id = t.contact_id"""
+LEFT JOIN contact c ON c.id = t.contact_id
+ORDER BY t.id"""
 
 _OPEN_TICKETS = f"SELECT * FROM ticket_summary WHERE status != '{STATUS_COMPLETE}' ORDER BY id"
 
