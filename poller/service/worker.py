@@ -39,7 +39,7 @@ from poller.mail.headers import printable
 from poller.service.fetching import Fetcher
 from poller.service.pass_config import PassConfig
 from poller.service.steps import Due, MailboxSteps, StepsPort
-from poller.store.record import MessageKey, record
+from poller.store.record import MessageKey, RecordedMeanwhile, record
 from poller.store.store import Store
 
 if TYPE_CHECKING:
@@ -249,6 +249,12 @@ class Worker:
                          reading.fingerprint or f"uid:{name}:{folder}:{uidvalidity}:{uid}")
         try:
             with self.store.db.atomic() if isolate else nullcontext():
+                return self._record(key, decide(reading, self.store, self.config.policy),
+                                    reading, now)
+        except RecordedMeanwhile:
+            if not isolate:
+                raise  # the chunk is redone mail by mail, and this one decided again
+            with self.store.db.atomic():  # now the other worker's row is there to see
                 return self._record(key, decide(reading, self.store, self.config.policy),
                                     reading, now)
         except peewee.OperationalError:

@@ -91,15 +91,23 @@ OPEN_KEY_INDEX = ("CREATE UNIQUE INDEX IF NOT EXISTS ticket_open_key ON ticket "
                   f"(organization_id, open_key) WHERE status <> '{STATUS_COMPLETE}'")
 
 
-def _open_ticket_key(db: Engine) -> None:
+# "The same mail twice has one effect": one log row with an effect on a ticket per mail
+# (fingerprint); record.py's INSERT … ON CONFLICT names this index's column and WHERE.
+EFFECT_OUTCOMES = "('created', 'appended', 'completed')"
+SAME_MAIL_INDEX = ("CREATE UNIQUE INDEX IF NOT EXISTS processed_message_same_mail ON "
+                   f"processed_message (fingerprint) WHERE outcome IN {EFFECT_OUTCOMES}")
+
+
+def _race_free_keys(db: Engine) -> None:
     """Tickets get the key that no two open tickets of an organization share (older tickets
-    have none: they are found by their UDF values as before)."""
+    have none: they are found by their UDF values as before); a mail has one effect."""
     _add_column(db, "ticket", "open_key", "TEXT")
     db.sql(OPEN_KEY_INDEX)
+    db.sql(SAME_MAIL_INDEX)
 
 
 # What a new database gets besides the tables of schema.py (indexes peewee cannot declare).
-FRESH = (lambda db: db.sql(OPEN_KEY_INDEX),)
+FRESH = (lambda db: db.sql(OPEN_KEY_INDEX), lambda db: db.sql(SAME_MAIL_INDEX))
 
 # version → the step that upgrades a database of the version before to it. Views are not
 # steps: every upgrade creates them again at its end (views.py).
@@ -108,7 +116,7 @@ MIGRATIONS: dict[int, Callable[[Engine], None]] = {
     2: _add_outbox,
     3: _mailboxes_and_ticket_fields,
     4: _step_purpose_and_error,
-    5: _open_ticket_key,
+    5: _race_free_keys,
 }
 
 _opening = threading.Lock()

@@ -21,7 +21,7 @@ from poller.ates.decision import (
     Outcome,
     StepKind,
 )
-from poller.store.database import iso
+from poller.store.database import EFFECT_OUTCOMES, iso
 from poller.store.engine import Engine
 from poller.store.outbox import add_event
 from poller.store.store import Store
@@ -30,6 +30,11 @@ if TYPE_CHECKING:  # a type only: the worker records without loading the token r
     from poller.ates.alert import Alert
 
 logger = logging.getLogger(__name__)
+
+
+class RecordedMeanwhile(Exception):  # noqa: N818 - a state, not a failure
+    """Another worker committed the same mail's effect while this one decided it: the caller
+    rolls this mail back and decides it again (it is then a duplicate)."""
 
 
 @dataclass(frozen=True)
@@ -74,14 +79,20 @@ def record(store: Store, key: MessageKey, decision: Decision, alert: Alert | Non
         if event in subscribed:
             note = None if decision.outcome is Outcome.CREATED else alert.description or None
             add_event(db, event, ticket[0], events.BY_ALERT, note, now)
-    row_id = _insert(
-        db, "INSERT INTO processed_message (mailbox, folder, uidvalidity, uid, message_id, "
+    rows = db.sql(
+        "INSERT INTO processed_message (mailbox, folder, uidvalidity, uid, message_id, "
         "fingerprint, subject, outcome, reason, ticket_id, action, purpose, mailbox_done, "
-        "created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        "created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        f"ON CONFLICT (fingerprint) WHERE outcome IN {EFFECT_OUTCOMES} DO NOTHING RETURNING id",
         (key.mailbox, key.folder, key.uidvalidity, key.uid, key.message_id, key.fingerprint,
          (alert.title if alert else subject)[:TITLE_LIMIT], decision.outcome.value,
          decision.reason, ticket[0] if ticket else decision.ticket_id, str(decision.step),
-         decision.step.purpose.value, decision.step.kind is StepKind.NONE, stamp, stamp))
+         decision.step.purpose.value, decision.step.kind is StepKind.NONE, stamp, stamp)
+    ).fetchall()
+    if not rows:
+        raise RecordedMeanwhile(f"another worker recorded the same mail ({key.fingerprint}) "
+                                "meanwhile: decide it again")
+    row_id = rows[0][0]
     return row_id, ticket[1] if ticket else None, decision
 
 
