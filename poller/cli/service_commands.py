@@ -21,6 +21,7 @@ from poller.imap.requeue import requeue
 from poller.service import health
 from poller.store import queries
 from poller.store.database import read_only_database
+from poller.store.lease import Instance, active_instance, standbys
 from poller.store.queries import PassRecord
 
 
@@ -53,8 +54,10 @@ def check_command(settings: Settings, args: argparse.Namespace) -> int:
 def status_command(settings: Settings, args: argparse.Namespace) -> int:
     max_age = args.max_age if args.max_age is not None else settings.status.max_age
     # The database is read in two short looks, not held open while the server answers.
-    with read_only_database(settings.database.url, settings.database.password):
+    with read_only_database(settings.database.url, settings.database.password) as db:
         totals = queries.totals(settings.imap.name)
+        active = active_instance(db, settings.imap.name)
+        waiting_instances = standbys(db, settings.imap.name, utc_now())
     box = health.mailbox_state(settings) if args.mailbox else None
     waiting = None
     if box is not None and not box.error:
@@ -81,6 +84,8 @@ def status_command(settings: Settings, args: argparse.Namespace) -> int:
             "passes_ok": totals.passes_ok,
             "passes_failed": totals.passes_failed, "mails": totals.mails,
             "undelivered_events": totals.undelivered_events,
+            "active_instance": _instance_json(active),
+            "standbys": [_instance_json(i) for i in waiting_instances],
             "oldest_undelivered_age_seconds": None if oldest is None else round(oldest),
         }, indent=2))
     else:
@@ -101,6 +106,11 @@ def status_command(settings: Settings, args: argparse.Namespace) -> int:
                 print(f"flagged deleted:  {box.deleted} (not expunged: what a server without "
                       "MOVE and UIDPLUS keeps of moved mail)")
             print(f"quarantine:       {unknown if box.quarantine is None else box.quarantine}")
+        if active is not None:
+            print(f"active instance:  {active.describe()} since {active.since.isoformat()}")
+            print("standbys:         " + (", ".join(
+                f"{i.describe()} since {i.since.isoformat()}" for i in waiting_instances)
+                or "none seen lately"))
         print(f"open tickets:     {totals.open_tickets}")
         print(f"pending steps:    {totals.pending_steps}")
         print(f"webhook events:   {totals.undelivered_events} undelivered" +
@@ -124,6 +134,12 @@ def requeue_command(settings: Settings, args: argparse.Namespace) -> int:
     for message_id in done.missing:
         print(f"not in the quarantine: {message_id}")
     return EXIT_CONFIG if done.missing else EXIT_OK
+
+
+def _instance_json(instance: Instance | None) -> dict[str, object] | None:
+    if instance is None:
+        return None
+    return {"host": instance.host, "pid": instance.pid, "since": instance.since.isoformat()}
 
 
 def _pass_json(record: PassRecord | None) -> dict[str, object] | None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -40,12 +40,16 @@ Sleep = Callable[[float], object]
 Track = Callable[[Mailbox | None], None]
 
 
-def open_store(settings: Settings) -> Store:
-    """Open (and create if needed) the configured database."""
+def open_store(settings: Settings, fence: tuple[str, int] | None = None) -> Store:
+    """Open (and create if needed) the configured database; FENCE: the lease its pass
+    transactions check (poller.store.lease)."""
     db = open_database(settings.database.url, settings.database.password)
     store = Store(db, settings.ates.local_organization)
-    store.prepare(utc_now())
-    store.claim_unnamed(settings.imap.name)
+    store.fence = fence
+    with db.atomic() if fence is not None else nullcontext():
+        store.check_fence()
+        store.prepare(utc_now())
+        store.claim_unnamed(settings.imap.name)
     return store
 
 
@@ -97,13 +101,15 @@ def run_pass(settings: Settings, store: Store, stop: threading.Event, *,
 
 
 def recorded_pass(settings: Settings, stop: threading.Event, *, sleep: Sleep | None = None,
-                  track: Track | None = None, reader: Reader | None = None) -> PassResult:
-    """Run a pass and record it: pass_log row, metrics textfile, one summary log line.
+                  track: Track | None = None, reader: Reader | None = None,
+                  fence: tuple[str, int] | None = None) -> PassResult:
+    """Run a pass and record it: pass_log row, metrics textfile, one summary log line. FENCE:
+    the mailbox's lease (PostgreSQL), checked by every transaction of the pass.
 
     Raises MailboxError, ReaderError or StoreError when the pass failed; a pass cut short by
     STOP is returned with interrupted set.
     """
-    store = open_store(settings)
+    store = open_store(settings, fence)
     started = utc_now()
     result = PassResult()
     try:

@@ -39,6 +39,7 @@ from poller.mail.headers import printable
 from poller.service.fetching import Fetcher
 from poller.service.pass_config import PassConfig
 from poller.service.steps import Due, MailboxSteps, StepsPort
+from poller.store.lease import LeaseLost
 from poller.store.record import MessageKey, RecordedMeanwhile, record
 from poller.store.store import Store
 
@@ -197,6 +198,7 @@ class Worker:
             # the write lock, so that a mailbox sharing the database waits instead of deciding
             # the same alert at the same time.
             with self.store.db.atomic(lock_type="IMMEDIATE"):
+                self.store.check_fence()
                 for uid in todo:
                     if self.stop.is_set():
                         result.interrupted = True
@@ -207,8 +209,9 @@ class Worker:
 
         try:
             handled = decide_all(isolate=False)
-        except peewee.OperationalError:
-            raise  # the database itself is failing (locked, disk full): no point going on
+        except (peewee.OperationalError, LeaseLost):
+            raise  # the database itself is failing (locked, disk full), or the mailbox is
+            # another instance's now: no point going on
         except Exception:  # noqa: BLE001 - redone mail by mail
             # A savepoint per mail costs a quarter of the worker's time, so the chunk is first
             # tried without; when one mail fails, the whole try is rolled back and the chunk is

@@ -24,7 +24,7 @@ from poller.store.engine import (
     shown,
     where,
 )
-from poller.store.schema import MODELS, Outbox, ProcessedMessage, database
+from poller.store.schema import MODELS, Lease, Outbox, ProcessedMessage, Standby, database
 from poller.store.views import create_views
 
 SQLITE_PRAGMAS = {
@@ -100,10 +100,12 @@ SAME_MAIL_INDEX = ("CREATE UNIQUE INDEX IF NOT EXISTS processed_message_same_mai
 
 def _race_free_keys(db: Engine) -> None:
     """Tickets get the key that no two open tickets of an organization share (older tickets
-    have none: they are found by their UDF values as before); a mail has one effect."""
+    have none: they are found by their UDF values as before); a mail has one effect; the
+    tables of who serves a mailbox (poller.store.lease)."""
     _add_column(db, "ticket", "open_key", "TEXT")
     db.sql(OPEN_KEY_INDEX)
     db.sql(SAME_MAIL_INDEX)
+    db.create_tables([Lease, Standby], safe=True)
 
 
 # What a new database gets besides the tables of schema.py (indexes peewee cannot declare).
@@ -152,7 +154,10 @@ def open_database(url: str, password: str | None = None) -> Engine:
 
 def _engine(url: str, password: str | None) -> Engine:
     if is_postgres(url):
-        return postgres_engine(url, password)
+        # a transaction left open by a frozen holder ends, so that a take-over waiting for
+        # its lease row goes on (poller.store.lease)
+        return postgres_engine(url, password,
+                               options="-c idle_in_transaction_session_timeout=20s")
     path = sqlite_file(url)
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)

@@ -62,11 +62,13 @@ def is_postgres(url: str) -> bool:
     return url.startswith(POSTGRES_SCHEMES)
 
 
-def postgres_engine(url: str, password: str | None = None, **options: Any) -> PostgresEngine:
+def postgres_engine(url: str, password: str | None = None, *, autoconnect: bool = True,
+                    thread_safe: bool = True, **options: Any) -> PostgresEngine:
     """Return an unconnected PostgreSQL engine for URL (postgres:// or postgresql://, libpq's
     query parameters passed through), with PASSWORD when one is given (else libpq finds it in
     the URL, PGPASSWORD or ~/.pgpass) and connect_timeout 10 s unless the URL sets one.
-    OPTIONS go to the driver as they are (e.g. a lock session's timeouts)."""
+    OPTIONS go to the driver as they are (e.g. a lock session's timeouts); thread_safe False
+    shares one connection between threads."""
     try:
         import psycopg  # noqa: F401 - only to tell a missing driver clearly
     except ImportError:
@@ -80,7 +82,8 @@ def postgres_engine(url: str, password: str | None = None, **options: Any) -> Po
     if password is not None:
         params["password"] = password
     params.setdefault("application_name", f"ates-poller pid {os.getpid()}")
-    engine = PostgresEngine(conninfo, prefer_psycopg3=True, autoconnect=True, **params)
+    engine = PostgresEngine(conninfo, prefer_psycopg3=True, autoconnect=autoconnect,
+                            thread_safe=thread_safe, **params)
     engine.poller_url = url
     return engine
 

@@ -235,6 +235,36 @@ class Outbox(BaseModel):
         indexes = ((("status", "id"), False),)
 
 
+class Lease(BaseModel):
+    """Who serves a mailbox (PostgreSQL, poller.store.lease): the instance holding its advisory
+    lock. epoch grows with every take-over; a pass commits only while it is still its own."""
+
+    mailbox = TextField(primary_key=True)
+    epoch = IntegerField()
+    host = TextField()
+    pid = IntegerField()
+    since = TextField()
+    heartbeat = TextField()
+
+    class Meta:
+        table_name = "mailbox_lease"
+
+
+class Standby(BaseModel):
+    """An instance waiting to take a mailbox over, and when it last said so."""
+
+    id = AutoField()
+    mailbox = TextField()
+    host = TextField()
+    pid = IntegerField()
+    since = TextField()
+    seen = TextField()
+
+    class Meta:
+        table_name = "mailbox_standby"
+        indexes = ((("mailbox", "host", "pid"), True),)
+
+
 MODELS = (
     Organization,
     Contact,
@@ -248,4 +278,6 @@ MODELS = (
     ProcessedMessage,
     PassLog,
     Outbox,
+    Lease,
+    Standby,
 )

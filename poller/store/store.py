@@ -17,6 +17,7 @@ from poller.batches import SQL_BATCH, chunks
 from poller.store import queries
 from poller.store.database import iso
 from poller.store.engine import Engine
+from poller.store.lease import check_fence
 from poller.store.schema import Organization, PassLog, ProcessedMessage, Ticket, UdfDefinition
 
 LOCAL_ID = 0  # the id of the MSP's own organization in a store that passes made
@@ -47,7 +48,15 @@ class Store:
         local = self._rows("SELECT id FROM organization WHERE is_local", ())
         self._local_id = local[0][0] if local else LOCAL_ID
         self._org_names: dict[int, str] = {}
+        # (mailbox, epoch) of the lease a pass holds (PostgreSQL): its transactions check it
+        self.fence: tuple[str, int] | None = None
         self._sources: set[str] = set()  # sources whose UDFs are known to exist
+
+    def check_fence(self) -> None:
+        """At the start of a pass's transaction: raise LeaseLost when another instance took
+        the mailbox over (nothing to check without a lease)."""
+        if self.fence is not None:
+            check_fence(self.db, self.fence)
 
     def close(self) -> None:
         if not self.db.is_closed():
