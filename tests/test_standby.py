@@ -18,6 +18,7 @@ from poller.store.lease import LeaseLost, MailboxLease
 from testkit.harness import NOW, Harness
 from testkit.serving import Child, wait_until
 from testkit.support import alert_mail, run_subprocess, token, write_settings
+from testkit.webhooks import HookedBox
 
 
 @pytest.fixture
@@ -110,3 +111,19 @@ def test_a_holder_that_lost_the_lock_commits_nothing(tmp_path, pg_url, postgres)
     store.close()
     assert result.counts == {"created": 1}
     new.release()
+
+
+def test_one_deliverer_per_database_on_any_machine(tmp_path, pg_url, receiver):
+    import psycopg
+
+    box = HookedBox(tmp_path, receiver, database={"url": pg_url},
+                    schedule={"lock_wait": "0"})
+    box.mailbox.add(alert_mail(tok=token(CustomerID="Kaseya:100", AlertID="Kaseya:3")))
+    box.run()
+    # another instance (any machine) delivering: its session holds the database's lock
+    with psycopg.connect(pg_url, autocommit=True) as other:
+        other.execute("SELECT pg_advisory_lock(hashtextextended('ates-poller outbox', 0))")
+        run = box.deliver()
+        assert run.busy and not run.delivered and receiver.taken == []
+    run = box.deliver()  # its session ended: the lock with it
+    assert len(run.delivered) == 1 and len(receiver.taken) == 1

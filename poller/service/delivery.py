@@ -7,7 +7,8 @@ counted and a capped exponential back-off (poller.backoff) before the next, neve
 dropped. An event waits while an earlier event of its ticket waits, so a receiver gets the
 events of a ticket in order. A receiver that cannot be reached (or does not answer in time)
 ends the run: the rest waits for the next one. Runs of different processes are kept apart by a
-lock file next to the pass lock, so two never post the same ticket's events out of order.
+lock file next to the pass lock (PostgreSQL: a lock in the database, for every machine), so
+two never post the same ticket's events out of order.
 
 `serve` delivers in a thread of its own (Deliverer), so a slow or absent receiver never holds a
 pass up, and tries a failed event again as soon as its back-off ends; `once` tries it again
@@ -30,8 +31,9 @@ from poller.clock import Clock, utc_now
 from poller.config import Settings
 from poller.config.webhook import WebhookSettings
 from poller.errors import StoreError, WebhookError, WebhookUnreachable
-from poller.service.lock import PassLock
+from poller.service.lock import POLL_SECONDS, PassLock
 from poller.service.passes import write_metrics
+from poller.service.standby import uses_lease
 from poller.service.webhooks import post
 from poller.store import outbox
 from poller.store.database import open_database
@@ -71,6 +73,8 @@ def deliver_pending(settings: Settings, stop: threading.Event | None = None,
         return DeliveryRun()
     stop = stop or threading.Event()
     try:
+        if uses_lease(settings):
+            return _deliver_coordinated(settings, stop, clock)
         lock = PassLock(outbox_lock(settings))
         if not lock.acquire(settings.schedule.lock_wait, stop):
             logger.info("another process is delivering webhook events; leaving them to it")
@@ -89,6 +93,29 @@ def deliver_pending(settings: Settings, stop: threading.Event | None = None,
     except (StoreError, peewee.PeeweeException) as exc:
         logger.error("webhook events not delivered: %s; the next run tries again", exc)
         return DeliveryRun()
+
+
+def _deliver_coordinated(settings: Settings, stop: threading.Event, clock: Clock) -> DeliveryRun:
+    """PostgreSQL: one deliverer per database, on any machine, by a lock in the database (it
+    goes with the session, however the process ends)."""
+    db = open_database(settings.database.url, settings.database.password)
+    try:
+        waited = 0.0
+        while not outbox.lock_delivery(db):
+            if stop.is_set() or waited >= settings.schedule.lock_wait:
+                logger.info("another instance is delivering webhook events; leaving them to it")
+                return DeliveryRun(busy=True)
+            stop.wait(POLL_SECONDS)
+            waited += POLL_SECONDS
+        try:
+            run = _deliver(db, settings.webhook, stop, clock)
+            if run.delivered or run.failed:
+                write_metrics(settings)
+            return run
+        finally:
+            outbox.unlock_delivery(db)
+    finally:
+        db.close()
 
 
 def _deliver(db: peewee.Database, hook: WebhookSettings, stop: threading.Event,

@@ -74,3 +74,18 @@ def mark_failed(db: Engine, row_id: int, error: str, next_attempt: datetime) -> 
         db.sql("UPDATE outbox SET status = ?, attempts = attempts + 1, last_error = ?, "
                        "next_attempt = ? WHERE id = ?",
                        (FAILED, error, iso(next_attempt), row_id))
+
+
+def lock_delivery(db: Engine) -> bool | None:
+    """PostgreSQL: take the database's delivery lock on this session (one deliverer per
+    database, on any machine); return whether it was taken. SQLite: None (the lock file next
+    to the database does it)."""
+    if db.dialect == "sqlite":
+        return None
+    return db.sql("SELECT pg_try_advisory_lock(hashtextextended('ates-poller outbox', 0))"
+                  ).fetchone()[0]
+
+
+def unlock_delivery(db: Engine) -> None:
+    """Let go of the delivery lock lock_delivery took."""
+    db.sql("SELECT pg_advisory_unlock(hashtextextended('ates-poller outbox', 0))")
