@@ -33,6 +33,11 @@ class SqliteEngine(peewee.SqliteDatabase):
         """Run one statement written with `?` placeholders; return the cursor."""
         return self.execute_sql(text, params)
 
+    def sql_many(self, text: str, rows: list[tuple]) -> None:
+        """Run one statement once per row of parameters."""
+        with peewee.__exception_wrapper__:
+            self.cursor().executemany(text, rows)
+
 
 @functools.lru_cache(maxsize=1024)
 def _pyformat(text: str) -> str:
@@ -49,6 +54,11 @@ class PostgresEngine(peewee.PostgresqlDatabase):
     def sql(self, text: str, params: tuple | list = ()) -> Any:
         """Run one statement written with `?` placeholders; return the cursor."""
         return self.execute_sql(_pyformat(text), params)
+
+    def sql_many(self, text: str, rows: list[tuple]) -> None:
+        """Run one statement once per row of parameters (psycopg pipelines them)."""
+        with peewee.__exception_wrapper__:
+            self.cursor().executemany(_pyformat(text), rows)
 
     def begin(self, isolation_level: Any = None, lock_type: str | None = None) -> None:
         # lock_type is SQLite's (IMMEDIATE): PostgreSQL locks the rows a statement writes
