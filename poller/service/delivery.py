@@ -24,8 +24,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import peewee
-
 from poller.backoff import exponential
 from poller.clock import Clock, utc_now
 from poller.config import Settings
@@ -37,6 +35,7 @@ from poller.service.standby import uses_lease
 from poller.service.webhooks import post
 from poller.store import outbox
 from poller.store.database import open_database
+from poller.store.engine import Engine
 
 logger = logging.getLogger("poller.webhook")
 
@@ -90,7 +89,7 @@ def deliver_pending(settings: Settings, stop: threading.Event | None = None,
                 db.close()
         finally:
             lock.release()
-    except (StoreError, peewee.PeeweeException) as exc:
+    except StoreError as exc:
         logger.error("webhook events not delivered: %s; the next run tries again", exc)
         return DeliveryRun()
 
@@ -118,7 +117,7 @@ def _deliver_coordinated(settings: Settings, stop: threading.Event, clock: Clock
         db.close()
 
 
-def _deliver(db: peewee.Database, hook: WebhookSettings, stop: threading.Event,
+def _deliver(db: Engine, hook: WebhookSettings, stop: threading.Event,
              clock: Clock) -> DeliveryRun:
     run = DeliveryRun()
     pending = outbox.undelivered(db)

@@ -10,10 +10,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import peewee
-
 from poller.config import Settings
-from poller.errors import MailboxError, MailboxUnavailable, StoreError, WebhookError
+from poller.errors import (
+    MailboxError,
+    MailboxUnavailable,
+    StoreError,
+    StoreUnavailable,
+    WebhookError,
+)
 from poller.imap import oauth2
 from poller.imap.mailbox import Mailbox
 from poller.paths import masked_database_url
@@ -79,10 +83,10 @@ def check_database(settings: Settings) -> Check:
                 transaction.rollback()
         finally:
             db.close()
+    except StoreUnavailable as exc:
+        return Check("database", False, f"cannot write to {shown}: {exc}")
     except StoreError as exc:
         return Check("database", False, str(exc))
-    except peewee.PeeweeException as exc:
-        return Check("database", False, f"cannot write to {shown}: {exc}")
     return Check("database", True, f"{shown} is writable")
 
 

@@ -19,16 +19,21 @@ from contextlib import contextmanager, nullcontext
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-import peewee
-
 from poller.backoff import exponential
 from poller.clock import utc_now
 from poller.config import Settings
-from poller.errors import MailboxError, MailboxUnavailable, ReaderError, StoreError
+from poller.errors import (
+    MailboxError,
+    MailboxUnavailable,
+    ReaderError,
+    StoreError,
+    StoreUnavailable,
+)
 from poller.imap.mailbox import Mailbox
 from poller.service.pass_config import PassConfig
 from poller.service.worker import PassResult, Worker
 from poller.store.database import open_database
+from poller.store.lease import LeaseLost
 from poller.store.store import Store
 
 if TYPE_CHECKING:
@@ -121,7 +126,7 @@ def recorded_pass(settings: Settings, stop: threading.Event, *, sleep: Sleep | N
                 _record_failure(store, settings, started, result, str(exc))
                 raise
             result.interrupted = True  # the shutdown cut the connection
-        except peewee.PeeweeException:
+        except StoreUnavailable:
             raise  # the database is failing: recording the failure in it would fail too
         except Exception as exc:
             _record_failure(store, settings, started, result,
@@ -132,7 +137,9 @@ def recorded_pass(settings: Settings, stop: threading.Event, *, sleep: Sleep | N
         # An interrupted pass still shows a working mailbox, so it counts as a good one.
         store.log_pass(settings.imap.name, started, finished, True, result.summary(),
                        "stopped before the end (shutdown)" if result.interrupted else "")
-    except peewee.PeeweeException as exc:
+    except StoreError as exc:
+        if isinstance(exc, LeaseLost):
+            raise
         raise StoreError(f"database error: {exc}") from None
     finally:
         write_metrics(settings)
@@ -158,7 +165,7 @@ def _record_failure(store: Store, settings: Settings, started: datetime, result:
     try:
         store.log_pass(settings.imap.name, started, utc_now(), False,
                        result.summary() if result.decided() else "", error)
-    except peewee.PeeweeException as exc:
+    except StoreError as exc:
         logger.warning("could not record the failed pass in the database: %s", exc)
 
 
@@ -171,5 +178,5 @@ def write_metrics(settings: Settings) -> None:
 
     try:
         metrics.write_textfile(path, settings.imap.name)
-    except (OSError, peewee.PeeweeException) as exc:
+    except (OSError, StoreError) as exc:
         logger.warning("could not write metrics to %s: %s", path, exc)

@@ -27,19 +27,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-import peewee
-
 from poller.ates.decision import Decision, Outcome, StepKind
 from poller.ates.reading import Reading, refused_by_server, too_large
 from poller.ates.rules import decide, quarantined
 from poller.batches import UID_BATCH, sized_chunks
 from poller.clock import Clock, utc_now
-from poller.errors import MailboxError, MailboxUnavailable
+from poller.errors import MailboxError, MailboxUnavailable, StoreUnavailable
 from poller.mail.headers import printable
 from poller.service.fetching import Fetcher
 from poller.service.pass_config import PassConfig
 from poller.service.steps import Due, MailboxSteps, StepsPort
-from poller.store.lease import LeaseLost
 from poller.store.record import MessageKey, RecordedMeanwhile, record
 from poller.store.store import Store
 
@@ -209,9 +206,9 @@ class Worker:
 
         try:
             handled = decide_all(isolate=False)
-        except (peewee.OperationalError, LeaseLost):
+        except StoreUnavailable:
             raise  # the database itself is failing (locked, disk full), or the mailbox is
-            # another instance's now: no point going on
+            # another instance's now (LeaseLost): no point going on
         except Exception:  # noqa: BLE001 - redone mail by mail
             # A savepoint per mail costs a quarter of the worker's time, so the chunk is first
             # tried without; when one mail fails, the whole try is rolled back and the chunk is
@@ -260,7 +257,7 @@ class Worker:
             with self.store.db.atomic():  # now the other worker's row is there to see
                 return self._record(key, decide(reading, self.store, self.config.policy),
                                     reading, now)
-        except peewee.OperationalError:
+        except StoreUnavailable:
             raise  # the database itself is failing (locked, disk full): no point going on
         except Exception as exc:  # noqa: BLE001 - one mail must never stop the pass
             if not isolate:

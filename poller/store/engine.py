@@ -17,13 +17,78 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import peewee
 
-from poller.errors import StoreError
+from poller.errors import StoreError, StoreUnavailable
 from poller.paths import POSTGRES_SCHEMES, masked_database_url
 
 CONNECT_TIMEOUT = 10  # seconds, unless the URL's connect_timeout says otherwise
 
 
-class SqliteEngine(peewee.SqliteDatabase):
+# The database's errors, translated once here into the error tree (poller.errors) while staying
+# the peewee errors they were, so that the layers above never import peewee or the driver.
+class DatabaseUnavailable(StoreUnavailable, peewee.OperationalError):
+    """Connection lost, database locked, disk full, a statement cut off by the server."""
+
+
+class DatabaseInterface(StoreUnavailable, peewee.InterfaceError):
+    """No usable connection."""
+
+
+class DatabaseRefused(StoreError, peewee.IntegrityError):
+    """A constraint refused a write."""
+
+
+class DatabaseFailed(StoreError, peewee.DatabaseError):
+    """Any other error of the database or its driver."""
+
+
+def translated(exc: peewee.PeeweeException) -> StoreError:
+    """Return the error of the tree that stands for a peewee error (the message: the driver's,
+    on one line)."""
+    if isinstance(exc, StoreError):
+        return exc
+    for peewee_type, ours in ((peewee.OperationalError, DatabaseUnavailable),
+                              (peewee.InterfaceError, DatabaseInterface),
+                              (peewee.IntegrityError, DatabaseRefused)):
+        if isinstance(exc, peewee_type):
+            return ours(reason(exc))
+    return DatabaseFailed(reason(exc))
+
+
+class _Translating:
+    """Every statement, transaction and connection of an engine raises translated errors."""
+
+    def execute_sql(self, sql: str, params: Any = None) -> Any:
+        try:
+            return super().execute_sql(sql, params)  # type: ignore[misc]
+        except peewee.PeeweeException as exc:
+            raise translated(exc) from exc
+
+    def begin(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            super().begin(*args, **kwargs)  # type: ignore[misc]
+        except peewee.PeeweeException as exc:
+            raise translated(exc) from exc
+
+    def commit(self) -> None:
+        try:
+            super().commit()  # type: ignore[misc]
+        except peewee.PeeweeException as exc:
+            raise translated(exc) from exc
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()  # type: ignore[misc]
+        except peewee.PeeweeException as exc:
+            raise translated(exc) from exc
+
+    def connect(self, reuse_if_open: bool = False) -> bool:
+        try:
+            return super().connect(reuse_if_open)  # type: ignore[misc]
+        except peewee.PeeweeException as exc:
+            raise translated(exc) from exc
+
+
+class SqliteEngine(_Translating, peewee.SqliteDatabase):
     """SQLite: the embedded default."""
 
     dialect = "sqlite"
@@ -35,8 +100,11 @@ class SqliteEngine(peewee.SqliteDatabase):
 
     def sql_many(self, text: str, rows: list[tuple]) -> None:
         """Run one statement once per row of parameters."""
-        with peewee.__exception_wrapper__:
-            self.cursor().executemany(text, rows)
+        try:
+            with peewee.__exception_wrapper__:
+                self.cursor().executemany(text, rows)
+        except peewee.PeeweeException as exc:
+            raise translated(exc) from exc
 
 
 @functools.lru_cache(maxsize=1024)
@@ -45,7 +113,7 @@ def _pyformat(text: str) -> str:
     return text.replace("%", "%%").replace("?", "%s")
 
 
-class PostgresEngine(peewee.PostgresqlDatabase):
+class PostgresEngine(_Translating, peewee.PostgresqlDatabase):
     """PostgreSQL through psycopg 3."""
 
     dialect = "postgresql"
@@ -57,8 +125,11 @@ class PostgresEngine(peewee.PostgresqlDatabase):
 
     def sql_many(self, text: str, rows: list[tuple]) -> None:
         """Run one statement once per row of parameters (psycopg pipelines them)."""
-        with peewee.__exception_wrapper__:
-            self.cursor().executemany(_pyformat(text), rows)
+        try:
+            with peewee.__exception_wrapper__:
+                self.cursor().executemany(_pyformat(text), rows)
+        except peewee.PeeweeException as exc:
+            raise translated(exc) from exc
 
     def begin(self, isolation_level: Any = None, lock_type: str | None = None) -> None:
         # lock_type is SQLite's (IMMEDIATE): PostgreSQL locks the rows a statement writes

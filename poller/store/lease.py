@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 import peewee
 
 from poller.clock import utc_now
-from poller.errors import StoreError
+from poller.errors import StoreError, StoreUnavailable
 from poller.store.database import iso
 from poller.store.engine import Engine, PostgresEngine, connect, postgres_engine, reason
 
@@ -39,7 +39,7 @@ LOCK_SESSION = {
 }
 
 
-class LeaseLost(StoreError):
+class LeaseLost(StoreUnavailable):
     """Another instance took the mailbox over: this one commits nothing more and stands by."""
 
 
