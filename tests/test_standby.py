@@ -81,6 +81,38 @@ def test_a_standby_takes_over_within_seconds_of_a_kill_9(tmp_path, imap_account,
                 child.wait(10)
 
 
+def test_a_frozen_active_instance_is_replaced_and_stands_by_when_it_wakes(tmp_path, imap_account,
+                                                                        pg_url):
+    config = write_settings(tmp_path, imap_account, database={"url": pg_url},
+                            schedule={"interval": "5"})
+    first = Child(config, "serve")
+    second = None
+    try:
+        first.wait_for("active: serving mailbox", timeout=30)
+        second = Child(config, "serve")
+        second.wait_for("standby: mailbox", timeout=30)
+        first.signal(signal.SIGSTOP)  # frozen: its sessions fall silent
+        frozen = time.monotonic()
+        second.wait_for("active: serving mailbox", timeout=60)
+        assert time.monotonic() - frozen < 60
+        imap_account.append("INBOX", alert_mail(tok=token(CustomerID="Kaseya:100",
+                                                          AlertID="Kaseya:9")))
+        wait_until(lambda: len(_tickets(config)) == 1, 30, lambda: second.log)
+        first.signal(signal.SIGCONT)  # wakes up: finds its lock gone, and stands by
+        first.wait_for("standby: mailbox", timeout=30)
+        assert f"pid {second.process.pid}" in first.log.split("lost the lock")[-1]
+        time.sleep(6)  # an interval of both: nothing is doubled
+        assert [t["occurrences"] for t in _tickets(config)] == [1]
+        done = run_subprocess(config, "messages", "--json")
+        assert [m["outcome"] for m in json.loads(done.stdout)] == ["created"]
+    finally:
+        for child in (first, second):
+            if child is not None and child.process.poll() is None:
+                child.signal(signal.SIGCONT)
+                child.signal(signal.SIGKILL)
+                child.wait(10)
+
+
 def test_a_holder_that_lost_the_lock_commits_nothing(tmp_path, pg_url, postgres):
     box = Harness(tmp_path, None, pg_url)
     name = box.settings.imap.name
