@@ -110,3 +110,22 @@ def test_the_password_never_shows(tmp_path, postgres):
         assert "imap.invalid" in runs[2].stderr
     finally:
         postgres.drop(url)
+
+
+def test_without_the_driver_a_postgresql_url_says_what_to_install(tmp_path):
+    config = write_settings(tmp_path, None, database={
+        "url": "postgresql://alerts@127.0.0.1:5432/tickets"})
+    done = run_subprocess(config, "once", prelude="import sys; sys.modules['psycopg'] = None")
+    assert done.returncode == 3
+    assert "pip install 'ates-poller[postgres]'" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_an_sqlite_pass_does_not_import_the_driver(tmp_path):
+    config = write_settings(tmp_path, None)  # the database opened, the mailbox unreachable
+    done = run_subprocess(config, "once", prelude=(
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('driver:', 'psycopg' in sys.modules, file=sys.stderr))"))
+    assert done.returncode == 3, done.stderr
+    assert (tmp_path / "tickets.db").exists()
+    assert "driver: False" in done.stderr

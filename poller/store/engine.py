@@ -5,13 +5,15 @@ The store's statements are written once, with `?` placeholders, in the SQL both 
 functions). `Engine.sql` runs one: SQLite takes it as it is (the per-mail hot path pays
 nothing); PostgreSQL's driver gets `%s` placeholders, the text converted once and cached.
 
-psycopg is imported only when a postgresql:// URL is opened (the optional extra [postgres]).
+psycopg is imported only when a postgresql:// URL is opened (the optional extra [postgres]);
+poller/store/__init__.py keeps peewee from importing it on its own.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import uuid
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
@@ -113,11 +115,52 @@ def _pyformat(text: str) -> str:
     return text.replace("%", "%%").replace("?", "%s")
 
 
+@functools.cache
+def _psycopg3() -> type:
+    """Return peewee's psycopg 3 adapter bound to psycopg, imported now (peewee did not import
+    it: poller.store keeps it from peewee)."""
+    try:
+        import psycopg
+        from psycopg.pq import TransactionStatus
+        from psycopg.types.json import Json, Jsonb
+    except ImportError:
+        raise StoreError("[database] url names a PostgreSQL database, but psycopg is not "
+                         "installed: pip install 'ates-poller[postgres]'") from None
+
+    class Adapter(peewee.Psycopg3Adapter):
+        txn_idle = TransactionStatus.IDLE
+        txn_inerror = TransactionStatus.INERROR
+        txn_unknown = TransactionStatus.UNKNOWN
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.json_type, self.jsonb_type = Json, Jsonb
+
+        def check_driver(self) -> None:
+            pass
+
+        def get_binary_type(self) -> Any:
+            return psycopg.Binary
+
+        def connect(self, db: Any, **params: Any) -> Any:
+            return psycopg.connect(db.database, **params)
+
+        def server_side_cursor(self, conn: Any) -> Any:
+            in_transaction = conn.pgconn.transaction_status == TransactionStatus.INTRANS
+            return conn.cursor(name=str(uuid.uuid1()), withhold=not in_transaction)
+
+    return Adapter
+
+
 class PostgresEngine(_Translating, peewee.PostgresqlDatabase):
     """PostgreSQL through psycopg 3."""
 
     dialect = "postgresql"
     poller_url = ""
+
+    def init(self, database: str, **kwargs: Any) -> None:
+        super().init(database, **kwargs)
+        self._adapter = _psycopg3()()
 
     def sql(self, text: str, params: tuple | list = ()) -> Any:
         """Run one statement written with `?` placeholders; return the cursor."""
@@ -150,11 +193,7 @@ def postgres_engine(url: str, password: str | None = None, *, autoconnect: bool 
     the URL, PGPASSWORD or ~/.pgpass) and connect_timeout 10 s unless the URL sets one.
     OPTIONS go to the driver as they are (e.g. a lock session's timeouts); thread_safe False
     shares one connection between threads."""
-    try:
-        import psycopg  # noqa: F401 - only to tell a missing driver clearly
-    except ImportError:
-        raise StoreError("[database] url names a PostgreSQL database, but psycopg is not "
-                         "installed: pip install 'ates-poller[postgres]'") from None
+    _psycopg3()  # a missing driver is told now, clearly
     parts = urlsplit(url)
     conninfo = urlunsplit(parts._replace(scheme="postgresql"))
     params: dict[str, Any] = dict(options)
@@ -163,8 +202,8 @@ def postgres_engine(url: str, password: str | None = None, *, autoconnect: bool 
     if password is not None:
         params["password"] = password
     params.setdefault("application_name", f"ates-poller pid {os.getpid()}")
-    engine = PostgresEngine(conninfo, prefer_psycopg3=True, autoconnect=autoconnect,
-                            thread_safe=thread_safe, **params)
+    engine = PostgresEngine(conninfo, autoconnect=autoconnect, thread_safe=thread_safe,
+                            **params)
     engine.poller_url = url
     return engine
 
