@@ -37,7 +37,7 @@ from poller.mail.headers import printable
 from poller.service.fetching import Fetcher
 from poller.service.pass_config import PassConfig
 from poller.service.steps import Due, MailboxSteps, StepsPort
-from poller.store.record import MessageKey, RecordedMeanwhile, record
+from poller.store.record import MessageKey, RecordedMeanwhile, Recorder
 from poller.store.store import Store
 
 if TYPE_CHECKING:
@@ -106,6 +106,7 @@ class Worker:
         self.clock = clock
         self.stop = stop or threading.Event()
         self.reader = reader
+        self._recorder = Recorder(store, config.attachments_dir, config.subscribed)
         self._moves: list[Due] = []
 
     def run_pass(self, result: PassResult | None = None) -> PassResult:
@@ -271,9 +272,8 @@ class Worker:
     def _record(self, key: MessageKey, decision: Decision, reading: Reading, now: datetime,
                 with_alert: bool = True) -> Handled:
         subject = reading.message.subject if reading.message else ""
-        row_id, ticket, decision = record(
-            self.store, key, decision, reading.alert if with_alert else None, now,
-            self.config.attachments_dir, subject=subject, subscribed=self.config.subscribed)
+        row_id, ticket, decision = self._recorder.record(
+            key, decision, reading.alert if with_alert else None, now, subject)
         return Handled(row_id, key, decision, ticket)
 
 

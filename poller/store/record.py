@@ -50,50 +50,60 @@ class MessageKey:
     fingerprint: str
 
 
-def record(store: Store, key: MessageKey, decision: Decision, alert: Alert | None,
-           now: datetime, attachments_dir: Path | None, subject: str = "",
-           subscribed: frozenset[str] = frozenset()) -> tuple[int, str | None, Decision]:
-    """Apply the decision and log the mail in the caller's transaction; attachment content goes
-    to files under attachments_dir when it is set; the event the change causes goes to the
-    outbox when it is one of the subscribed.
+class Recorder:
+    """Writes decisions into the store for one pass: built once per pass with what stays the
+    same for it (the store, where attachment content goes, the events the webhook takes)."""
 
-    Returns the log row's id, the number of the ticket created or changed (or None) and the
-    decision as carried out: an append, when another worker opened the ticket of a CREATED
-    decision's key meanwhile.
-    The statements are plain SQL: they run once or more per mail, and building them with
-    peewee costs far more than executing them.
-    """
-    db = store.db
-    stamp = iso(now)
-    ticket: tuple[int, str] | None = None
-    if alert is not None and decision.outcome in TICKET_OUTCOMES:
-        for source in alert.token.sources():
-            store.ensure_source(source, now)
-        if decision.outcome is Outcome.CREATED:
-            ticket = _create(store, key.mailbox, decision, alert, now, attachments_dir)
-            if ticket is None:  # another worker opened the ticket of this key meanwhile
-                decision = _appending(db, decision)
-        if ticket is None:
-            ticket = _update(db, decision, alert, now, attachments_dir)
-        event = events.event_of(decision.outcome)
-        if event in subscribed:
-            note = None if decision.outcome is Outcome.CREATED else alert.description or None
-            add_event(db, event, ticket[0], events.BY_ALERT, note, now)
-    rows = db.sql(
-        "INSERT INTO processed_message (mailbox, folder, uidvalidity, uid, message_id, "
-        "fingerprint, subject, outcome, reason, ticket_id, action, purpose, mailbox_done, "
-        "created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-        f"ON CONFLICT (fingerprint) WHERE outcome IN {EFFECT_OUTCOMES} DO NOTHING RETURNING id",
-        (key.mailbox, key.folder, key.uidvalidity, key.uid, key.message_id, key.fingerprint,
-         (alert.title if alert else subject)[:TITLE_LIMIT], decision.outcome.value,
-         decision.reason, ticket[0] if ticket else decision.ticket_id, str(decision.step),
-         decision.step.purpose.value, decision.step.kind is StepKind.NONE, stamp, stamp)
-    ).fetchall()
-    if not rows:
-        raise RecordedMeanwhile(f"another worker recorded the same mail ({key.fingerprint}) "
-                                "meanwhile: decide it again")
-    row_id = rows[0][0]
-    return row_id, ticket[1] if ticket else None, decision
+    def __init__(self, store: Store, attachments_dir: Path | None,
+                 subscribed: frozenset[str] = frozenset()):
+        self.store = store
+        self.attachments_dir = attachments_dir
+        self.subscribed = subscribed
+
+    def record(self, key: MessageKey, decision: Decision, alert: Alert | None, now: datetime,
+               subject: str = "") -> tuple[int, str | None, Decision]:
+        """Apply the decision and log the mail in the caller's transaction; attachment
+        content goes to files under attachments_dir when it is set; the event the change
+        causes goes to the outbox when it is one of the subscribed.
+
+        Returns the log row's id, the number of the ticket created or changed (or None) and
+        the decision as carried out: an append, when another worker opened the ticket of a
+        CREATED decision's key meanwhile. Raises RecordedMeanwhile when another worker
+        recorded the same mail's effect meanwhile. The statements are plain SQL: they run
+        once or more per mail, and building them with peewee costs far more than executing
+        them.
+        """
+        store, db = self.store, self.store.db
+        stamp = iso(now)
+        ticket: tuple[int, str] | None = None
+        if alert is not None and decision.outcome in TICKET_OUTCOMES:
+            for source in alert.token.sources():
+                store.ensure_source(source, now)
+            if decision.outcome is Outcome.CREATED:
+                ticket = _create(store, key.mailbox, decision, alert, now, self.attachments_dir)
+                if ticket is None:  # another worker opened the ticket of this key meanwhile
+                    decision = _appending(db, decision)
+            if ticket is None:
+                ticket = _update(db, decision, alert, now, self.attachments_dir)
+            event = events.event_of(decision.outcome)
+            if event in self.subscribed:
+                note = None if decision.outcome is Outcome.CREATED else alert.description or None
+                add_event(db, event, ticket[0], events.BY_ALERT, note, now)
+        rows = db.sql(
+            "INSERT INTO processed_message (mailbox, folder, uidvalidity, uid, message_id, "
+            "fingerprint, subject, outcome, reason, ticket_id, action, purpose, mailbox_done, "
+            "created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            f"ON CONFLICT (fingerprint) WHERE outcome IN {EFFECT_OUTCOMES} DO NOTHING "
+            "RETURNING id",
+            (key.mailbox, key.folder, key.uidvalidity, key.uid, key.message_id, key.fingerprint,
+             (alert.title if alert else subject)[:TITLE_LIMIT], decision.outcome.value,
+             decision.reason, ticket[0] if ticket else decision.ticket_id, str(decision.step),
+             decision.step.purpose.value, decision.step.kind is StepKind.NONE, stamp, stamp)
+        ).fetchall()
+        if not rows:
+            raise RecordedMeanwhile(f"another worker recorded the same mail ({key.fingerprint}) "
+                                    "meanwhile: decide it again")
+        return rows[0][0], ticket[1] if ticket else None, decision
 
 
 def _insert(db: Engine, sql: str, params: tuple[object, ...]) -> int:
