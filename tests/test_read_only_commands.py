@@ -4,6 +4,7 @@ upgraded (test_migration.py)."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from datetime import UTC, datetime
 
@@ -13,7 +14,7 @@ from poller.config import load_settings
 from poller.store.database import iso, open_database
 from poller.store.schema import PassLog
 from testkit.databases import restore
-from testkit.support import poller, poller_json, write_settings
+from testkit.support import alert_mail, poller, poller_json, token, write_settings
 
 READERS = [("tickets",), ("ticket", "T20261128.0002"), ("messages",), ("status", "--no-mailbox")]
 
@@ -61,3 +62,17 @@ def test_what_a_running_pass_committed_is_read(tmp_path, capsys):
     finally:
         writer.close()
     assert status["passes_ok"] == 1 and status["last_pass"]["counts"] == "created=1"
+
+
+def test_parse_decides_on_an_older_store_without_upgrading_or_changing_it(tmp_path, capsys):
+    path = restore("main-0627f17.sql", tmp_path / "tickets.db")
+    before = path.read_bytes()
+    mail = tmp_path / "alert.eml"
+    mail.write_bytes(alert_mail(tok=token(CustomerID="Kaseya:100", AlertID="Kaseya:77")))
+    capsys.readouterr()
+    assert poller(write_settings(tmp_path, None), "parse", str(mail)) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["decision"]["outcome"] == "created"
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["alert.eml", "settings.ini",
+                                                          "tickets.db"]

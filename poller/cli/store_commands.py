@@ -6,16 +6,14 @@ import argparse
 import json
 from dataclasses import asdict
 
-from poller.ates.alert import read_alert
 from poller.ates.decision import Outcome
-from poller.ates.rules import decide_alert
+from poller.ates.rules import decide
 from poller.cli.exits import EXIT_OK
 from poller.cli.output import show
 from poller.clock import utc_now
 from poller.config import Settings
-from poller.errors import MessageError
-from poller.mail.message import parse_message
 from poller.service.passes import opened_store
+from poller.service.reader import read_one
 from poller.store import queries
 from poller.store.database import directory_to_read, read_only_database
 from poller.store.importer import ImportOptions, Plan, import_table, plan_import, read_table
@@ -92,20 +90,21 @@ def parse_command(settings: Settings, args: argparse.Namespace) -> int:
     raw = args.file.read_bytes()
     now = utc_now()
     out: dict[str, object] = {"file": str(args.file)}
-    try:
-        message = parse_message(raw)
+    # read as a pass reads (helper process, time budget), decided by the same rules
+    reading = read_one(raw, now, settings.limits)
+    message, alert = reading.message, reading.alert
+    if message is not None:
         out.update(message_id=message.message_id, subject=message.subject,
                    attachments=[{"filename": a.filename, "size": a.size,
                                  "content_type": a.content_type} for a in message.attachments])
-        alert = read_alert(message, now)
-    except MessageError as exc:
-        out.update(error=type(exc).__name__, reason=str(exc))
-        print(json.dumps(out, indent=2, ensure_ascii=False))
-        return EXIT_OK
-    out.update(title=alert.title, description=alert.description, token=alert.token.public())
+    if alert is None:
+        out.update(error="TokenMissing" if reading.no_token else "MessageError",
+                   reason=reading.problem)
+    else:
+        out.update(title=alert.title, description=alert.description, token=alert.token.public())
     with directory_to_read(settings.database.url, settings.database.password) as db:
-        decision = decide_alert(alert, Store(db, settings.ates.local_organization),
-                                settings.policy())
+        decision = decide(reading, Store(db, settings.ates.local_organization),
+                          settings.policy())
     out["decision"] = {
         "outcome": decision.outcome.value,
         "reason": decision.reason,
