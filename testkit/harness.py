@@ -52,12 +52,12 @@ class Harness:
                           reader=self.reader).run_pass(result)
 
     def tickets(self) -> list[dict[str, object]]:
-        with opened_store(self.settings):
-            return queries.tickets()
+        with opened_store(self.settings) as store:
+            return queries.tickets(store.db)
 
     def messages(self) -> list[dict[str, object]]:
-        with opened_store(self.settings):
-            return queries.messages()
+        with opened_store(self.settings) as store:
+            return queries.messages(store.db)
 
     def outcomes(self) -> list[str]:
         return [m["outcome"] for m in self.messages()]

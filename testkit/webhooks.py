@@ -55,9 +55,9 @@ class HookedBox:
         return deliver_pending(self.settings, clock=lambda: NOW + timedelta(seconds=after))
 
     def outbox(self, status: str | None = None) -> list[dict[str, object]]:
-        with opened_store(self.settings):
-            return queries.outbox(status)
+        with opened_store(self.settings) as store:
+            return queries.outbox(store.db, status)
 
     def tickets(self) -> list[dict[str, object]]:
-        with opened_store(self.settings):
-            return queries.tickets()
+        with opened_store(self.settings) as store:
+            return queries.tickets(store.db)

@@ -108,10 +108,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     try:
         yield url
     finally:
-        from poller.store.schema import database
+        from poller.store.database import close_database
 
-        if database.obj is not None:
-            database.obj.close()
+        close_database(url)
         server.drop(url)
 
 

@@ -73,9 +73,9 @@ def test_sqlite_to_postgresql_and_back_carries_everything_on(tmp_path, postgres,
         assert _shown(source) == on_pg
         assert on_pg[0][0]["attachments"][0]["filename"] == "log.txt"
     finally:
-        from poller.store.schema import database
+        from poller.store.database import close_database
 
-        database.obj.close()
+        close_database(pg)
         postgres.drop(pg)
 
 

@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 import pytest
 
 from poller.config import load_settings
-from poller.store.database import iso, open_database
-from poller.store.schema import PassLog
+from poller.store.database import open_database
+from poller.store.store import Store
 from testkit.databases import restore
 from testkit.support import alert_mail, poller, poller_json, token, write_settings
 
@@ -54,9 +54,9 @@ def test_what_a_running_pass_committed_is_read(tmp_path, capsys):
     config = write_settings(tmp_path, None)
     writer = open_database(f"sqlite:///{tmp_path}/tickets.db")  # held open, as by a pass
     try:
-        now = iso(datetime.now(UTC))
-        PassLog.insert(started=now, finished=now, seconds="1.000", ok=True, counts="created=1",
-                       error="", mailbox=load_settings(config).imap.name).execute()
+        now = datetime.now(UTC)
+        Store(writer, "Acme MSP").log_pass(load_settings(config).imap.name, now, now, True,
+                                           "created=1")
         assert (tmp_path / "tickets.db-wal").stat().st_size > 0  # not yet in the main file
         status = poller_json(config, capsys, "status", "--no-mailbox")
     finally:

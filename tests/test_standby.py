@@ -25,10 +25,9 @@ from testkit.webhooks import HookedBox
 def pg_url(postgres):
     url = postgres.database()
     yield url
-    from poller.store.schema import database
+    from poller.store.database import close_database
 
-    if database.obj is not None:
-        database.obj.close()
+    close_database(url)
     postgres.drop(url)
 
 

@@ -55,14 +55,14 @@ def status_command(settings: Settings, args: argparse.Namespace) -> int:
     max_age = args.max_age if args.max_age is not None else settings.status.max_age
     # The database is read in two short looks, not held open while the server answers.
     with read_only_database(settings.database.url, settings.database.password) as db:
-        totals = queries.totals(settings.imap.name)
+        totals = queries.totals(db, settings.imap.name)
         active = active_instance(db, settings.imap.name)
         waiting_instances = standbys(db, settings.imap.name, utc_now())
     box = health.mailbox_state(settings) if args.mailbox else None
     waiting = None
     if box is not None and not box.error:
-        with read_only_database(settings.database.url, settings.database.password):
-            waiting = box.waiting(settings.imap.name, settings.imap.folder)
+        with read_only_database(settings.database.url, settings.database.password) as db:
+            waiting = box.waiting(db, settings.imap.name, settings.imap.folder)
     now = utc_now()
     good = totals.last_good_pass
     age = (now - good.finished).total_seconds() if good else None

@@ -72,16 +72,16 @@ def _plan_json(plan: Plan, dry_run: bool) -> dict[str, object]:
 
 
 def tickets_command(settings: Settings, args: argparse.Namespace) -> int:
-    with read_only_database(settings.database.url, settings.database.password):
-        rows = queries.tickets(status=args.status, queue=args.queue, priority=args.priority)
+    with read_only_database(settings.database.url, settings.database.password) as db:
+        rows = queries.tickets(db, status=args.status, queue=args.queue, priority=args.priority)
     show(rows, args.json, ("number", "status", "queue", "priority", "occurrences",
                            "organization", "device", "mailbox", "title"))
     return EXIT_OK
 
 
 def messages_command(settings: Settings, args: argparse.Namespace) -> int:
-    with read_only_database(settings.database.url, settings.database.password):
-        rows = queries.messages(outcome=args.outcome)
+    with read_only_database(settings.database.url, settings.database.password) as db:
+        rows = queries.messages(db, outcome=args.outcome)
     show(rows, args.json, ("mailbox", "uid", "outcome", "ticket", "subject", "reason"))
     return EXIT_OK
 

@@ -81,8 +81,8 @@ def note(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def show_ticket(settings: Settings, args: argparse.Namespace) -> int:
-    with read_only_database(settings.database.url, settings.database.password):
-        rows = queries.tickets(number=args.number)
+    with read_only_database(settings.database.url, settings.database.password) as db:
+        rows = queries.tickets(db, number=args.number)
     if not rows:
         print(f"poller: no ticket {args.number}", file=sys.stderr)
         return EXIT_CONFIG
@@ -108,8 +108,8 @@ def show_ticket(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def outbox_command(settings: Settings, args: argparse.Namespace) -> int:
-    with read_only_database(settings.database.url, settings.database.password):
-        rows = queries.outbox(args.status)
+    with read_only_database(settings.database.url, settings.database.password) as db:
+        rows = queries.outbox(db, args.status)
     show(rows, args.json, ("id", "event", "ticket", "status", "attempts", "last_error", "created",
                            "delivered"))
     return EXIT_OK

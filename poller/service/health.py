@@ -24,8 +24,8 @@ from poller.paths import masked_database_url
 from poller.service.lock import PassLock
 from poller.service.webhooks import ping
 from poller.store import queries
-from poller.store.database import open_database
-from poller.store.schema import PassLog
+from poller.store.database import open_database, takes_a_write
+from poller.store.engine import Engine
 
 
 @dataclass(frozen=True)
@@ -40,12 +40,12 @@ class MailboxState:
     quarantine: int | None = None
     error: str = ""
 
-    def waiting(self, mailbox: str, folder: str) -> int | None:
-        """Return how many of the UIDs the open database has no decision for (of mailbox,
-        its [imap] name)."""
+    def waiting(self, db: Engine, mailbox: str, folder: str) -> int | None:
+        """Return how many of the UIDs the database has no decision for (of mailbox, its
+        [imap] name)."""
         if self.uidvalidity is None:
             return None
-        return len(self.uids) - len(queries.decided(mailbox, folder, self.uidvalidity,
+        return len(self.uids) - len(queries.decided(db, mailbox, folder, self.uidvalidity,
                                                     list(self.uids)))
 
 
@@ -78,9 +78,7 @@ def check_database(settings: Settings) -> Check:
     try:
         db = open_database(settings.database.url, settings.database.password)
         try:
-            with db.atomic() as transaction:
-                PassLog.insert(started="", finished="", seconds="0", ok=False).execute()
-                transaction.rollback()
+            takes_a_write(db)
         finally:
             db.close()
     except StoreUnavailable as exc:

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from poller.store.engine import Engine
 from poller.store.queries import Totals, totals
 
 PREFIX = "ates_poller"
@@ -81,12 +82,12 @@ class TotalsCollector:
 TEXTFILE_MODE = 0o644
 
 
-def write_textfile(path: str | os.PathLike[str], mailbox: str) -> None:
-    """Replace the textfile at path with the totals of one mailbox ([imap] name) in the open
+def write_textfile(path: str | os.PathLike[str], db: Engine, mailbox: str) -> None:
+    """Replace the textfile at path with the totals of one mailbox ([imap] name) in the
     database, atomically, so the collector never reads half a file; the file is readable by
     others (TEXTFILE_MODE)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(TotalsCollector(totals(mailbox), mailbox))
+    registry.register(TotalsCollector(totals(db, mailbox), mailbox))
     tmp = f"{path}.{os.getpid()}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, TEXTFILE_MODE)
     try:

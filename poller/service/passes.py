@@ -170,13 +170,14 @@ def _record_failure(store: Store, settings: Settings, started: datetime, result:
 
 
 def write_metrics(settings: Settings) -> None:
-    """Rewrite the metrics textfile, if one is configured, from the open database."""
+    """Rewrite the metrics textfile, if one is configured, from the database."""
     path = settings.metrics.textfile
     if not path:
         return
     from poller.service import metrics  # prometheus_client is only needed with a textfile
 
     try:
-        metrics.write_textfile(path, settings.imap.name)
+        db = open_database(settings.database.url, settings.database.password)
+        metrics.write_textfile(path, db, settings.imap.name)
     except (OSError, StoreError) as exc:
         logger.warning("could not write metrics to %s: %s", path, exc)

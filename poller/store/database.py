@@ -24,7 +24,7 @@ from poller.store.engine import (
     shown,
     where,
 )
-from poller.store.schema import MODELS, Lease, Outbox, ProcessedMessage, Standby, database
+from poller.store.schema import MODELS, Lease, Outbox, ProcessedMessage, Standby
 from poller.store.views import create_views
 
 SQLITE_PRAGMAS = {
@@ -122,6 +122,9 @@ MIGRATIONS: dict[int, Callable[[Engine], None]] = {
 }
 
 _opening = threading.Lock()
+# url → its engine: the one way a process reaches a database (each thread gets a connection
+# of its own from it)
+_engines: dict[str, Engine] = {}
 
 
 def iso(moment: datetime) -> str:
@@ -134,22 +137,30 @@ def open_database(url: str, password: str | None = None) -> Engine:
     creating or upgrading its schema; return it.
 
     Raises StoreError when it cannot be opened, or was written by a newer version. Opening the
-    same URL again gives the same engine, which keeps one connection per thread, so the
-    models stay bound to it while `serve` delivers events in one thread and passes in another.
+    same URL again gives the same engine, which keeps one connection per thread, so that
+    `serve` delivers events in one thread and passes in another on one engine.
     """
     try:
         with _opening:
-            db = database.obj if getattr(database.obj, "poller_url", None) == url and (
-                sqlite_file(url) is not None or is_postgres(url)) else None
+            db = _engines.get(url)
             if db is None:
                 db = _engine(url, password)
-                database.initialize(db)
+                if sqlite_file(url) is not None or is_postgres(url):  # not :memory:
+                    _engines[url] = db
         connect(db)
         if _version(db) != SCHEMA_VERSION:
             _upgrade(db)
     except (peewee.PeeweeException, OSError, RuntimeError) as exc:
         raise StoreError(f"cannot open database {shown(url)}: {reason(exc)}") from None
     return db
+
+
+def close_database(url: str) -> None:
+    """Close the engine open_database keeps for url (this thread's connection) and forget it."""
+    with _opening:
+        db = _engines.pop(url, None)
+    if db is not None:
+        db.close()
 
 
 def _engine(url: str, password: str | None) -> Engine:
@@ -164,6 +175,14 @@ def _engine(url: str, password: str | None) -> Engine:
     db = SqliteEngine(path or ":memory:", pragmas=SQLITE_PRAGMAS)
     db.poller_url = url
     return db
+
+
+def takes_a_write(db: Engine) -> None:
+    """Write a row and roll it back: raise StoreUnavailable when the database takes none."""
+    with db.atomic() as transaction:
+        db.sql("INSERT INTO pass_log (started, finished, seconds, ok, counts, error, mailbox) "
+               "VALUES ('', '', '0', ?, '', '', '')", (False,))
+        transaction.rollback()
 
 
 @contextmanager
@@ -221,7 +240,6 @@ def directory_to_read(url: str, password: str | None = None) -> Iterator[Engine]
 def _open_postgres_read_only(url: str, password: str | None) -> Engine:
     """A session of its own whose transactions cannot write (the server refuses)."""
     db = postgres_engine(url, password, options="-c default_transaction_read_only=on")
-    database.initialize(db)
     connect(db)
     try:
         version = _version(db)
@@ -255,7 +273,6 @@ def _open_read_only(url: str, path: str) -> Engine:
     uri = f"file:{quote(path)}?mode=ro{'&immutable=1' if idle else ''}"
     try:
         db = SqliteEngine(uri, uri=True, pragmas={"query_only": 1, "busy_timeout": 10000})
-        database.initialize(db)
         db.connect(reuse_if_open=True)
         version = _version(db)
     except peewee.PeeweeException as exc:
@@ -298,12 +315,13 @@ def _upgrade(db: Engine) -> None:
                              f"ates-poller's {SCHEMA_VERSION}: upgrade ates-poller")
         if version == SCHEMA_VERSION:
             return
-        if "processed_message" not in db.get_tables():
-            db.create_tables(MODELS)
-            for step in FRESH:
-                step(db)
-        else:
-            for step in range(version + 1, SCHEMA_VERSION + 1):
-                MIGRATIONS[step](db)
+        with db.bind_ctx(MODELS):  # the models' DDL, on this engine
+            if "processed_message" not in db.get_tables():
+                db.create_tables(MODELS)
+                for step in FRESH:
+                    step(db)
+            else:
+                for step in range(version + 1, SCHEMA_VERSION + 1):
+                    MIGRATIONS[step](db)
         create_views(db)
         _set_version(db, SCHEMA_VERSION)

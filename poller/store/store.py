@@ -18,7 +18,6 @@ from poller.store import queries
 from poller.store.database import iso
 from poller.store.engine import Engine
 from poller.store.lease import check_fence
-from poller.store.schema import Organization, PassLog, ProcessedMessage, Ticket, UdfDefinition
 
 LOCAL_ID = 0  # the id of the MSP's own organization in a store that passes made
 
@@ -42,9 +41,7 @@ class Store:
         """Read what the look-ups cache; nothing is written (see prepare)."""
         self.db = db
         self._local_name = local_organization
-        self._udf_ids: dict[tuple[str, str], int] = {
-            (d.entity, d.label): d.id for d in UdfDefinition.select()
-        }
+        self._udf_ids: dict[tuple[str, str], int] = self._all_udfs()
         local = self._rows("SELECT id FROM organization WHERE is_local", ())
         self._local_id = local[0][0] if local else LOCAL_ID
         self._org_names: dict[int, str] = {}
@@ -69,8 +66,9 @@ class Store:
 
     def organization_name(self, organization_id: int) -> str:
         if organization_id not in self._org_names:
-            org = Organization.get_or_none(Organization.id == organization_id)
-            self._org_names[organization_id] = org.name if org else f"organization {organization_id}"
+            rows = self._rows("SELECT name FROM organization WHERE id = ?", (organization_id,))
+            self._org_names[organization_id] = rows[0][0] if rows else \
+                f"organization {organization_id}"
         return self._org_names[organization_id]
 
     def organizations_by_udf(self, label: str, value: str) -> list[int]:
@@ -123,6 +121,10 @@ class Store:
                           (udf_id, value))
         return [row[0] for row in rows]
 
+    def _all_udfs(self) -> dict[tuple[str, str], int]:
+        return {(entity, label): udf_id for udf_id, entity, label in
+                self._rows("SELECT id, entity, label FROM udf_definition", ())}
+
     def _rows(self, sql: str, params: tuple[object, ...]) -> list[tuple]:
         """Run one of the per-mail statements: plain SQL, as peewee's query building costs
         about a hundred times more than the indexed look-up itself."""
@@ -145,12 +147,11 @@ class Store:
         """Return the id of a UDF definition, creating it the first time it is needed."""
         key = (entity, label)
         if key not in self._udf_ids:
-            UdfDefinition.insert(
-                entity=entity, label=label, source=source, kind=kind, created=iso(now)
-            ).on_conflict_ignore().execute()
-            self._udf_ids[key] = UdfDefinition.get(
-                (UdfDefinition.entity == entity) & (UdfDefinition.label == label)
-            ).id
+            self.db.sql("INSERT INTO udf_definition (entity, label, source, kind, created) "
+                        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (entity, label) DO NOTHING",
+                        (entity, label, source, kind, iso(now)))
+            self._udf_ids[key] = self._rows("SELECT id FROM udf_definition WHERE entity = ? "
+                                            "AND label = ?", key)[0][0]
         return self._udf_ids[key]
 
     def ensure_source(self, source: str, now: datetime) -> None:
@@ -163,14 +164,14 @@ class Store:
 
     def forget_cached_udfs(self) -> None:
         """Drop the UDF id cache, e.g. after a transaction that created some was rolled back."""
-        self._udf_ids = {(d.entity, d.label): d.id for d in UdfDefinition.select()}
+        self._udf_ids = self._all_udfs()
         self._sources.clear()
 
     # -- processed-mail log ------------------------------------------------------------------
 
     def decided(self, mailbox: str, folder: str, uidvalidity: int, uids: list[int]) -> set[int]:
         """Return those of the given UIDs that the log already has a decision for."""
-        return queries.decided(mailbox, folder, uidvalidity, uids)
+        return queries.decided(self.db, mailbox, folder, uidvalidity, uids)
 
     def pending(self, mailbox: str, folder: str) -> list[PendingStep]:
         """Return the decisions of mailbox in folder whose mailbox step is not done, oldest
@@ -202,9 +203,9 @@ class Store:
         if not self._rows("SELECT 1 FROM processed_message WHERE mailbox = '' LIMIT 1", ()):
             return  # the usual case: a read, so that read-only commands stay read-only
         with self.db.atomic():
-            ProcessedMessage.update(mailbox=mailbox).where(ProcessedMessage.mailbox == "").execute()
-            PassLog.update(mailbox=mailbox).where(PassLog.mailbox == "").execute()
-            Ticket.update(mailbox=mailbox).where(Ticket.mailbox.is_null()).execute()
+            self.db.sql("UPDATE processed_message SET mailbox = ? WHERE mailbox = ''", (mailbox,))
+            self.db.sql("UPDATE pass_log SET mailbox = ? WHERE mailbox = ''", (mailbox,))
+            self.db.sql("UPDATE ticket SET mailbox = ? WHERE mailbox IS NULL", (mailbox,))
 
     def delivered_before(self, fingerprint: str) -> Earlier | None:
         """Return the earlier log row of the same mail if it had an effect, else None."""
@@ -216,24 +217,26 @@ class Store:
     def mark_done(self, row_ids: list[int], now: datetime) -> None:
         """Record that the mailbox step of these log rows has happened."""
         for chunk in chunks(row_ids, SQL_BATCH):
-            ProcessedMessage.update(mailbox_done=True, step_error="", updated=iso(now)).where(
-                ProcessedMessage.id.in_(chunk)
-            ).execute()
+            self.db.sql("UPDATE processed_message SET mailbox_done = ?, step_error = '', "
+                        f"updated = ? WHERE id IN ({', '.join('?' * len(chunk))})",
+                        (True, iso(now), *chunk))
 
     def log_pass(self, mailbox: str, started: datetime, finished: datetime, ok: bool,
                  counts: str, error: str = "") -> None:
         """Record one pass (for `poller status` and people reading the database)."""
-        PassLog.insert(mailbox=mailbox, started=iso(started), finished=iso(finished),
-                       seconds=f"{(finished - started).total_seconds():.3f}", ok=ok,
-                       counts=counts, error=error).execute()
+        self.db.sql("INSERT INTO pass_log (mailbox, started, finished, seconds, ok, counts, "
+                    "error) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (mailbox, iso(started), iso(finished),
+                     f"{(finished - started).total_seconds():.3f}", ok, counts, error))
 
     def prepare(self, now: datetime) -> None:
         """Make the store ready for writing: the MSP's own organization ("org 0") exists, with
         its configured name."""
-        local = Organization.get_or_none(Organization.is_local == True)  # noqa: E712
-        if local is None:
-            Organization.insert(id=LOCAL_ID, name=self._local_name, is_local=True,
-                                created=iso(now)).on_conflict_ignore().execute()
-        elif local.name != self._local_name:
-            Organization.update(name=self._local_name).where(
-                Organization.id == local.id).execute()
+        local = self._rows("SELECT id, name FROM organization WHERE is_local", ())
+        if not local:
+            self.db.sql("INSERT INTO organization (id, name, is_local, created) VALUES "
+                        "(?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                        (LOCAL_ID, self._local_name, True, iso(now)))
+        elif local[0][1] != self._local_name:
+            self.db.sql("UPDATE organization SET name = ? WHERE id = ?",
+                        (self._local_name, local[0][0]))
