@@ -33,14 +33,17 @@ from testkit.webhooks import SECRET  # noqa: E402
 
 SERVERS = ("dovecot", "cyrus")
 ENGINES = ("sqlite", "postgresql")
-# The fixtures that start a live IMAP server; a test that takes one (or a fixture built on one)
-# is marked `server`, so that `pytest -m "not server"` runs the rest.
-SERVER_FIXTURES = {"dovecot", "cyrus", "imap_server", "oauth2_server"}
+# The fixtures that start a live IMAP server or PostgreSQL; a test that takes one (or a fixture
+# built on one, or database_url's PostgreSQL) is marked `server`, so that
+# `pytest -m "not server"` runs the rest.
+SERVER_FIXTURES = {"dovecot", "cyrus", "imap_server", "oauth2_server", "postgres"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if SERVER_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if SERVER_FIXTURES.intersection(getattr(item, "fixturenames", ())) or \
+                params.get("database_url") == "postgresql":
             item.add_marker(pytest.mark.server)
 
 
