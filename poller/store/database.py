@@ -223,18 +223,27 @@ def read_only_database(url: str, password: str | None = None) -> Iterator[Engine
 
 @contextmanager
 def directory_to_read(url: str, password: str | None = None) -> Iterator[Engine]:
-    """Yield the database opened read-only (read_only_database), or an empty one when an
-    SQLite file does not exist yet (to decide against an empty directory)."""
+    """Yield the database opened read-only (read_only_database), or an empty one when it has
+    no store yet (an SQLite file not there, a PostgreSQL database without the tables): to
+    decide against an empty directory."""
     path = sqlite_file(url)
-    if path is not None and not Path(path).exists():
-        db = open_database("sqlite:///:memory:")
+    empty = path is not None and not Path(path).exists()
+    if not empty:
         try:
-            yield db
-        finally:
-            db.close()
-    else:
-        with read_only_database(url, password) as db:
-            yield db
+            with read_only_database(url, password) as db:
+                yield db
+            return
+        except NoStoreYet:
+            pass
+    db = open_database("sqlite:///:memory:")
+    try:
+        yield db
+    finally:
+        db.close()
+
+
+class NoStoreYet(StoreError):
+    """The database exists but no pass has made the store in it yet."""
 
 
 def _open_postgres_read_only(url: str, password: str | None) -> Engine:
@@ -248,7 +257,7 @@ def _open_postgres_read_only(url: str, password: str | None) -> Engine:
         raise StoreError(f"cannot open database {shown(url)}: {reason(exc)}") from None
     if version == 0:
         db.close()
-        raise StoreError(f"database {where(db)} has no ates-poller tables yet; a pass "
+        raise NoStoreYet(f"database {where(db)} has no ates-poller tables yet; a pass "
                          "(poller once) creates them")
     _refuse_newer(db, version)
     return db
