@@ -104,6 +104,11 @@ def _race_free_keys(db: Engine) -> None:
     tables of who serves a mailbox (poller.store.lease)."""
     _add_column(db, "ticket", "open_key", "TEXT")
     db.sql(OPEN_KEY_INDEX)
+    # Should an older release have logged two effects of one mail, the later rows get a
+    # fingerprint of their own (the first keeps it, so a new copy is still a duplicate).
+    db.sql("UPDATE processed_message SET fingerprint = fingerprint || ':' || CAST(id AS TEXT) "
+           f"WHERE outcome IN {EFFECT_OUTCOMES} AND id NOT IN (SELECT MIN(id) FROM "
+           f"processed_message WHERE outcome IN {EFFECT_OUTCOMES} GROUP BY fingerprint)")
     db.sql(SAME_MAIL_INDEX)
     db.create_tables([Lease, Standby], safe=True)
 
