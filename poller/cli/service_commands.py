@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import datetime
 
 from poller.cli.exits import (
     CHECK_EXIT,
@@ -107,7 +108,8 @@ def status_command(settings: Settings, args: argparse.Namespace) -> int:
                       "MOVE and UIDPLUS keeps of moved mail)")
             print(f"quarantine:       {unknown if box.quarantine is None else box.quarantine}")
         if active is not None:
-            print(f"active instance:  {active.describe()} since {active.since.isoformat()}")
+            print(f"active instance:  {active.describe()} since {active.since.isoformat()}"
+                  + _heartbeat(active, now))
             print("standbys:         " + (", ".join(
                 f"{i.describe()} since {i.since.isoformat()}" for i in waiting_instances)
                 or "none seen lately"))
@@ -136,10 +138,17 @@ def requeue_command(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_CONFIG if done.missing else EXIT_OK
 
 
+def _heartbeat(instance: Instance, now: datetime) -> str:
+    if instance.seen is None:
+        return ""
+    return f", last heartbeat {(now - instance.seen).total_seconds():.0f}s ago"
+
+
 def _instance_json(instance: Instance | None) -> dict[str, object] | None:
     if instance is None:
         return None
-    return {"host": instance.host, "pid": instance.pid, "since": instance.since.isoformat()}
+    return {"host": instance.host, "pid": instance.pid, "since": instance.since.isoformat(),
+            "last_seen": None if instance.seen is None else instance.seen.isoformat()}
 
 
 def _pass_json(record: PassRecord | None) -> dict[str, object] | None:

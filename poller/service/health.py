@@ -22,10 +22,12 @@ from poller.imap import oauth2
 from poller.imap.mailbox import Mailbox
 from poller.paths import masked_database_url
 from poller.service.lock import PassLock
+from poller.service.standby import uses_lease
 from poller.service.webhooks import ping
 from poller.store import queries
-from poller.store.database import open_database, takes_a_write
+from poller.store.database import open_database, read_only_database, takes_a_write
 from poller.store.engine import Engine
+from poller.store.lease import active_instance
 
 
 @dataclass(frozen=True)
@@ -89,11 +91,14 @@ def check_database(settings: Settings) -> Check:
 
 
 def check_files(settings: Settings) -> list[Check]:
-    """Check the lock file can be taken and the metrics textfile's folder is writable."""
+    """Check the lock file can be taken (PostgreSQL: say who serves the mailbox instead) and
+    the metrics textfile's folder is writable."""
     checks = []
     lock = PassLock(settings.schedule.lock_file)
     try:
-        if lock.acquire(0):
+        if uses_lease(settings):
+            checks.append(Check("files", True, _served(settings)))
+        elif lock.acquire(0):
             lock.release()
             checks.append(Check("files", True, f"lock file {lock.path} can be taken"))
         else:
@@ -108,6 +113,15 @@ def check_files(settings: Settings) -> list[Check]:
         checks.append(Check("files", writable, f"metrics folder {folder} "
                             f"{'is writable' if writable else 'is missing or not writable'}"))
     return checks
+
+
+def _served(settings: Settings) -> str:
+    """Return who serves the mailbox, as the database's lease tells."""
+    with read_only_database(settings.database.url, settings.database.password) as db:
+        active = active_instance(db, settings.imap.name)
+    return "the mailbox lock is kept in the database; " + (
+        f"mailbox {settings.imap.name} is served by {active.describe()} since "
+        f"{active.since.isoformat()}" if active else "no instance has served the mailbox yet")
 
 
 def check_mailbox(settings: Settings) -> list[Check]:

@@ -50,6 +50,7 @@ class Instance:
     host: str
     pid: int
     since: datetime
+    seen: datetime | None = None  # its last heartbeat (a standby: when it last tried)
 
     def describe(self) -> str:
         return f"{self.host} pid {self.pid}"
@@ -173,15 +174,17 @@ def active_instance(db: Engine, mailbox: str) -> Instance | None:
     """Return the instance mailbox_lease names for mailbox (SQLite: none)."""
     if db.dialect == "sqlite":
         return None  # one machine: the lock file is the lease
-    row = db.sql("SELECT host, pid, since FROM mailbox_lease WHERE mailbox = ?",
+    row = db.sql("SELECT host, pid, since, heartbeat FROM mailbox_lease WHERE mailbox = ?",
                  (mailbox,)).fetchone()
-    return None if row is None else Instance(row[0], row[1], datetime.fromisoformat(row[2]))
+    return None if row is None else Instance(row[0], row[1], datetime.fromisoformat(row[2]),
+                                             datetime.fromisoformat(row[3]))
 
 
 def standbys(db: Engine, mailbox: str, now: datetime) -> list[Instance]:
     """Return the standbys of mailbox seen lately, oldest first."""
     if db.dialect == "sqlite":
         return []
-    rows = db.sql("SELECT host, pid, since FROM mailbox_standby WHERE mailbox = ? AND seen >= ? "
-                  "ORDER BY since", (mailbox, iso(now - STANDBY_FRESH))).fetchall()
-    return [Instance(host, pid, datetime.fromisoformat(since)) for host, pid, since in rows]
+    rows = db.sql("SELECT host, pid, since, seen FROM mailbox_standby WHERE mailbox = ? AND "
+                  "seen >= ? ORDER BY since", (mailbox, iso(now - STANDBY_FRESH))).fetchall()
+    return [Instance(host, pid, datetime.fromisoformat(since), datetime.fromisoformat(seen))
+            for host, pid, since, seen in rows]
