@@ -16,8 +16,9 @@ PollerError
 │                           connection lost): a pass stops rather than go on mail by mail
 ├── ReaderError          service: the reading helper process cannot be started (exit 3)
 ├── ImportFileError      importer: a bad CSV row, with its line number (exit 2)
-└── WebhookError         webhooks: the receiver did not take an event (answered other than 2xx)
-    └── WebhookUnreachable  no connection, or no answer within [webhook] timeout
+└── WebhookError         webhooks: the receiver did not take an event
+    ├── WebhookRefused      it answered other than 2xx (the status is kept)
+    └── WebhookUnreachable  no connection, or no whole answer within [webhook] timeout
                          http.client/socket/ssl errors translated once; the event stays pending
 """
 
@@ -77,3 +78,11 @@ class WebhookError(PollerError):
 
 class WebhookUnreachable(WebhookError):
     """The webhook receiver could not be reached or did not answer in time."""
+
+
+class WebhookRefused(WebhookError):
+    """The webhook receiver answered other than 2xx; status is its HTTP status."""
+
+    def __init__(self, message: str, status: int):
+        super().__init__(message)
+        self.status = status

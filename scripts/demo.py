@@ -1,6 +1,7 @@
 """A local demo: private Dovecot, demo directory and mails, a webhook receiver, poller.
 
-    scripts/demo             one pass, the tickets, a technician's completion, the events
+    scripts/demo             one pass, the tickets, a technician's completion, the events,
+                             and the `poller web` line that shows them in a browser
     scripts/demo --serve     the same set-up, then `poller serve` (IMAP IDLE) until Ctrl-C
     scripts/demo send FILE   drop a mail into the running --serve demo's mailbox
 
@@ -15,6 +16,7 @@ import email
 import email.policy
 import os
 import shlex
+import shutil
 import sqlite3
 import ssl
 import sys
@@ -35,6 +37,7 @@ from testkit.webhook_receiver import Delivery, Receiver  # noqa: E402
 DEMO = ROOT / "fixtures" / "demo"
 PLACE = Path(os.environ.get("ATES_DEMO_DIR") or ROOT / "demo")
 SECRET = "demo-webhook-secret"
+WEB_PORT = 8025
 OPEN_TICKETS = "SELECT number, organization, device, occurrences, udfs FROM open_tickets"
 
 
@@ -55,9 +58,13 @@ def write_settings(server: Dovecot, account, receiver: Receiver) -> Path:
     for name in ("settings.ini", "tickets.db", "tickets.db-wal", "tickets.db-shm"):
         (PLACE / name).unlink(missing_ok=True)
     config = PLACE / "settings.ini"
+    # a copy of the private Dovecot's CA, so that the settings stay valid once it is gone
+    # (`poller web` and the reading commands load them afterwards)
+    cafile = PLACE / "imap-ca.crt"
+    shutil.copyfile(server.cafile, cafile)
     config.write_text(
         f"[imap]\nhost = {server.host}\nport = {server.port}\nsecurity = starttls\n"
-        f"cafile = {server.cafile}\nusername = {account.username}\n"
+        f"cafile = {cafile}\nusername = {account.username}\n"
         f"password = {account.password}\n"
         f"[ates]\npassword = {PW}\nlocal_organization = Acme MSP\n"
         f"[database]\nurl = sqlite:///tickets.db\n"
@@ -84,6 +91,16 @@ def show_open_tickets() -> None:
     widths = [max(len(n), *(len(r[i]) for r in rows)) for i, n in enumerate(names)]
     for line in [names, ["-" * w for w in widths], *rows]:
         print("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip())
+
+
+def show_web_line(config: Path) -> None:
+    shown = config.relative_to(Path.cwd()) if config.is_relative_to(Path.cwd()) else config
+    poller = Path(sys.executable).with_name("poller")
+    poller = poller.relative_to(Path.cwd()) if poller.is_relative_to(Path.cwd()) else poller
+    print("\nAnd in a browser, read-only (open tickets, one ticket, quarantine, undelivered "
+          "events, charts):")
+    print(f"$ {shlex.join([str(poller), '--config', str(shown), 'web', '--port', str(WEB_PORT)])}")
+    print(f"  then open http://127.0.0.1:{WEB_PORT}/ (Ctrl-C stops it)", flush=True)
 
 
 def demo(serve: bool) -> int:
@@ -116,6 +133,7 @@ def demo(serve: bool) -> int:
             folders = {name: len(account.messages(name)) for name in account.folders()}
             print(f"\nIMAP folders and message counts: {folders}")
         show_open_tickets()
+        show_web_line(config)
         return code
 
 

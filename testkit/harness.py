@@ -56,8 +56,9 @@ class Harness:
             return queries.tickets(store.db)
 
     def messages(self) -> list[dict[str, object]]:
+        """The processed-mail log, oldest first."""
         with opened_store(self.settings) as store:
-            return queries.messages(store.db)
+            return queries.messages(store.db)[::-1]
 
     def outcomes(self) -> list[str]:
         return [m["outcome"] for m in self.messages()]

@@ -33,6 +33,8 @@ class Directory:
     open_tickets: dict[tuple[int, str, str], list[int]] = field(default_factory=dict)
     numbers: dict[str, TicketRef] = field(default_factory=dict)
     delivered: dict[str, Earlier] = field(default_factory=dict)
+    threads: dict[str, TicketRef] = field(default_factory=dict)  # Message-ID → its ticket
+    missed: dict[str, TicketRef] = field(default_factory=dict)  # [[expect]] name → its ticket
 
     def local_organization_id(self) -> int:
         return LOCAL
@@ -60,6 +62,12 @@ class Directory:
 
     def delivered_before(self, fingerprint: str) -> Earlier | None:
         return self.delivered.get(fingerprint)
+
+    def missed_ticket(self, name: str) -> TicketRef | None:
+        return self.missed.get(name)
+
+    def ticket_by_message_ids(self, message_ids: tuple[str, ...]) -> TicketRef | None:
+        return next((self.threads[i] for i in message_ids if i in self.threads), None)
 
 
 def alert(title: str = "CPU high on SRV1", attachments: tuple[Attachment, ...] = (),

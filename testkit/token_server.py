@@ -13,7 +13,9 @@ MSAL reads ``/{tenant}/v2.0/.well-known/openid-configuration`` (authority: ``aut
 Tokens are flat JWTs, ``typ: JWT``, without ``azp``, with one scope value (``imap``), as
 Dovecot 2.3 wants them. Test knobs: ``lifetime`` (seconds a token lives), ``reported_lifetime``
 (the ``expires_in`` told to the client, to make a token expire sooner than its holder thinks),
-``outage`` (an HTTP status every token request gets) and ``omit`` (claims left out of tokens).
+``outage`` (an HTTP status every token request gets), ``omit`` (claims left out of tokens),
+``scripted`` (status, headers, raw body: what every token request gets instead) and
+``trickle`` (answer a byte at a time, each well within any socket timeout, for a minute).
 ``token_requests`` counts requests to the token endpoint, ``issued`` the tokens it gave out,
 ``minted`` keeps them.
 """
@@ -109,6 +111,8 @@ class TokenServer:
         self.reported_lifetime: int | None = None
         self.outage: int | None = None
         self.omit: tuple[str, ...] = ()  # claims left out of the tokens
+        self.scripted: tuple[int, dict[str, str], bytes] | None = None
+        self.trickle = False
         self.token_requests = 0
         self.issued = 0
         self.minted: list[str] = []  # every token given out, for tests that look for leaks
@@ -143,6 +147,7 @@ class TokenServer:
         with self._lock:
             self.token_requests = self.issued = 0
             self.lifetime, self.reported_lifetime, self.outage, self.omit = 3600, None, None, ()
+            self.scripted, self.trickle = None, False
         self.start()
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -320,5 +325,32 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path.split("?")[0] != f"/{authority.tenant}/oauth2/v2.0/token":
             self._reply(404, {"error": "not_found"})
             return
+        if authority.trickle:
+            with authority._lock:
+                authority.token_requests += 1
+            self._trickle()
+            return
+        if authority.scripted is not None:
+            with authority._lock:
+                authority.token_requests += 1
+            status, headers, body = authority.scripted
+            self.send_response(status)
+            for name, value in {"Content-Length": str(len(body)), **headers}.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(body)
+            return
         form = {key: values[0] for key, values in parse_qs(raw).items()}
         self._reply(*authority.answer(form, self.headers.get("Authorization", "")))
+
+    def _trickle(self) -> None:
+        ends = time.monotonic() + 60
+        try:
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+            while time.monotonic() < ends and self.server.authority.trickle:
+                self.wfile.write(b"a")
+                self.wfile.flush()
+                time.sleep(0.1)
+        except OSError:
+            pass
+        self.close_connection = True

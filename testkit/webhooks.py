@@ -55,8 +55,9 @@ class HookedBox:
         return deliver_pending(self.settings, clock=lambda: NOW + timedelta(seconds=after))
 
     def outbox(self, status: str | None = None) -> list[dict[str, object]]:
+        """The outbox, oldest first."""
         with opened_store(self.settings) as store:
-            return queries.outbox(store.db, status)
+            return queries.outbox(store.db, status)[::-1]
 
     def tickets(self) -> list[dict[str, object]]:
         with opened_store(self.settings) as store:

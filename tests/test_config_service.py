@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tempfile
 from pathlib import Path
 
@@ -30,7 +31,8 @@ def test_defaults_and_the_lock_file_next_to_the_database(tmp_path):
     settings = load(tmp_path)
     assert (settings.schedule.interval, settings.schedule.idle) == (300, False)
     assert settings.schedule.idle_renew == 600 and settings.schedule.lock_wait == 10
-    assert settings.schedule.lock_file == f"{tmp_path}/tickets.db.alerts@127.0.0.1_993_INBOX.lock"
+    assert re.fullmatch(re.escape(f"{tmp_path}/tickets.db.alerts@127.0.0.1_993_INBOX-") +
+                        "[0-9a-f]{16}\\.lock", settings.schedule.lock_file)
     assert (settings.retry.attempts, settings.retry.initial_wait, settings.retry.max_wait) == (
         5, 1.0, 60.0)
     assert settings.metrics.textfile is None
@@ -58,6 +60,17 @@ def test_mailboxes_sharing_a_database_get_a_lock_file_each(tmp_path):
     locks = {s.schedule.lock_file for s in (first, other_folder, other_user)}
     assert len(locks) == 3 and all(Path(lock).parent == tmp_path for lock in locks)
     assert same.schedule.lock_file == first.schedule.lock_file
+
+
+def test_mailbox_keys_that_read_alike_once_cleaned_or_cut_get_a_lock_file_each(tmp_path):
+    """A space and a slash clean to the same character, and keys alike for 100 characters were
+    cut to the same name: each pair shared a pass lock."""
+    pairs = [({"POLLER_IMAP_FOLDER": "Alerts/Disk"}, {"POLLER_IMAP_FOLDER": "Alerts Disk"}),
+             ({"POLLER_IMAP_FOLDER": "A" * 120 + "one"}, {"POLLER_IMAP_FOLDER": "A" * 120 + "two"})]
+    for one, other in pairs:
+        first, second = load(tmp_path, environ=one), load(tmp_path, environ=other)
+        assert first.schedule.lock_file != second.schedule.lock_file
+        assert len(Path(first.schedule.lock_file).name) < 200
 
 
 def test_in_memory_database_gets_a_lock_file_per_mailbox_in_the_temp_dir(tmp_path):

@@ -4,11 +4,14 @@
 from __future__ import annotations
 
 import os
+import shlex
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
 import threading
+import urllib.request
 
 import pytest
 
@@ -35,7 +38,11 @@ def open_tickets(place) -> list[tuple]:
 
 
 def ends_with_open_tickets(lines: list[str], place) -> int:
-    """Check the output ends with the sqlite3 line and the open tickets; return how many."""
+    """Check the output ends with the sqlite3 line and the open tickets, then the `poller web`
+    line; return how many open tickets."""
+    (web,) = [n for n, line in enumerate(lines) if line.startswith("$ ") and " web " in line]
+    assert web == len(lines) - 2 and lines[web + 1].strip().startswith("then open http://")
+    lines = lines[:web - 2]
     (command,) = [n for n, line in enumerate(lines) if line.startswith("$ sqlite3 ")]
     assert "FROM open_tickets" in lines[command] and str(place / "tickets.db") in lines[command]
     assert lines[command + 1].split() == ["number", "organization", "device", "occurrences",
@@ -54,6 +61,36 @@ def test_the_demo_shows_tickets_events_and_ends_with_the_sqlite3_line(tmp_path):
     assert "webhook receiver: completed" in out and "by demo, signature ok" in out
     assert ends_with_open_tickets(out.rstrip().splitlines(), tmp_path) == 1
     assert (tmp_path / "settings.ini").stat().st_mode & 0o077 == 0
+    shows_the_tickets_in_the_web_view(out.rstrip().splitlines()[-2], tmp_path)
+
+
+def shows_the_tickets_in_the_web_view(line: str, place) -> None:
+    """Run the demo's `poller web` line (on a free port) and find its open tickets there."""
+    words = shlex.split(line[2:])
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    words[words.index("--port") + 1] = str(port)
+    server = subprocess.Popen(words, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+    pages: list[str] = []
+
+    def answered() -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as answer:
+                pages.append(answer.read().decode())
+        except OSError:
+            return server.poll() is not None  # it ended: stop waiting
+        return True
+
+    try:
+        wait_until(answered, timeout=30)
+        assert pages, server.communicate(timeout=5)
+        for number, organization in open_tickets(place):
+            assert f">{number}</a>" in pages[0] and organization in pages[0]
+    finally:
+        server.terminate()
+        server.wait(10)
 
 
 def test_the_serving_demo_takes_a_mail_sent_in_until_ctrl_c(tmp_path):

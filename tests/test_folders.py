@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from poller.errors import MailboxUnavailable
-from poller.folders import FolderNames, from_namespace, same_folder
-from poller.imap.mailbox import announces_mail
+from poller.folders import FolderNames, from_namespace, same_folder, same_server_name
+from poller.imap.responses import announces_mail
 
 # NAMESPACE answers as imapclient gives them
 CYRUS = from_namespace([("INBOX.", ".")], [[("user.", ".")], [("", ".")]])
@@ -64,3 +64,17 @@ def test_bye_during_idle_is_a_lost_connection():
 ])
 def test_two_names_of_one_folder_are_told_apart_from_two_folders(one, other, same):
     assert same_folder(one, other) is same
+
+
+@pytest.mark.parametrize(("written", "cyrus"), [
+    ("inbox.Alerts", "INBOX.Alerts"), ("Inbox.ATES.Done", "INBOX.ATES.Done"),
+    ("inbox/Alerts", "INBOX.Alerts")])
+def test_a_name_in_the_servers_form_never_gets_its_prefix_twice(written, cyrus):
+    assert CYRUS.server(written) == cyrus
+
+
+def test_names_are_compared_without_case():
+    assert same_server_name("Alerts", "alerts")
+    assert same_server_name("INBOX.Alerts", "inbox.ALERTS")
+    assert not same_server_name("Alerts", "Alerts2")
+    assert same_folder("Kaseya/Alerts", "KASEYA/alerts/") and not same_folder("A", "B")

@@ -27,7 +27,7 @@ def mails(*subjects: str) -> dict[int, bytes]:
         raw = alert_mail(subject=subject, tok=token(AlertID=f"Kaseya:{uid}"))
         how = subject.split(":")[0].lower()
         out[uid] = misreading.misread(raw, how) if how in ("spin", "hang", "crash",
-                                                             "locked") else raw
+                                                             "locked", "bloat") else raw
     return out
 
 
@@ -79,6 +79,18 @@ def test_a_mail_that_needs_more_memory_than_allowed_is_refused_and_the_rest_is_r
                 for uid, r in found.items()}
     assert readings[2].alert is None and not readings[2].no_token
     assert readings[2].problem == "reading it needs more memory than reading one mail may take"
+    assert [readings[uid].alert.title for uid in (1, 3)] == ["Disk full", "CPU high"]
+
+
+def test_a_reading_too_big_to_hand_over_blames_its_own_mail_and_the_rest_is_read(misreader):
+    """The helper runs out of memory pickling the readings of a chunk, not while reading: the
+    mail whose reading is too big is blamed, not the last mail begun, and the others keep
+    their readings (from the same helper)."""
+    raws = mails("Disk full", "Bloat: a reading of 200 MB", "CPU high")
+    readings = {uid: r for _, found in read_all(misreader, raws, [[1, 2, 3]], seconds=30)
+                for uid, r in found.items()}
+    assert readings[2].alert is None and "handing its reading over needs more memory" in \
+        readings[2].problem
     assert [readings[uid].alert.title for uid in (1, 3)] == ["Disk full", "CPU high"]
 
 
@@ -202,7 +214,7 @@ def test_the_helper_does_not_outlive_a_killed_worker(tmp_path, imap_account, cap
         time.sleep(0.05)
     assert not _alive(helper)
     assert poller(config, "once") == 0
-    assert [m["outcome"] for m in poller_json(config, capsys, "messages")] == [
+    assert [m["outcome"] for m in poller_json(config, capsys, "messages")][::-1] == [
         "created", "created", "created", "appended", "appended", "appended"]
 
 

@@ -145,7 +145,7 @@ def test_each_key_documented_as_empty_none_loads_empty_as_none(tmp_path, section
                                                           f"[{section}]\n{key} =\n")),
                              environ={})
     shown = settings.redacted()[section]
-    field = {"url": "url", "textfile": "textfile"}.get(key, key)
+    field = {"url": "url", "textfile": "textfile", "password_file": "password"}.get(key, key)
     assert shown[field] in (None, "")
 
 

@@ -76,7 +76,7 @@ def test_kill_9_during_delivery_loses_no_event_and_keeps_its_id(
     assert crashed.returncode == -signal.SIGKILL, crashed.stderr
     assert len(receiver.taken) == posted
     assert poller(config, "once") == 0
-    outbox = poller_json(config, capsys, "outbox")
+    outbox = poller_json(config, capsys, "outbox")[::-1]  # oldest first
     assert [e["event"] for e in outbox] == ["created", "appended", "appended"]
     assert [e["status"] for e in outbox] == ["delivered"] * 3
     taken = [d.id for d in receiver.taken]

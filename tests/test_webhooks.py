@@ -169,7 +169,7 @@ def test_back_off_doubles_up_to_the_cap(tmp_path, receiver):
      "[webhook] secret_file: cannot read"),
     ({"url": "http://127.0.0.1:99999/hooks", "secret": "s"}, "with a port from 1 to 65535"),
     ({"url": "http://127.0.0.1/hooks?token=s3cr3t tok", "secret": "s"},
-     "'http://127.0.0.1/hooks?********' is not an http:// or https:// URL"),
+     "'http://127.0.0.1/********?********' is not an http:// or https:// URL"),
 ])
 def test_bad_webhook_settings_exit_2_before_any_io(tmp_path, capsys, webhook, message):
     config = write_settings(tmp_path, None, webhook=webhook)

@@ -41,7 +41,8 @@ def tickets(config, capsys):
 
 
 def messages(config, capsys):
-    return poller_json(config, capsys, "messages")
+    """The processed-mail log, oldest first."""
+    return poller_json(config, capsys, "messages")[::-1]
 
 
 def test_new_alert_becomes_a_ticket_and_the_mail_is_flagged(setup, capsys):

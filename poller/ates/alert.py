@@ -14,13 +14,19 @@ from poller.mail.parsed import ParsedMessage
 @dataclass(frozen=True)
 class Alert:
     """A mail's token with the ticket title and description made of it; quoted says how the
-    token stands where a reply or forward quotes a mail ('' when it does not)."""
+    token stands where a reply or forward quotes a mail ('' when it does not).
+
+    An alert a rule made of a mail without a token (poller.ates.mailrules) names the rule, has
+    a token without PW, and clears says whether the rule's clear pattern matched (None: the
+    [duplicates] clear_pattern decides, as for a token)."""
 
     message: ParsedMessage
     token: AtesToken
     title: str
     description: str
     quoted: str = ""
+    rule: str = ""
+    clears: bool | None = None
 
 
 def read_alert(message: ParsedMessage, now: datetime) -> Alert:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 
 from poller.mail.parsed import Attachment
@@ -15,6 +16,8 @@ class Outcome(StrEnum):
     SKIPPED = "skipped"
     QUARANTINED = "quarantined"
     DUPLICATE = "duplicate"
+    NOTED = "noted"  # a reply to a ticket: a note on it, nothing else
+    EXPECTED = "expected"  # the mail an [[expect]] entry waits for
 
 
 # The longest ticket title and description ATES makes of an alert.
@@ -88,11 +91,23 @@ class TicketFields:
 
 
 @dataclass(frozen=True)
+class Reply:
+    """The note a reply to a ticket makes: who wrote it, its subject, and what they wrote
+    above what they quote."""
+
+    sender: str
+    subject: str
+    text: str
+
+
+@dataclass(frozen=True)
 class Decision:
     """What to do with one mail. For the TICKET_OUTCOMES the ticket fields are set: the
     organization and so on, the ticket's UDF values (source, kind, value), the system notes
     for the ticket, the attachments to store and the notes on those over the budget; a new
-    ticket also gets its fields (queue, priority and so on)."""
+    ticket also gets its fields (queue, priority and so on). A reply (NOTED) names the ticket
+    and carries its note; expected mail (EXPECTED) names its [[expect]] entry, and the ticket
+    its miss opened, which it completes."""
 
     outcome: Outcome
     step: Step
@@ -110,3 +125,6 @@ class Decision:
     # CREATED: the key ("label=value") no other open ticket of the organization may have, when
     # the duplicates policy appends to an open ticket with this key; None when none applies
     open_key: str | None = None
+    reply: Reply | None = None
+    expected: str = ""  # EXPECTED: the [[expect]] entry's name...
+    arrived: datetime | None = None  # ...and when the mail counts as arrived

@@ -18,13 +18,15 @@ from poller.ates.directory import TicketRef
 CREATED = "created"
 APPENDED = "appended"
 COMPLETED = "completed"
-EVENTS = (CREATED, APPENDED, COMPLETED)
+NOTED = "noted"  # a reply was noted on the ticket
+EVENTS = (CREATED, APPENDED, COMPLETED, NOTED)
 # What `check --webhook-ping` sends: an event about no ticket.
 PING = "ping"
 # "by" of the events a mail causes; a technician's events carry the technician's name.
 BY_ALERT = "alert"
 
-_EVENT_OF = {Outcome.CREATED: CREATED, Outcome.APPENDED: APPENDED, Outcome.COMPLETED: COMPLETED}
+_EVENT_OF = {Outcome.CREATED: CREATED, Outcome.APPENDED: APPENDED, Outcome.COMPLETED: COMPLETED,
+             Outcome.NOTED: NOTED}
 
 
 def event_of(outcome: Outcome) -> str | None:

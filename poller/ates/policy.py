@@ -111,6 +111,7 @@ class Policy:
     mailbox: MailboxSettings = MailboxSettings()
     limits: LimitSettings = LimitSettings()
     tickets: TicketSettings = TicketSettings()
+    expectations: tuple = ()  # poller.ates.expected.Expectation: the [[expect]] entries
 
     @cached_property
     def clear_re(self) -> re.Pattern[str]:

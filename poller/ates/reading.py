@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING
 
 from poller.errors import MessageError, TokenMissing
 from poller.mail.fingerprint import fingerprint
-from poller.mail.parsed import ParsedMessage
+from poller.mail.parsed import FORWARDED_TYPES, ParsedMessage
 
 if TYPE_CHECKING:
     from poller.ates.alert import Alert
+    from poller.ates.mailrules import RuleSet
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ class Reading:
     problem: str
     no_token: bool
     fingerprint: str | None
+    reply_text: str = ""
 
 
 def unread(problem: str) -> Reading:
@@ -56,8 +58,9 @@ def refused_by_server(detail: str) -> Reading:
     return unread(f"the server refused to return it: {detail}")
 
 
-def read(uid: int, raw: bytes, now: datetime) -> Reading:
-    """Parse one mail and read its token; never raises (uid names the mail in a log line)."""
+def read(uid: int, raw: bytes, now: datetime, rules: RuleSet | None = None) -> Reading:
+    """Parse one mail and read its token, or, when it has none, try the rules on it; never
+    raises (uid names the mail in a log line)."""
     from poller.ates.alert import read_alert  # see the module's docstring
     from poller.mail.message import parse_message
 
@@ -66,7 +69,16 @@ def read(uid: int, raw: bytes, now: datetime) -> Reading:
     problem, no_token = "", False
     try:
         message = parse_message(raw)
-        alert = read_alert(message, now)
+        try:
+            alert = read_alert(message, now)
+        except TokenMissing as exc:
+            if rules is None:
+                raise
+            from poller.ates.mailrules import by_rules
+
+            alert, why = by_rules(rules, message, now)
+            if alert is None:
+                raise TokenMissing(f"{exc}{why}") from None
     except TokenMissing as exc:
         problem, no_token = str(exc), True
     except MessageError as exc:
@@ -78,7 +90,29 @@ def read(uid: int, raw: bytes, now: datetime) -> Reading:
         logger.exception("uid=%s could not be parsed", uid)
         problem = f"internal error while parsing: {type(exc).__name__}"
     mark = fingerprint(message, raw)
+    reply = ""
     if message is not None:
+        if no_token or (alert is not None and _maybe_a_reply(alert)):
+            reply = _reply_text(message)
         message = replace(message, text="", html="")
         alert = replace(alert, message=message) if alert is not None else None
-    return Reading(message, alert, problem, no_token, mark)
+    return Reading(message, alert, problem, no_token, mark, reply)
+
+
+def _maybe_a_reply(alert: Alert) -> bool:
+    """Return whether the alert's token may be someone else's (poller.ates.rules decides): a
+    mail a reply note could be made of."""
+    from poller.mail.quoting import reply_prefix
+
+    message = alert.message
+    return bool(alert.quoted or message.references or reply_prefix(message.subject)
+                or message.content_type in FORWARDED_TYPES)
+
+
+def _reply_text(message: ParsedMessage) -> str:
+    """Return what the writer of a mail wrote above what it quotes (for a reply note)."""
+    from poller.ates.alert import DESCRIPTION_LIMIT
+    from poller.mail.html import html_to_text
+    from poller.mail.quoting import new_text
+
+    return new_text(message.text or html_to_text(message.html))[:DESCRIPTION_LIMIT]

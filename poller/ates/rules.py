@@ -7,7 +7,6 @@ the rules are tested with an in-memory directory and no database.
 from __future__ import annotations
 
 import hmac
-import re
 from typing import TYPE_CHECKING
 
 from poller.ates import udf
@@ -24,11 +23,14 @@ from poller.ates.decision import (
     TicketFields,
 )
 from poller.ates.policy import AtesSettings, MailboxSettings, Policy, TicketSettings
-from poller.mail.parsed import FORWARDED_TYPES, Attachment
+from poller.ates.replies import answered, arrived, noted
+from poller.mail.parsed import FORWARDED_TYPES, Attachment, ParsedMessage
+from poller.mail.quoting import reply_prefix
 
 if TYPE_CHECKING:  # types only: the worker decides without loading the token reader
     from poller.ates.alert import Alert
     from poller.ates.directory import Directory, TicketRef
+    from poller.ates.expected import Expectation
     from poller.ates.reading import Reading
     from poller.ates.token import AtesToken, Sourced
 
@@ -36,22 +38,45 @@ if TYPE_CHECKING:  # types only: the worker decides without loading the token re
 def decide(reading: Reading, directory: Directory, policy: Policy) -> Decision:
     """Return what to do with one mail that was read; never raises for a bad mail.
 
-    A mail without a token is skipped (and left or moved as [mailbox] on_no_token says), one
-    that cannot be read (or was not: too large, refused by the server) is quarantined, the same
-    mail delivered again is a duplicate of the first; an alert goes through the rules below.
+    A mail that cannot be read (or was not: too large, refused by the server) is quarantined.
+    A mail without a token of its sender's own that answers a ticket is a reply: a note on that
+    ticket; the mail an [[expect]] entry waits for is expected mail. Otherwise a mail without a
+    token is skipped (and left or moved as [mailbox] on_no_token says), the same mail
+    delivered again is a duplicate of the first, and an alert goes through the rules below.
     """
     mailbox = policy.mailbox
-    if reading.alert is None:
-        if reading.no_token:
-            return Decision(Outcome.SKIPPED, plan(Purpose.NO_TOKEN, mailbox),
-                            reason=reading.problem)
+    alert = reading.alert
+    if alert is None and not reading.no_token:
         return quarantined(reading.problem, policy)
+    borrowed = alert is not None and not_the_senders(alert)
+    if alert is None or borrowed:
+        ticket, how = answered(reading, directory)
+        if ticket is not None:
+            return noted(reading, ticket, how, directory, _done(mailbox))
+    message = reading.message
+    if (alert is None or alert.rule) and not borrowed and message is not None:
+        entry = _expected_by(policy, message)
+        if entry is not None and not (reply_prefix(message.subject)
+                                      or message.content_type in FORWARDED_TYPES):
+            return arrived(reading, entry, directory, _done(mailbox))
+    if alert is None:
+        return Decision(Outcome.SKIPPED, plan(Purpose.NO_TOKEN, mailbox), reason=reading.problem)
     earlier = (directory.delivered_before(reading.fingerprint)
                if reading.fingerprint is not None else None)
     if earlier is not None:
         return Decision(Outcome.DUPLICATE, _done(mailbox),
                         reason="the same mail was already processed", ticket_id=earlier.ticket_id)
-    return decide_alert(reading.alert, directory, policy)
+    return decide_alert(alert, directory, policy)
+
+
+def _expected_by(policy: Policy, message: ParsedMessage) -> Expectation | None:
+    """Return the [[expect]] entry the mail is the expected mail of (loaded only when there
+    are entries: their patterns are RE2)."""
+    if not policy.expectations:
+        return None
+    from poller.ates.expected import expected_by
+
+    return expected_by(policy.expectations, message)
 
 
 def quarantined(reason: str, policy: Policy) -> Decision:
@@ -70,16 +95,12 @@ def plan(purpose: Purpose, mailbox: MailboxSettings) -> Step:
     return FLAG if mailbox.on_success == "flag" else Step(StepKind.MOVE, mailbox.processed_folder)
 
 
-# The subject prefix of a reply or a forward, as mail clients write it (English, German,
-# Scandinavian); an alert's subject does not start so.
-_REPLY_PREFIX_RE = re.compile(r"(?i)\A\s*+(re|fwd?|aw|wg|sv)\s*+:")
-
-
 def not_the_senders(alert: Alert) -> str | None:
     """Return why the alert's token is not the sender's own, or None when it is.
 
-    A reply that quotes an alert (in `>` lines, below an "Original Message" line, in a cited
-    HTML block, or with a Re:/Fwd: subject), and a mail that is a whole forwarded message,
+    A reply that quotes an alert (in `>` lines, below what a mail client writes above a quote
+    or a forward, in a cited HTML block, or under a reply or forward subject prefix; see
+    poller.mail.quoting), and a mail that is a whole forwarded message,
     carry someone else's token, PW included: a person is speaking, not the monitoring system.
     Such mail creates and appends nothing, and goes where mail without a token goes.
     """
@@ -89,9 +110,9 @@ def not_the_senders(alert: Alert) -> str | None:
     if alert.quoted:
         return (f"the token is {alert.quoted}, as in a reply or a forward: not the sender's "
                 "own, so no ticket")
-    prefix = _REPLY_PREFIX_RE.match(alert.message.subject)
+    prefix = reply_prefix(alert.message.subject)
     if prefix:
-        return (f"the subject ({prefix.group(1)}:) says the mail is a reply or a forward: its "
+        return (f"the subject ({prefix}:) says the mail is a reply or a forward: its "
                 "token is not the sender's own, so no ticket")
     return None
 
@@ -120,7 +141,8 @@ def decide_alert(alert: Alert, directory: Directory, policy: Policy) -> Decision
     if borrowed:
         return Decision(Outcome.SKIPPED, plan(Purpose.NO_TOKEN, policy.mailbox), reason=borrowed)
     token = alert.token
-    refused = authenticate(token, policy.ates)
+    # a rule's alert has no PW: the rule took it (authenticated, if the rule says so)
+    refused = None if alert.rule else authenticate(token, policy.ates)
     if refused:
         return quarantined(refused, policy)
 
@@ -162,7 +184,7 @@ def decide_alert(alert: Alert, directory: Directory, policy: Policy) -> Decision
         attachments=kept,
         refused_attachments=refused_files,
     )
-    if policy.clear_re.search(alert.title):
+    if alert.clears if alert.clears is not None else policy.clear_re.search(alert.title):
         if target_id is None:
             return Decision(Outcome.SKIPPED, step,
                             reason="clear alert with no open ticket to complete")

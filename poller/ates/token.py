@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import re
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from xml.parsers.expat import ExpatError
 
@@ -18,6 +19,7 @@ import xmltodict
 
 from poller.errors import TokenInvalid, TokenMissing
 from poller.mail.html import html_to_text
+from poller.mail.quoting import quote_start
 
 MAX_TOKEN_CHARS = 64 * 1024
 
@@ -42,13 +44,11 @@ _CURLY_ATTR_RE = re.compile(
     r"(=\s*+)(?:[“”„″]([^“”„″\"<>]*+)[“”„″]|[‘’‚]([^‘’‚'<>]*+)[‘’‚])")
 _NAMED_ENTITY_RE = re.compile(r"&([A-Za-z_][\w.-]*+);")
 _PREDEFINED = frozenset({"amp", "lt", "gt", "quot", "apos"})
-# A line a mail client writes above what it quotes or forwards ("-----Original Message-----",
-# "---------- Forwarded message ---------", "Begin forwarded message:"), maybe quoted itself.
-_SEPARATOR_RE = re.compile(
-    r"(?im)^[ \t>]*+(?:-{2,}+[ \t]*+(?:original|forwarded) message[ \t]*+-{2,}+"
-    r"|begin forwarded message:)")
-# A cited block as mail clients mark what they quote in HTML, and the end of any block quote.
-_CITE_OPEN_RE = re.compile(r"<blockquote\b[^<>]*?\btype\s*+=\s*+[\"']?+cite", re.IGNORECASE)
+# A cited block as mail clients mark what they quote in HTML (type=cite; Gmail's class), and
+# the end of any block quote.
+_CITE_OPEN_RE = re.compile(
+    r"<blockquote\b[^<>]*?\b(?:type\s*+=\s*+[\"']?+cite|class\s*+=\s*+[\"']?+gmail_quote)",
+    re.IGNORECASE)
 _QUOTE_TAG_RE = re.compile(r"<(/?+)blockquote\b", re.IGNORECASE)
 # a tag: its name and everything up to ">" (attributes, and "/" when it closes itself)
 _ELEMENT_RE = re.compile(r"<\s*+([A-Za-z][\w.-]*+)([^<>]*+)>")
@@ -117,7 +117,7 @@ def find_token(text: str, html_body: str) -> tuple[Located, AtesToken]:
     token, else the first part's TokenInvalid.
     """
     problem: TokenInvalid | None = None
-    for candidate in (text, html_body, html_to_text(html_body) if html_body else ""):
+    for candidate in _candidates(text, html_body):
         if not candidate or not _OPEN_RE.search(candidate):
             continue
         try:
@@ -134,16 +134,24 @@ def find_token(text: str, html_body: str) -> tuple[Located, AtesToken]:
     raise problem or TokenMissing("no <Autotask> token in the mail")
 
 
+def _candidates(text: str, html_body: str) -> Iterator[str]:
+    """Yield the parts find_token tries, in order; the HTML part is rendered as text only when
+    the first two hold no readable token (rendering costs more than reading a token)."""
+    yield text
+    yield html_body
+    if html_body:
+        yield html_to_text(html_body)
+
+
 def _quoted(text: str, start: int, above: str) -> str:
-    """Return how the token at start is quoted in text: in `>` lines, or below the line a mail
-    client writes above what it forwards or quotes; '' when it is not."""
+    """Return how the token at start is quoted in text: in `>` lines, or below what a mail
+    client writes above what it forwards or quotes (poller.mail.quoting); '' when it is not.
+    A `>` above the token's own line is an alert's text ("threshold > 90"), not a quote."""
     line = text[text.rfind("\n", 0, start) + 1:start]
     if ">" in line and not line.strip(" \t>"):
         return "quoted (> lines)"
-    # every separator says "message": most alerts are spared the search
-    if ("essage" in above or "ESSAGE" in above) and _SEPARATOR_RE.search(above):
-        return "below a forwarded or original message"
-    return ""
+    quote = quote_start(above, marks=False)
+    return quote.kind if quote else ""
 
 
 def _cited(markup: str) -> str:

@@ -7,6 +7,7 @@ import argparse
 import logging
 import os
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 from poller import __version__
@@ -144,19 +145,28 @@ def build_parser() -> argparse.ArgumentParser:
     one.add_argument("--by", metavar="NAME", default=None,
                      help="complete, note: who (default: your login name)")
 
-    box = commands.add_parser("outbox", help="list the ticket events for the webhook",
-                              description="List the events of the outbox: pending (not tried "
-                                          "yet), failed (tried, retried later) or delivered. "
-                                          "Example: poller outbox --status failed")
-    box.add_argument("--status", choices=("pending", "delivered", "failed"))
-    box.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    box = commands.add_parser(
+        "outbox", help="list the ticket events for the webhook; retry or drop one",
+        usage="poller outbox [--status STATUS] [--limit N] [--since WHEN] [--json]\n"
+              "       poller outbox retry ID | poller outbox retry --failed\n"
+              "       poller outbox drop ID",
+        description="List the events of the outbox, newest first: pending (not tried yet), "
+                    "failed (tried, retried later), rejected (refused [webhook] max_attempts "
+                    "times, no longer tried), dropped (by an operator) or delivered. `retry ID` "
+                    "(or `retry --failed`: every failed and rejected event) posts it again at "
+                    "the next run; `drop ID` never posts it (kept as dropped). Example: poller "
+                    "outbox --status rejected")
+    box.add_argument("words", nargs="*", metavar="retry|drop ID", help=argparse.SUPPRESS)
+    box.add_argument("--failed", action="store_true", help="retry: every failed and rejected event")
+    box.add_argument("--status", choices=("pending", "delivered", "failed", "rejected", "dropped"))
+    listing(box)
 
     msgs = commands.add_parser("messages", help="show the processed-mail log",
-                               description="Show what happened to each mail. Example: "
-                                           "poller messages --outcome quarantined")
-    msgs.add_argument("--outcome", choices=("created", "appended", "completed", "skipped",
-                                            "quarantined", "duplicate"))
-    msgs.add_argument("--json", action="store_true")
+                               description="Show what happened to each mail, newest first. "
+                                           "Example: poller messages --outcome quarantined")
+    msgs.add_argument("--outcome", choices=("created", "appended", "completed", "noted",
+                                            "expected", "skipped", "quarantined", "duplicate"))
+    listing(msgs)
 
     prs = commands.add_parser("parse", help="show what the worker would do with a mail file",
                               description="Extract the token and show the decision for one .eml "
@@ -176,7 +186,63 @@ def build_parser() -> argparse.ArgumentParser:
     cpy.add_argument("target", metavar="TARGET_URL",
                      help="sqlite:///PATH or postgresql://USER@HOST:PORT/DBNAME (the password "
                           "from PGPASSWORD or ~/.pgpass)")
+
+    rls = commands.add_parser("rules", help="test the rules for alert mail without a token",
+                              usage="poller rules test FILE.eml [--json]",
+                              description="Show which rule of the [rules] file takes the mail "
+                                          "(or, when none does, which pattern of the closest "
+                                          "rule did not match), the fields it takes, and what "
+                                          "the worker would do, without changing the store. "
+                                          "Example: poller rules test ups-alert.eml")
+    rls.add_argument("action", choices=("test",))
+    rls.add_argument("file", type=Path)
+    rls.add_argument("--json", action="store_true", help="print JSON")
+
+    web = commands.add_parser(
+        "web", help="a read-only web view: tickets, quarantine, events, charts",
+        description="Serve a read-only web view of the database: open tickets, one ticket, the "
+                    "quarantine, undelivered events, and charts of alert activity. Needs the "
+                    "[web] extra. Listens on 127.0.0.1 unless --host names another address, "
+                    "which needs [web] password_file. Example: poller web --port 8025")
+    web.add_argument("--host", default="127.0.0.1", help="address to listen on (default: "
+                                                         "127.0.0.1)")
+    web.add_argument("--port", type=int, default=8025, help="port (default: 8025)")
     return parser
+
+
+def listing(parser: argparse.ArgumentParser) -> None:
+    """Add the options of a listing: --limit, --since, --json."""
+    parser.add_argument("--limit", type=int, default=50, metavar="N",
+                        help="at most N rows, the newest (default: 50; 0: all)")
+    parser.add_argument("--since", type=since, metavar="WHEN",
+                        help="only rows from then on: an ISO date or time (UTC unless it says)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def since(text: str) -> datetime:
+    """Return --since's moment, aware (UTC unless the text names a zone)."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO date or time, e.g. "
+                                         "2026-12-01 or 2026-12-01T08:00") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def undecodable(args: argparse.Namespace) -> str | None:
+    """Return which text argument holds bytes that are not UTF-8 (Python keeps them as lone
+    surrogates, which no database or terminal takes), shown escaped; None when all are text.
+    Paths (--config, files) may hold any bytes and are not looked at."""
+    for name, value in vars(args).items():
+        for text in value if isinstance(value, list) else [value]:
+            if name != "config" and isinstance(text, str):
+                try:
+                    text.encode("utf-8")
+                except UnicodeEncodeError:
+                    shown = text.encode("utf-8", "surrogateescape").decode("ascii",
+                                                                          "backslashreplace")
+                    return f"{'--' + name if name not in ('words', 'message_ids') else 'argument'} {shown!r}"
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -196,6 +262,11 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(-1 if args.quiet else args.verbose, args.log_format)
+    bad = undecodable(args)
+    if bad:
+        print(f"poller: {bad}: not valid UTF-8 text (bytes the terminal or the shell could not "
+              "encode); type it again in UTF-8", file=sys.stderr)
+        return EXIT_CONFIG
     # imported late, so that --help and --version do not load the whole package
     from poller.cli.commands import run
 

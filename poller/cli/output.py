@@ -1,13 +1,39 @@
-"""What the commands print: log lines (text or JSON), and rows as a table or as JSON."""
+"""What the commands print: log lines (text or JSON), and rows as a table or as JSON.
+
+Nothing a sender (or a server, or a library quoting either) wrote can forge a line or rewrite
+the terminal: a text log line's message has its control characters escaped, whoever logged
+it; JSON output escapes C0 and C1 controls, line and paragraph separators and bidi controls as
+\\uXXXX (json.dumps leaves all but C0 raw with ensure_ascii=False).
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from datetime import UTC, datetime
 
 from poller.mail.headers import printable
+
+# What JSON output writes as \uXXXX besides what json.dumps escapes: DEL and C1 controls, the
+# line and paragraph separators, the bidi marks, embeddings, overrides and isolates.
+_UNSAFE = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
+
+
+def dumps(value: object, indent: int | None = 2) -> str:
+    """Return value as JSON text (UTF-8 kept) with every character that could forge output
+    written as a \\uXXXX escape."""
+    text = json.dumps(value, indent=indent, ensure_ascii=False, default=str)
+    return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+class TextFormatter(logging.Formatter):
+    """The text log line, its message escaped (a traceback after it keeps its lines)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        record.message = printable(record.message)
+        return super().formatMessage(record)
 
 
 class JsonFormatter(logging.Formatter):
@@ -18,14 +44,14 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": record.getMessage(),  # dumps() escapes what could forge output
         }
         for extra in ("mail", "pass"):  # structured fields of the per-mail and per-pass lines
             if hasattr(record, extra):
                 entry[extra] = getattr(record, extra)
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False, default=str)
+        return dumps(entry, indent=None)
 
 
 def setup_logging(verbosity: int, log_format: str) -> None:
@@ -34,7 +60,7 @@ def setup_logging(verbosity: int, log_format: str) -> None:
     if log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -49,7 +75,7 @@ def setup_logging(verbosity: int, log_format: str) -> None:
 
 def show(rows: list[dict[str, object]], as_json: bool, columns: tuple[str, ...]) -> None:
     """Print rows as JSON, or as a table of the given columns."""
-    print(json.dumps(rows, indent=2, ensure_ascii=False) if as_json else table(rows, columns))
+    print(dumps(rows) if as_json else table(rows, columns))
 
 
 def table(rows: list[dict[str, object]], columns: tuple[str, ...]) -> str:

@@ -39,7 +39,7 @@ def once(settings: Settings, args: argparse.Namespace) -> int:
             if settings.webhook.url:
                 from poller.service.delivery import deliver_pending
 
-                deliver_pending(settings, shutdown.event)
+                deliver_pending(settings, shutdown.event, budget=settings.webhook.budget)
     return EXIT_PENDING if result.pending else EXIT_OK
 
 

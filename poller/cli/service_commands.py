@@ -20,10 +20,10 @@ from poller.config import Settings
 from poller.imap.mailbox import Mailbox
 from poller.imap.requeue import requeue
 from poller.service import health
-from poller.store import queries
-from poller.store.database import read_only_database
+from poller.store import expected, queries
 from poller.store.lease import Instance, active_instance, standbys
 from poller.store.queries import PassRecord
+from poller.store.reading import read_only_database
 
 
 def check_command(settings: Settings, args: argparse.Namespace) -> int:
@@ -71,6 +71,7 @@ def status_command(settings: Settings, args: argparse.Namespace) -> int:
     oldest = None if totals.oldest_undelivered is None else \
         (now - totals.oldest_undelivered).total_seconds()
     last = totals.last_pass
+    awaited = _expected(settings, now)
     if args.json:
         print(json.dumps({
             "mailbox": settings.imap.name,
@@ -88,6 +89,8 @@ def status_command(settings: Settings, args: argparse.Namespace) -> int:
             "active_instance": _instance_json(active),
             "standbys": [_instance_json(i) for i in waiting_instances],
             "oldest_undelivered_age_seconds": None if oldest is None else round(oldest),
+            "expected": awaited,
+            "rejected_events": totals.rejected_events,
         }, indent=2))
     else:
         print(f"mailbox:          {settings.imap.name}")
@@ -116,7 +119,13 @@ def status_command(settings: Settings, args: argparse.Namespace) -> int:
         print(f"open tickets:     {totals.open_tickets}")
         print(f"pending steps:    {totals.pending_steps}")
         print(f"webhook events:   {totals.undelivered_events} undelivered" +
-              ("" if oldest is None else f", the oldest {oldest:.0f}s old"))
+              ("" if oldest is None else f", the oldest {oldest:.0f}s old") +
+              (f"; REJECTED: {totals.rejected_events} (poller outbox --status rejected)"
+               if totals.rejected_events else ""))
+        for entry in awaited:
+            print(f"expected mail:    {entry['name']}: last arrived "
+                  f"{entry['last_arrival'] or 'never'}, next deadline {entry['next_deadline']}"
+                  + (f", ticket {entry['open_ticket']} open" if entry["open_ticket"] else ""))
         if totals.failing_steps:
             print(f"FAILING steps:    {totals.failing_steps} refused by the server "
                   f"(latest: {totals.step_error})")
@@ -125,6 +134,29 @@ def status_command(settings: Settings, args: argparse.Namespace) -> int:
     if box is not None and box.error:
         return EXIT_UNAVAILABLE
     return EXIT_PENDING if totals.failing_steps else EXIT_OK
+
+
+def _expected(settings: Settings, now: datetime) -> list[dict[str, object]]:
+    """Each [[expect]] entry: its last arrival, next deadline, misses and open ticket."""
+    if not settings.expectations:
+        return []
+    with read_only_database(settings.database.url, settings.database.password) as db:
+        windows = {entry.name: expected.window(db, entry.name)
+                   for entry in settings.expectations
+                   } if "expected_mail" in db.get_tables() else {}  # none before [[expect]]
+    out = []
+    for entry in settings.expectations:
+        window = windows.get(entry.name)
+        from poller.service.deadlines import next_deadline  # APScheduler: with entries only
+
+        deadline = next_deadline(entry, settings.rules.timezone, now)
+        out.append({"name": entry.name,
+                    "last_arrival": window.last_arrival.isoformat() if window and
+                    window.last_arrival else None,
+                    "next_deadline": deadline.isoformat() if deadline else None,
+                    "misses": window.misses if window else 0,
+                    "open_ticket": window.ticket if window else None})
+    return out
 
 
 def requeue_command(settings: Settings, args: argparse.Namespace) -> int:

@@ -9,14 +9,14 @@ from dataclasses import asdict
 from poller.ates.decision import Outcome
 from poller.ates.rules import decide
 from poller.cli.exits import EXIT_OK
-from poller.cli.output import show
+from poller.cli.output import dumps, show
 from poller.clock import utc_now
 from poller.config import Settings
 from poller.service.passes import opened_store
 from poller.service.reader import read_one
 from poller.store import queries
-from poller.store.database import directory_to_read, read_only_database
 from poller.store.importer import ImportOptions, Plan, import_table, plan_import, read_table
+from poller.store.reading import directory_to_read, read_only_database
 from poller.store.store import Store
 
 SHOWN_CHANGES = 10  # `import` prints the first changes, field by field
@@ -81,7 +81,7 @@ def tickets_command(settings: Settings, args: argparse.Namespace) -> int:
 
 def messages_command(settings: Settings, args: argparse.Namespace) -> int:
     with read_only_database(settings.database.url, settings.database.password) as db:
-        rows = queries.messages(db, outcome=args.outcome)
+        rows = queries.messages(db, outcome=args.outcome, limit=args.limit, since=args.since)
     show(rows, args.json, ("mailbox", "uid", "outcome", "ticket", "subject", "reason"))
     return EXIT_OK
 
@@ -114,5 +114,5 @@ def parse_command(settings: Settings, args: argparse.Namespace) -> int:
         "notes": list(decision.notes),
         **({"fields": asdict(decision.fields)} if decision.outcome is Outcome.CREATED else {}),
     }
-    print(json.dumps(out, indent=2, ensure_ascii=False))
+    print(dumps(out))
     return EXIT_OK

@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import json
 import os
 import sys
 
 from poller.cli.exits import EXIT_CONFIG, EXIT_OK
-from poller.cli.output import show
+from poller.cli.output import dumps, show
 from poller.clock import utc_now
 from poller.config import Settings
 from poller.mail.headers import printable
 from poller.service.delivery import deliver_pending
 from poller.service.passes import opened_store
-from poller.store import queries, technician
-from poller.store.database import read_only_database
+from poller.store import outbox, queries, technician
+from poller.store.reading import read_only_database
 
 TEXT = "\n\t"  # the line breaks and tabs of a description or note stay
 
@@ -58,7 +57,7 @@ def complete(settings: Settings, args: argparse.Namespace) -> int:
         return EXIT_OK
     print(f"{done.number} completed by {by}")
     if done.delivery_id is not None:
-        run = deliver_pending(settings)
+        run = deliver_pending(settings, budget=settings.webhook.budget)
         if done.delivery_id in run.delivered:
             print(f"completed event {done.delivery_id} delivered to "
                   f"{settings.webhook.shown_url()}")
@@ -88,7 +87,7 @@ def show_ticket(settings: Settings, args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     ticket = rows[0]
     if args.json:
-        print(json.dumps(ticket, indent=2, ensure_ascii=False))
+        print(dumps(ticket))
         return EXIT_OK
     # what a sender wrote is printed with its control characters escaped: no terminal tricks
     for key in ("number", "title", "status", "queue", "priority", "source", "issue_type",
@@ -108,8 +107,40 @@ def show_ticket(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def outbox_command(settings: Settings, args: argparse.Namespace) -> int:
+    words = list(args.words)
+    if words:
+        return steer_outbox(settings, args, words)
+    if args.failed:
+        return _misuse("outbox: --failed goes with retry: poller outbox retry --failed")
     with read_only_database(settings.database.url, settings.database.password) as db:
-        rows = queries.outbox(db, args.status)
+        rows = queries.outbox(db, args.status, limit=args.limit, since=args.since)
     show(rows, args.json, ("id", "event", "ticket", "status", "attempts", "last_error", "created",
                            "delivered"))
     return EXIT_OK
+
+
+def steer_outbox(settings: Settings, args: argparse.Namespace, words: list[str]) -> int:
+    """`outbox retry ID`, `outbox retry --failed`, `outbox drop ID`."""
+    action, ids = words[0], words[1:]
+    if action not in ("retry", "drop") or len(ids) > 1 or (action == "drop" and args.failed):
+        return _misuse(f"outbox: expected 'retry ID', 'retry --failed' or 'drop ID', got "
+                       f"{printable(' '.join(words))!r}")
+    if bool(ids) == args.failed:
+        return _misuse(f"outbox {action}: give one event id" +
+                       (" or --failed" if action == "retry" else ""))
+    with opened_store(settings) as store:
+        if action == "retry":
+            count = outbox.retry(store.db, utc_now(), ids[0] if ids else None)
+        else:
+            count = int(outbox.drop(store.db, ids[0], f"dropped by {default_by()}"))
+    if ids and not count:
+        return _misuse(f"outbox {action}: no event {printable(ids[0])} that is not delivered")
+    print(f"{count} event{'s' if count != 1 else ''} " +
+          ("put back: posted at the next delivery run" if action == "retry"
+           else "dropped: kept in the outbox, never posted"))
+    return EXIT_OK
+
+
+def _misuse(message: str) -> int:
+    print(f"poller: {message}", file=sys.stderr)
+    return EXIT_CONFIG

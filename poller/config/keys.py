@@ -22,6 +22,7 @@ KEYS: dict[str, tuple[str, ...]] = {
     "ates": ("password", "password_file", "id", "local_organization"),
     "tickets": ("queue", "priority", "source", "issue_type"),
     "duplicates": ("criteria", "action", "clear_pattern"),
+    "rules": ("file", "authserv_id", "timezone"),
     "limits": ("max_message_bytes", "max_attachment_bytes", "max_read_seconds",
                "max_fetch_bytes"),
     "database": ("url", "password_file", "attachments_dir"),
@@ -29,7 +30,9 @@ KEYS: dict[str, tuple[str, ...]] = {
     "retry": ("attempts", "initial_wait", "max_wait"),
     "metrics": ("textfile",),
     "status": ("max_age",),
-    "webhook": ("url", "secret", "secret_file", "events", "timeout", "initial_wait", "max_wait"),
+    "webhook": ("url", "secret", "secret_file", "events", "timeout", "initial_wait", "max_wait",
+                "budget", "max_attempts", "keep_days", "cafile"),
+    "web": ("user", "password_file", "storm_alerts", "certfile", "keyfile"),
 }
 
 EMPTY_MEANS_NONE = frozenset({
@@ -41,6 +44,11 @@ EMPTY_MEANS_NONE = frozenset({
     ("database", "attachments_dir"),  # attachments kept in the database
     ("metrics", "textfile"),  # no textfile
     ("webhook", "url"),  # no webhooks
+    ("webhook", "cafile"),  # the system's trust store
+    ("rules", "file"),  # no rules
+    ("rules", "authserv_id"), ("rules", "timezone"),  # none; the system's
+    ("web", "password_file"),  # loopback only
+    ("web", "certfile"), ("web", "keyfile"),  # no TLS
 })
 
 ENV_PREFIX = "POLLER_"

@@ -90,10 +90,23 @@ def read_service_settings(section: Callable[[str], Section], base: Path, databas
 
 def default_lock_file(database_url: str, mailbox_key: str) -> str:
     """Return the mailbox's lock file next to an SQLite database (several mailboxes may share
-    one database, each with its own lock), else one per mailbox in the temp dir."""
-    path = sqlite_file(database_url)
-    if path:
-        return f"{path}.{_LOCK_NAME_RE.sub('_', mailbox_key)[:100]}.lock"
+    one database, each with its own lock), else one per mailbox in the temp dir. The name ends
+    in a hash of the whole mailbox key: two keys that read alike once cut and cleaned (a space
+    and a slash, a long common beginning) never share a lock."""
     digest = hashlib.sha256(mailbox_key.encode("utf-8")).hexdigest()[:16]
+    path = sqlite_file(database_url)
+    if path is not None:
+        return f"{path}.{_LOCK_NAME_RE.sub('_', mailbox_key)[:80]}-{digest}.lock"
     return str(Path(tempfile.gettempdir()) / f"ates-poller-{digest}.lock")
+
+
+def outbox_lock_file(database_url: str) -> str:
+    """Return the lock file that keeps webhook delivery runs apart: one per database, whichever
+    mailbox (and settings file) a run comes from."""
+    path = sqlite_file(database_url)
+    if path is not None:
+        return f"{path}.outbox.lock"
+    digest = hashlib.sha256(database_url.encode("utf-8")).hexdigest()[:16]
+    return str(Path(tempfile.gettempdir()) / f"ates-poller-outbox-{digest}.lock")
+
 

@@ -9,7 +9,8 @@ import re
 import stat
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from poller.ates.policy import (
     CRITERIA,
@@ -23,6 +24,7 @@ from poller.ates.policy import (
     compile_clear_pattern,
 )
 from poller.config.oauth2 import OAuth2Settings, read_oauth2
+from poller.config.rulesfile import RulesSettings, read_rules_settings
 from poller.config.sections import Section
 from poller.config.service import (
     MetricsSettings,
@@ -32,8 +34,13 @@ from poller.config.service import (
     read_service_settings,
 )
 from poller.config.source import SettingsSource
+from poller.config.web import WebSettings, read_web_settings
 from poller.config.webhook import WebhookSettings, masked_url, read_webhook_settings
 from poller.errors import ConfigError
+
+if TYPE_CHECKING:  # loaded with a rules file only
+    from poller.ates.expected import Expectation
+    from poller.ates.mailrules import RuleSet
 from poller.folders import same_folder
 from poller.paths import POSTGRES_SCHEMES, anchored, anchored_sqlite_url, masked_database_url
 
@@ -45,6 +52,7 @@ _KEYS_OF = {("imap", "password"): ("password", "password_file"),
             ("ates", "passwords"): ("password", "password_file"),
             ("webhook", "secret"): ("secret", "secret_file"),
             ("database", "password"): ("password_file",),
+            ("web", "password"): ("password_file",),
             ("oauth2", "credential"): ("client_secret_file", "client_certificate_file",
                                        "service_account_file")}
 
@@ -95,13 +103,20 @@ class Settings:
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     status: StatusSettings = field(default_factory=StatusSettings)
     webhook: WebhookSettings = field(default_factory=WebhookSettings)
+    web: WebSettings = field(default_factory=WebSettings)
+    rules: RulesSettings = field(default_factory=RulesSettings)
+    # the rules [rules] file holds (None: no rules file) and its [[expect]] entries; `check`
+    # lists the settings, not these
+    rule_set: RuleSet | None = field(default=None, metadata={"shown": False})
+    expectations: tuple[Expectation, ...] = field(default=(), metadata={"shown": False})
     source: str = ""
     # (section, key) → where its value came from: "PATH:LINE" or the environment variable
     origins: dict[tuple[str, str], str] = field(default_factory=dict, compare=False, repr=False)
 
     def policy(self) -> Policy:
         """Return the settings the ATES rules read."""
-        return Policy(self.ates, self.duplicates, self.mailbox, self.limits, self.tickets)
+        return Policy(self.ates, self.duplicates, self.mailbox, self.limits, self.tickets,
+                      self.expectations)
 
     def target_folders(self) -> list[str]:
         """Return the folders mail may be moved to, as the settings name them."""
@@ -138,7 +153,7 @@ class Settings:
 
         for section in fields(self):
             value = getattr(self, section.name)
-            if hasattr(value, "__dataclass_fields__"):
+            if hasattr(value, "__dataclass_fields__") and section.metadata.get("shown", True):
                 add(section.name, value)
         return out
 
@@ -208,7 +223,9 @@ def load_settings(path: str | os.PathLike[str], environ: dict[str, str] | None =
     for key in ("quarantine_folder", "processed_folder", "no_token_folder"):
         if same_folder(getattr(mailbox, key), imap_settings.folder):
             raise ConfigError(f"[mailbox] {key}: must differ from [imap] folder "
-                              f"({imap_settings.folder!r}), or mail would be moved round for ever")
+                              f"({imap_settings.folder!r}) in more than case (servers such as "
+                              "Microsoft 365 and Gmail fold it), or mail would be moved round "
+                              "for ever")
 
     ates = section("ates")
     passwords = _split(ates.secret("password", base=base))
@@ -263,6 +280,7 @@ def load_settings(path: str | os.PathLike[str], environ: dict[str, str] | None =
                                 attachments_dir=_path_setting(db.str("attachments_dir"), base),
                                 password=password)
 
+    rules, loaded = read_rules_settings(section("rules"), base)
     return Settings(
         imap=imap_settings,
         mailbox=mailbox,
@@ -270,8 +288,12 @@ def load_settings(path: str | os.PathLike[str], environ: dict[str, str] | None =
         duplicates=duplicates,
         limits=limits,
         database=database,
-        webhook=read_webhook_settings(section("webhook"), base),
+        webhook=_warn_if_webhook_in_plain_text(read_webhook_settings(section("webhook"), base)),
+        web=read_web_settings(section("web"), base),
         tickets=tickets,
+        rules=rules,
+        rule_set=loaded.rules if loaded else None,
+        expectations=loaded.expectations if loaded else (),
         source=str(path),
         origins=dict(source.origins),
         **read_service_settings(section, base, database.url, imap_settings.key),
@@ -310,6 +332,17 @@ def _warn_if_readable_on_the_way(imap: ImapSettings) -> None:
         logger.warning("[imap] verify = false: the certificate of %s is not checked, so anyone in "
                        "between can read the password and every mail; set cafile instead",
                        imap.host)
+
+
+def _warn_if_webhook_in_plain_text(hook: WebhookSettings) -> WebhookSettings:
+    """Log a warning (at every start) when signed events, and a password in the URL, cross the
+    network in plain text to a host that is not this machine; return hook."""
+    host = urlsplit(hook.url).hostname if hook.url else None
+    if host and urlsplit(hook.url or "").scheme == "http" and not _loopback(host):
+        logger.warning("[webhook] url: %s is http://: every ticket event (and the URL's "
+                       "password) crosses the network to %s in plain text; use https://",
+                       hook.shown_url(), host)
+    return hook
 
 
 def _loopback(host: str) -> bool:

@@ -25,24 +25,38 @@ class WebhookSettings:
     timeout: float = 10.0
     initial_wait: float = 10.0
     max_wait: float = 600.0
+    budget: float = 30.0  # seconds a delivery run of `once` (or `ticket complete`) may take
+    max_attempts: int = 10  # refusals (other than 408/425/429) before an event is rejected
+    keep_days: float = 30.0  # delivered events are pruned after this many days
+    cafile: str | None = None  # a CA to trust for an https receiver, besides the system's
 
     def subscribed(self) -> frozenset[str]:
         """Return the events to write to the outbox: none while no url is set."""
         return frozenset(self.events) if self.url else frozenset()
 
     def shown_url(self) -> str:
-        """Return the url as logs and listings may show it: a password or query string masked
-        (receivers sometimes take a token there)."""
+        """Return the url as logs and listings may show it: a password, path or query string
+        masked (receivers sometimes take a token there: chat and automation webhooks do in the
+        path)."""
         return masked_url(self.url) if self.url else ""
 
 
 def masked_url(url: str) -> str:
-    """Return url with the password of its user part and its query string replaced by a mask."""
+    """Return url with the password of its user part, its path and its query string replaced by
+    a mask (scheme, host and port stay: enough to tell receivers apart)."""
     parts = urlsplit(url)
     netloc = parts.netloc
     if parts.password is not None:
         netloc = f"{parts.username}:{MASK}@{netloc.rpartition('@')[2]}"
-    return urlunsplit((parts.scheme, netloc, parts.path, MASK if parts.query else "", ""))
+    path = f"/{MASK}" if parts.path.strip("/") else parts.path
+    return urlunsplit((parts.scheme, netloc, path, MASK if parts.query else "", ""))
+
+
+def _cafile(section: Section, base: Path) -> str | None:
+    path = section.path("cafile", base=base)
+    if path is not None and not path.is_file():
+        raise ConfigError(f"[webhook] cafile: {path} does not exist")
+    return None if path is None else str(path)
 
 
 def read_webhook_settings(section: Section, base: Path) -> WebhookSettings:
@@ -73,6 +87,10 @@ def read_webhook_settings(section: Section, base: Path) -> WebhookSettings:
         timeout=section.float("timeout", WebhookSettings.timeout),
         initial_wait=section.float("initial_wait", WebhookSettings.initial_wait),
         max_wait=section.float("max_wait", WebhookSettings.max_wait),
+        budget=section.float("budget", WebhookSettings.budget),
+        max_attempts=section.int("max_attempts", WebhookSettings.max_attempts, minimum=1),
+        keep_days=section.float("keep_days", WebhookSettings.keep_days),
+        cafile=_cafile(section, base),
     )
     if settings.max_wait < settings.initial_wait:
         raise ConfigError("[webhook] max_wait: must be at least [webhook] initial_wait")

@@ -21,8 +21,10 @@ from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginEr
 from poller.batches import UID_BATCH, chunks
 from poller.config.settings import ImapSettings
 from poller.errors import MailboxAuthError, MailboxError, MailboxUnavailable
-from poller.folders import FolderNames, from_namespace
+from poller.folders import FolderNames, from_namespace, same_server_name
 from poller.imap import UNAVAILABLE
+from poller.imap.responses import announces_mail
+from poller.imap.sameness import is_watched
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +98,7 @@ class Mailbox:
         self._folders: set[str] = set()
         self._names: FolderNames | None = None
         self._exists = 0  # mails in the selected folder, as the server last said
-        self._selected = ""  # the selected folder's name on the server
+        self._selected, self._validity = "", 0  # the selected folder's server name, UIDVALIDITY
 
     def __enter__(self) -> Mailbox:
         self.connect()
@@ -202,8 +204,8 @@ class Mailbox:
         except MailboxError as exc:
             raise MailboxError(f"{exc}; check that the folder exists and can hold mail") from None
         self._exists = int(info.get(b"EXISTS", 0))
-        self._selected = self.server_name(folder)
-        return int(info[b"UIDVALIDITY"])
+        self._selected, self._validity = self.server_name(folder), int(info[b"UIDVALIDITY"])
+        return self._validity
 
     def exists(self, folder: str) -> bool:
         """Return True if the folder exists."""
@@ -316,15 +318,18 @@ class Mailbox:
     def move(self, uids: list[int], folder: str) -> None:
         """Move UIDs to folder: MOVE, else COPY + \\Deleted + UID EXPUNGE of just those UIDs.
 
-        Refused (MailboxError) when folder is the selected one under another spelling (e.g.
-        'Alerts' and 'INBOX.Alerts' on Cyrus): the mail would come back as new, for ever."""
-        name = self.server_name(folder)
-        if name == self._selected:
-            raise MailboxError(f"moving mail to {self._named(folder)}: that is the watched "
-                               "folder itself; give the [mailbox] folder another name")
+        Refused (MailboxError) when folder is the selected one under another spelling (case,
+        'INBOX.Alerts' on Cyrus, an alias): the mail would come back as new, for ever."""
+        name, problem = self.server_name(folder), f"moving mail to {self._named(folder)}"
+        watched = MailboxError(f"{problem}: that is the watched folder itself; give the "
+                               "[mailbox] folder another name")
+        if same_server_name(name, self._selected):
+            raise watched
         name = self.ensure_folder(folder)
-        with translated(f"moving mail to {self._named(folder)}"):
+        with translated(problem):
             client = self._client()
+            if is_watched(client, name, self._selected, self._validity):
+                raise watched
             capabilities = client.capabilities()
             if b"MOVE" in capabilities:
                 client.move(uids, name)
@@ -335,25 +340,3 @@ class Mailbox:
             # so the originals are left flagged instead.
             if b"UIDPLUS" in capabilities:
                 client.uid_expunge(uids)
-
-
-def announces_mail(responses: list[tuple], exists: int) -> tuple[bool, int]:
-    """Return whether IDLE responses announce new mail, and the folder's new message count
-    (EXISTS was EXISTS before them); raise on BYE.
-
-    Only an EXISTS above the count is new mail: after an EXPUNGE (another connection moving
-    mail out) Courier also sends the new, smaller EXISTS.
-    """
-    new = False
-    for response in responses:
-        if response and response[0] == b"BYE":
-            detail = response[1].decode("utf-8", "replace") if len(response) > 1 else ""
-            raise MailboxUnavailable(f"the server ended the session: BYE {detail}".rstrip())
-        if len(response) > 1 and isinstance(response[0], int):
-            if response[1] == b"EXPUNGE":
-                exists = max(exists - 1, 0)
-            elif response[1] == b"EXISTS":
-                new |= response[0] > exists
-                exists = response[0]
-    return new, exists
-

@@ -17,9 +17,10 @@ from imapclient import IMAPClient
 from imapclient.exceptions import LoginError
 
 from poller.config.settings import ImapSettings
+from poller.deadline import within
 from poller.errors import MailboxAuthError
 from poller.imap import UNAVAILABLE
-from poller.imap.token_providers import Provider, make_provider
+from poller.imap.token_providers import Grant, Provider, make_provider, unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ class Tokens:
         self._token: str | None = None
         self._renew_at = 0.0
         self._expires_at = 0.0
+        self._asking = threading.Event()  # a token request is under way (maybe given up on)
         self.fetches = 0
 
     def get(self) -> str:
@@ -58,7 +60,7 @@ class Tokens:
         with self._lock:
             now = self._clock()
             if self._token is None or now >= self._renew_at:
-                grant = self._provider.fetch()
+                grant = self._fetch()
                 self.fetches += 1
                 self._token = grant.token
                 self._expires_at = now + grant.lifetime
@@ -66,6 +68,27 @@ class Tokens:
                 logger.debug("new OAuth2 token for %s from %s, valid for %.0fs",
                              self.settings.username, self._source, grant.lifetime)
             return self._token
+
+    def _fetch(self) -> Grant:
+        """Return the provider's grant within [imap] timeout (and a second), whatever the token
+        endpoint sends; a request given up on is left to end on its own, and no second one is
+        started meanwhile (the endpoint is unavailable until it ends)."""
+        timeout = self.settings.timeout
+        if self._asking.is_set():
+            raise unavailable(self.settings, "the token request given up on earlier has not "
+                              "ended yet")
+
+        def ask() -> Grant:
+            try:
+                return self._provider.fetch()
+            finally:
+                self._asking.clear()
+
+        self._asking.set()
+        try:
+            return within(ask, timeout + 1.0, name="oauth2-token")
+        except TimeoutError:
+            raise unavailable(self.settings, f"no whole answer within {timeout:g}s") from None
 
     def drop(self, token: str) -> None:
         """Forget TOKEN (the server refused it), unless a newer one replaced it already."""

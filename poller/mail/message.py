@@ -7,10 +7,9 @@ import base64
 import binascii
 import email.errors
 import email.message
-import email.parser
-import email.policy
 import email.utils
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -19,16 +18,20 @@ from mailparser.exceptions import MailParserError
 
 from poller.errors import MessageError
 from poller.mail.headers import Split, longest_parameter_header, split_headers
+from poller.mail.mime import mime_tree
 from poller.mail.parsed import FORWARDED_TYPES, Attachment, ParsedMessage, utf8
 
 # mail-parser logs every header and part at DEBUG through f-strings; silence it so a
 # DEBUG run of the worker stays readable and the hot path does not format those lines.
 logging.getLogger("mailparser").setLevel(logging.WARNING)
 
-FEED_CHUNK = 64 * 1024
+# A Message-ID as In-Reply-To and References name it, and how many of them a mail keeps.
+_MESSAGE_ID_RE = re.compile(r"<[^<>\s]{1,250}+>")
+MAX_REFERENCES = 50
 # Longer Content-Type and Content-Disposition headers (of any part) are refused; a real one, even
 # with a long RFC 2231 filename, is far shorter.
 MAX_PARAMETER_HEADER = 8 * 1024
+_MISSING = object()
 
 
 def parse_message(raw: bytes) -> ParsedMessage:
@@ -69,7 +72,19 @@ def parse_message(raw: bytes) -> ParsedMessage:
         html=_lines("\n".join(bodies.html)),
         attachments=(*(_attachment(a) for a in listed), *bodies.forwarded),
         content_type=message.get_content_type(),
+        references=_references(split.in_reply_to, split.references),
+        auth_results=split.auth_results,
     )
+
+
+def _references(in_reply_to: str, references: str) -> tuple[str, ...]:
+    """Return the Message-IDs a mail answers: In-Reply-To's, then References' from the newest
+    (the last) back, each once, at most MAX_REFERENCES (a long thread's oldest are left out,
+    but for the first, the thread's start)."""
+    named = _MESSAGE_ID_RE.findall(references)
+    ordered = [*_MESSAGE_ID_RE.findall(in_reply_to), *reversed(named[-MAX_REFERENCES:]),
+               *named[:1]]
+    return tuple(dict.fromkeys(ordered))[:MAX_REFERENCES]
 
 
 @dataclass
@@ -94,46 +109,88 @@ def _bodies(message: email.message.Message) -> _Bodies:
     stack = [message]
     while stack:  # a loop, not recursion: nesting depth is up to the sender
         part = stack.pop()
+        # each header fact once: every lookup parses the header's parameters again
         disposition = part.get_content_disposition()
-        if part.get_filename() is not None or disposition not in (None, "inline") or (
+        filename, params = _filename(part)
+        content_type = part.get_content_type()
+        maintype, _, subtype = content_type.partition("/")
+        if filename is not None or disposition not in (None, "inline") or (
                 part.defects and part is not message):
             out.only_text = False
-        if part.get_content_maintype() == "message" and part is not message:
+        if maintype == "message" and part is not message:
             out.only_text = False
             # delivery reports and the like carry no text of their own; a forwarded mail that
             # mail-parser does not list (not Content-Disposition: attachment) is kept as one
-            if part.get_content_type() in FORWARDED_TYPES and disposition != "attachment":
-                out.forwarded.append(_forward(part))
+            if content_type in FORWARDED_TYPES and disposition != "attachment":
+                out.forwarded.append(_forward(part, content_type, filename))
             continue
         if part.is_multipart():
             payload = part.get_payload()
             stack.extend(reversed(payload if isinstance(payload, list) else []))
             continue
-        subtype = part.get_content_subtype()
-        if part.get_content_maintype() != "text" or subtype not in ("plain", "html"):
+        if maintype != "text" or subtype not in ("plain", "html"):
             out.only_text = False
             continue
-        if disposition != "inline" and (disposition == "attachment" or part.get_filename()):
+        if disposition != "inline" and (disposition == "attachment" or filename):
             continue
-        text = _decoded_text(part)
+        text = _decoded_text(part, params)
         if text:
             (out.html if subtype == "html" else out.plain).append(text)
     return out
 
 
-def _decoded_text(part: email.message.Message) -> str:
-    """Return a text part's payload after transfer and charset decoding, never raising."""
+def _filename(part: email.message.Message) -> tuple[str | None, list | None]:
+    """Return part.get_filename() and, when it read them, the Content-Type parameters (as
+    part.get_params()), so that they are parsed once per part."""
+    filename = part.get_param("filename", _MISSING, "content-disposition")
+    params = None
+    if filename is _MISSING:
+        params = part.get_params()
+        filename = _param(params, "name")
+    if filename is _MISSING:
+        return None, params
+    return email.utils.collapse_rfc2231_value(filename).strip(), params
+
+
+def _param(params: list | None, name: str) -> object:
+    """Return the parameter called name (any case) as part.get_param(name) does."""
+    for key, value in params or ():
+        if key.lower() == name:
+            return value
+    return _MISSING
+
+
+def _charset(params: list | None) -> str | None:
+    """Return part.get_content_charset() from the part's Content-Type parameters."""
+    charset = _param(params, "charset")
+    if charset is _MISSING:
+        return None
+    if isinstance(charset, tuple):  # RFC 2231: (charset, language, value)
+        try:
+            charset = str(charset[2].encode("raw-unicode-escape"), charset[0] or "us-ascii")
+        except (LookupError, UnicodeError):
+            charset = charset[2]
+    try:
+        charset.encode("us-ascii")  # a charset's name is ASCII
+    except UnicodeError:
+        return None
+    return charset.lower()
+
+
+def _decoded_text(part: email.message.Message, params: list | None) -> str:
+    """Return a text part's payload after transfer and charset decoding, never raising (params:
+    its Content-Type parameters if read already)."""
     payload = part.get_payload(decode=True)
     if not isinstance(payload, bytes) or not payload:
         return ""
-    charset = part.get_content_charset() or "utf-8"
+    charset = _charset(part.get_params() if params is None else params) or "utf-8"
     try:
         return payload.decode(charset)
     except (LookupError, UnicodeError):
         return payload.decode("utf-8", "replace")
 
 
-def _forward(part: email.message.Message) -> Attachment:
+def _forward(part: email.message.Message, content_type: str, filename: str | None) -> Attachment:
     inner = part.get_payload()
     content = b""
     if isinstance(inner, list) and inner:
@@ -141,8 +198,8 @@ def _forward(part: email.message.Message) -> Attachment:
             content = inner[0].as_bytes()
         except (email.errors.MessageError, LookupError, ValueError, TypeError):
             content = b""
-    return Attachment(filename=str(part.get_filename() or "forwarded-message.eml"),
-                      content_type=part.get_content_type(), content=content)
+    return Attachment(filename=str(filename or "forwarded-message.eml"),
+                      content_type=content_type, content=content)
 
 
 def _subject(message: email.message.Message, decoded: object) -> str:
@@ -166,18 +223,8 @@ def _detail(exc: Exception) -> str:
 
 
 def _mime_tree(split: Split, raw: bytes) -> email.message.Message:
-    """Build the stdlib MIME tree that mail-parser reads from split.header and raw[split.body:].
-
-    The bytes are fed in chunks: handing the whole mail to the parser at once (as
-    mailparser.parse_from_bytes does) first copies it into one string and then into one
-    string per line, which costs eight times the mail's size at its peak; chunks keep it
-    near three.
-    """
-    feeder = email.parser.BytesFeedParser(policy=email.policy.compat32)
-    feeder.feed(split.header)
-    for start in range(split.body, len(raw), FEED_CHUNK):
-        feeder.feed(raw[start:start + FEED_CHUNK])
-    return feeder.close()
+    """Build the stdlib MIME tree that mail-parser reads from split.header and raw[split.body:]."""
+    return mime_tree(split.header, raw, split.body)
 
 
 def _lines(text: str) -> str:

@@ -26,7 +26,8 @@ class Attachment:
 @dataclass(frozen=True)
 class ParsedMessage:
     """A mail's decoded headers and body texts; content_type is the top-level MIME type
-    (message/rfc822 for a mail that is a whole forwarded message)."""
+    (message/rfc822 for a mail that is a whole forwarded message); references, the
+    Message-IDs the mail answers (In-Reply-To first, then References from the newest back)."""
 
     message_id: str | None
     subject: str
@@ -36,6 +37,8 @@ class ParsedMessage:
     html: str
     attachments: tuple[Attachment, ...]
     content_type: str = "text/plain"
+    references: tuple[str, ...] = ()
+    auth_results: tuple[str, ...] = ()  # the Authentication-Results header values
 
 
 def utf8(text: str) -> bytes:

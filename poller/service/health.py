@@ -25,9 +25,10 @@ from poller.service.lock import PassLock
 from poller.service.standby import uses_lease
 from poller.service.webhooks import ping
 from poller.store import queries
-from poller.store.database import open_database, read_only_database, takes_a_write
+from poller.store.database import open_database, takes_a_write
 from poller.store.engine import Engine
 from poller.store.lease import active_instance
+from poller.store.reading import read_only_database
 
 
 @dataclass(frozen=True)

@@ -22,12 +22,16 @@ from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import poller
 from poller.ates.reading import Reading
 from poller.errors import ReaderError
+from poller.mail.headers import printable
 from poller.service.reading_helper import PAGE, READY, receive, send
+
+if TYPE_CHECKING:
+    from poller.ates.mailrules import RuleSet
 
 # A helper that begins no mail for this many times the CPU budget (wall time) while it used
 # less than half the budget of CPU is hung (waiting on something that will not come)...
@@ -46,6 +50,7 @@ class Batch:
     mails: list[tuple[int, bytes]]
     now: datetime
     seconds: int
+    rules: RuleSet | None = None  # for mail without a token (poller.ates.mailrules)
 
 
 class HelperProcess:
@@ -112,7 +117,8 @@ class HelperProcess:
                 self.ready, self.since = True, time.monotonic()
             elif message[0] == "log":
                 _, level, name, text = message
-                logging.getLogger(name).log(level, "%s", text)
+                # a library's words about a mail quote the mail: escaped, on one line
+                logging.getLogger(printable(name)).log(level, "%s", printable(text))
             else:
                 _, batch_id, readings, last = message
                 assert self.batches[0].id == batch_id, (self.batches[0].id, batch_id)
@@ -177,7 +183,8 @@ class HelperProcess:
         while (batch := self.outbox.get()) is not None:
             try:
                 send(self.feed, (batch.id, [(uid, len(raw)) for uid, raw in batch.mails],
-                                 batch.now, batch.seconds), *(raw for _, raw in batch.mails))
+                                 batch.now, batch.seconds, batch.rules),
+                     *(raw for _, raw in batch.mails))
             except OSError:
                 return  # the helper is gone; wait() finds out
             del batch  # not to hold the mail while waiting for the next

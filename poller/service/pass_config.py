@@ -4,17 +4,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from poller.ates.policy import Policy
 from poller.config import Settings
+
+if TYPE_CHECKING:
+    from poller.ates.mailrules import RuleSet
 
 
 @dataclass(frozen=True)
 class PassConfig:
     """The settings a pass reads: the mailbox's name and watched folder, the SEARCH that finds
     new mail, mails per FETCH, the rules' policy (with [mailbox] and [limits]), the folders mail
-    may be moved to, the webhook events to put in the outbox, and where attachments go (None:
-    in the database)."""
+    may be moved to, the webhook events to put in the outbox, where attachments go (None:
+    in the database), and the rules for mail without a token (None: no rules file)."""
 
     name: str
     folder: str
@@ -24,6 +28,7 @@ class PassConfig:
     target_folders: tuple[str, ...]
     subscribed: frozenset[str]
     attachments_dir: Path | None
+    rules: RuleSet | None = None
 
     @classmethod
     def of(cls, settings: Settings) -> PassConfig:
@@ -33,4 +38,5 @@ class PassConfig:
                    fetch_chunk=imap.fetch_chunk, policy=settings.policy(),
                    target_folders=tuple(settings.target_folders()),
                    subscribed=settings.webhook.subscribed(),
-                   attachments_dir=Path(directory) if directory else None)
+                   attachments_dir=Path(directory) if directory else None,
+                   rules=settings.rule_set)

@@ -54,7 +54,6 @@ def open_store(settings: Settings, fence: tuple[str, int] | None = None) -> Stor
     with db.atomic() if fence is not None else nullcontext():
         store.check_fence()
         store.prepare(utc_now())
-        store.claim_unnamed(settings.imap.name)
     return store
 
 
@@ -109,7 +108,8 @@ def recorded_pass(settings: Settings, stop: threading.Event, *, sleep: Sleep | N
                   track: Track | None = None, reader: Reader | None = None,
                   fence: tuple[str, int] | None = None) -> PassResult:
     """Run a pass and record it: pass_log row, metrics textfile, one summary log line. FENCE:
-    the mailbox's lease (PostgreSQL), checked by every transaction of the pass.
+    the mailbox's lease (PostgreSQL), checked by every transaction of the pass. A good pass
+    ends by looking at the [[expect]] deadlines that passed.
 
     Raises MailboxError, ReaderError or StoreError when the pass failed; a pass cut short by
     STOP is returned with interrupted set.
@@ -119,8 +119,11 @@ def recorded_pass(settings: Settings, stop: threading.Event, *, sleep: Sleep | N
     result = PassResult()
     try:
         try:
+            _deadlines(settings, store, started, check=False)
             run_pass(settings, store, stop, sleep=sleep, track=track, result=result,
                      reader=reader)
+            if not result.interrupted:
+                _deadlines(settings, store, utc_now(), check=True)
         except (MailboxError, ReaderError) as exc:
             if not (stop.is_set() and isinstance(exc, MailboxUnavailable)):
                 _record_failure(store, settings, started, result, str(exc))
@@ -159,6 +162,19 @@ def recorded_pass(settings: Settings, stop: threading.Event, *, sleep: Sleep | N
     return result
 
 
+def _deadlines(settings: Settings, store: Store, now: datetime, check: bool) -> None:
+    """Open the windows of [[expect]] entries loaded for the first time, or look at the
+    deadlines that passed (APScheduler's cron is loaded only when there are entries)."""
+    if not settings.expectations:
+        return
+    from poller.service import deadlines
+
+    if check:
+        deadlines.check_deadlines(settings, store, now)
+    else:
+        deadlines.open_windows(settings, store, now)
+
+
 def _record_failure(store: Store, settings: Settings, started: datetime, result: PassResult,
                     error: str) -> None:
     """Log a failed pass in pass_log, as far as the database lets us (the error comes first)."""
@@ -178,6 +194,7 @@ def write_metrics(settings: Settings) -> None:
 
     try:
         db = open_database(settings.database.url, settings.database.password)
-        metrics.write_textfile(path, db, settings.imap.name)
+        metrics.write_textfile(path, db, settings.imap.name,
+                               tuple(entry.name for entry in settings.expectations))
     except (OSError, StoreError) as exc:
         logger.warning("could not write metrics to %s: %s", path, exc)

@@ -38,12 +38,16 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from poller.ates.policy import LimitSettings
 from poller.ates.reading import Reading, read, too_large
 from poller.errors import ReaderError
 from poller.mail.fingerprint import fingerprint
 from poller.service.helper_process import START_SECONDS, Batch, HelperProcess, ended
+
+if TYPE_CHECKING:
+    from poller.ates.mailrules import RuleSet
 
 logger = logging.getLogger(__name__)
 
@@ -90,9 +94,10 @@ class Reader:
 
     def chunks(self, plan: Iterable[list[int]], sizes: Mapping[int, int],
                fetch: Callable[[list[int]], dict[int, bytes]], clock: Callable[[], datetime], *,
-               budget: int, seconds: int, stop: threading.Event | None = None
-               ) -> Iterator[Chunk]:
+               budget: int, seconds: int, stop: threading.Event | None = None,
+               rules: RuleSet | None = None) -> Iterator[Chunk]:
         """Fetch and read each chunk of UIDs; yield (uids, readings of those fetched) in order.
+        A mail without a token is given to RULES, when there are any.
 
         The next chunk is fetched and read while the caller handles one, as long as both fit in
         BUDGET bytes together (a chunk alone always goes). Each mail may take SECONDS of CPU to
@@ -112,7 +117,7 @@ class Reader:
                 held -= done_size
             raws = fetch(uids)
             batch = Batch(next(self._ids), [(uid, raws[uid]) for uid in uids if uid in raws],
-                           clock(), seconds)
+                           clock(), seconds, rules)
             del raws
             self._submit(batch)
             ahead.append((uids, size))

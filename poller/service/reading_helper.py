@@ -99,7 +99,8 @@ class _Forward(logging.Handler):
 def main(inbox: int, outbox: int, page: int, function: str) -> None:
     """Serve the worker: chunks come on socket fd INBOX, readings go out on OUTBOX, progress
     is written to the shared page (fd PAGE). Each mail is read by FUNCTION ('module:name',
-    called as function(uid, raw, now) -> Reading). Returns when the worker closes INBOX."""
+    called as function(uid, raw, now) -> Reading, or function(uid, raw, now, rules) when the
+    chunk comes with rules for mail without a token). Returns when the worker closes INBOX."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGXCPU, signal.SIG_DFL)
@@ -115,9 +116,10 @@ def main(inbox: int, outbox: int, page: int, function: str) -> None:
     hard = resource.getrlimit(resource.RLIMIT_CPU)[1]
     worker = os.getppid()
     begun = 0
+    soft = None  # the CPU limit set last
     while True:
         try:
-            batch, sizes, now, seconds = receive(source)
+            batch, sizes, now, seconds, rules = receive(source)
         except EOFError:
             return
         readings: dict[int, Reading] = {}
@@ -132,8 +134,9 @@ def main(inbox: int, outbox: int, page: int, function: str) -> None:
             begun += 1
             cpu = _cpu()
             PAGE.pack_into(progress, 0, begun, uid, cpu)
-            _limit_cpu(cpu, seconds, hard)
-            readings[uid] = read(uid, raw, now)
+            soft = _limit_cpu(cpu, seconds, hard, soft)
+            # (rules only when there are any: a reader made for tests may not take them)
+            readings[uid] = read(uid, raw, now, rules) if rules else read(uid, raw, now)
             del raw
             held += size
             if held >= FLUSH_BYTES:
@@ -142,23 +145,40 @@ def main(inbox: int, outbox: int, page: int, function: str) -> None:
         _send_readings(sink, batch, readings, True)
 
 
+# What can go wrong turning readings into bytes: a reading that does not pickle, or one too big
+# to pickle within the helper's memory.
+_UNSENDABLE = (pickle.PicklingError, TypeError, AttributeError, RecursionError, MemoryError)
+
+
 def _send_readings(sink: socket.socket, batch: int, readings: dict[int, Reading],
                    last: bool) -> None:
+    """Send the readings in one message; when that fails, one message per mail, each reading
+    that cannot be sent replaced by its problem: the mail at fault is the one blamed (not the
+    last one begun, as when the helper died of it), and the others keep their readings."""
     try:
         send(sink, ("readings", batch, readings, last))
-    except (pickle.PicklingError, TypeError, AttributeError, RecursionError):
-        send(sink, ("readings", batch, {uid: _handed_over(r) for uid, r in readings.items()},
-                    last))
+        return
+    except _UNSENDABLE:
+        pass
+    uids = list(readings)
+    for n, uid in enumerate(uids):
+        reading = _handed_over(readings.pop(uid))
+        send(sink, ("readings", batch, {uid: reading}, last and n == len(uids) - 1))
 
 
 def _handed_over(reading: Reading) -> Reading:
     """Return READING, or what stands for it when it cannot be pickled."""
     try:
         pickle.dumps(reading, pickle.HIGHEST_PROTOCOL)
-    except (pickle.PicklingError, TypeError, AttributeError, RecursionError) as exc:
+    except MemoryError:
+        problem = "handing its reading over needs more memory than reading one mail may take"
+    except _UNSENDABLE as exc:
         problem = f"internal error while reading: {type(exc).__name__}"
-        return Reading(None, None, problem, False, reading.fingerprint)
-    return reading
+    else:
+        return reading
+    fingerprint = reading.fingerprint
+    del reading  # let go of it before anything else is made
+    return Reading(None, None, problem, False, fingerprint)
 
 
 def _limit_memory(more: int) -> None:
@@ -180,9 +200,13 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _limit_cpu(used: float, seconds: int, hard: int) -> None:
-    """Let this process use SECONDS more of CPU (whole seconds, rounded up) before SIGXCPU."""
+def _limit_cpu(used: float, seconds: int, hard: int, current: int | None) -> int:
+    """Let this process use SECONDS more of CPU (whole seconds, rounded up) before SIGXCPU;
+    return that soft limit. The limit is set only when it differs from CURRENT, the one set
+    last: it changes once per CPU second, and setting it is a system call per mail."""
     soft = math.ceil(used) + seconds
     if hard != resource.RLIM_INFINITY:
         soft = min(soft, hard)
-    resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
+    if soft != current:
+        resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
+    return soft

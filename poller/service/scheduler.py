@@ -24,6 +24,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 
 from poller.config import Settings, load_settings
 from poller.errors import MailboxAuthError, MailboxError, PollerError, ReaderError, StoreError
+from poller.service import deadlines
 from poller.service.delivery import Deliverer
 from poller.service.idle import IdleWatcher
 from poller.service.lock import pass_lock
@@ -35,6 +36,7 @@ from poller.service.standby import LeaseKeeper, new_lease, uses_lease
 logger = logging.getLogger("poller")
 
 JOB_ID = "pass"
+DEADLINE_JOB = "deadline:"  # the id of an [[expect]] entry's deadline job, before its name
 
 
 class Service:
@@ -72,6 +74,7 @@ class Service:
                     ", and at once on new mail (IMAP IDLE)" if s.idle else "")
         self.scheduler.add_job(self.request_pass, "interval", args=("interval",), id=JOB_ID,
                                seconds=s.interval, next_run_time=datetime.now(UTC))
+        self._schedule_deadlines(self.settings)
         with SignalThread(self._stop, self._reload), self.reader:
             self.deliverer.start()
             if self.keeper is not None:
@@ -98,6 +101,17 @@ class Service:
                 self._running.release()
             if not self._again.is_set():
                 return
+
+    def _schedule_deadlines(self, settings: Settings) -> None:
+        """A pass at each [[expect]] deadline, which ends by looking at it."""
+        for job in self.scheduler.get_jobs():
+            if job.id.startswith(DEADLINE_JOB):
+                job.remove()
+        for entry in settings.expectations:
+            self.scheduler.add_job(self.request_pass,
+                                   deadlines.trigger(entry, settings.rules.timezone),
+                                   args=(f"deadline of {entry.name!r}",),
+                                   id=f"{DEADLINE_JOB}{entry.name}")
 
     def _settings(self) -> Settings:
         with self._state:
@@ -174,6 +188,7 @@ class Service:
                 self.watcher.stop()
                 self.watcher = None
             self._start_watcher()
+        self._schedule_deadlines(new)
         self._wake("settings reloaded")
 
     def _finish(self) -> bool:

@@ -175,7 +175,8 @@ class Worker:
         cut = sized_chunks(fitting, sizes, self.config.fetch_chunk, limits.max_fetch_bytes // 2)
         for uids, readings in reader.chunks(cut, sizes, fetcher.fetch, self.clock,
                                             budget=limits.max_fetch_bytes,
-                                            seconds=limits.max_read_seconds, stop=self.stop):
+                                            seconds=limits.max_read_seconds, stop=self.stop,
+                                            rules=self.config.rules):
             # a chunk read ahead but not handled is simply left for the next pass
             if self.stop.is_set():
                 break

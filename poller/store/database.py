@@ -7,7 +7,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import quote
 
 import peewee
 
@@ -22,9 +21,17 @@ from poller.store.engine import (
     postgres_engine,
     reason,
     shown,
-    where,
 )
-from poller.store.schema import MODELS, Lease, Outbox, ProcessedMessage, Standby
+from poller.store.schema import (
+    MODELS,
+    ExpectedArrival,
+    ExpectedMail,
+    Lease,
+    Outbox,
+    ProcessedMessage,
+    Standby,
+    Ticket,
+)
 from poller.store.views import create_views
 
 SQLITE_PRAGMAS = {
@@ -41,7 +48,9 @@ SQLITE_PRAGMAS = {
 
 # PRAGMA user_version of a database with the schema of schema.py. A database made before the
 # version was recorded reads 0.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 9
+# The mailbox name the log of a database from before mailboxes had names is given.
+UNNAMED_MAILBOX = "(before several mailboxes)"
 
 
 def _create_missing_tables(db: Engine) -> None:
@@ -51,9 +60,8 @@ def _create_missing_tables(db: Engine) -> None:
 
 def _mailboxes_and_ticket_fields(db: Engine) -> None:
     """Several mailboxes in one database: the processed-mail and pass logs name the mailbox
-    (rows from before belong to the first mailbox that opens the database, see
-    Store.claim_unnamed), and the exactly-once key includes it. Tickets get the fields their
-    mailbox gives them, and the token's SubIssue."""
+    (rows from before are named by step 5), and the exactly-once key includes it. Tickets get
+    the fields their mailbox gives them, and the token's SubIssue."""
     for column in ("mailbox", "queue", "priority", "source", "issue_type", "sub_issue"):
         _add_column(db, "ticket", column, "TEXT")
     for table in ("processed_message", "pass_log"):
@@ -116,6 +124,36 @@ def _race_free_keys(db: Engine) -> None:
 # What a new database gets besides the tables of schema.py (indexes peewee cannot declare).
 FRESH = (lambda db: db.sql(OPEN_KEY_INDEX), lambda db: db.sql(SAME_MAIL_INDEX))
 
+def _message_id_index(db: Engine) -> None:
+    """processed_message is searched by Message-ID: a reply's In-Reply-To and References find
+    the ticket whose mail they name."""
+    db.sql('CREATE INDEX IF NOT EXISTS "processed_message_message_id" '
+                   'ON "processed_message" ("message_id")')
+
+
+def _expected_mail(db: Engine) -> None:
+    """The [[expect]] entries' windows, misses and arrivals."""
+    db.create_tables([ExpectedMail, ExpectedArrival], safe=True)
+
+
+def _name_the_unnamed_log(db: Engine) -> None:
+    """The log rows (and tickets) from before mailboxes had names get UNNAMED_MAILBOX, here,
+    once, whichever mailbox opens the database first: given to that mailbox they would have
+    become its history, and their pending mailbox steps its own, to be done on its server
+    (UIDs of another account). Mail of theirs still waiting in a folder is read again once
+    and logged as a duplicate, as after renaming a mailbox."""
+    for table in ("processed_message", "pass_log"):
+        db.sql(f'UPDATE "{table}" SET mailbox = ? WHERE mailbox = \'\'',
+                       (UNNAMED_MAILBOX,))
+    db.sql('UPDATE "ticket" SET mailbox = ? WHERE mailbox IS NULL', (UNNAMED_MAILBOX,))
+
+
+def _activity_indexes(db: Engine) -> None:
+    """Indexes for looking at alerts over time and at open tickets by organization or device."""
+    for model in (Ticket, ProcessedMessage):
+        model._schema.create_indexes(safe=True)
+
+
 # version → the step that upgrades a database of the version before to it. Views are not
 # steps: every upgrade creates them again at its end (views.py).
 MIGRATIONS: dict[int, Callable[[Engine], None]] = {
@@ -123,7 +161,11 @@ MIGRATIONS: dict[int, Callable[[Engine], None]] = {
     2: _add_outbox,
     3: _mailboxes_and_ticket_fields,
     4: _step_purpose_and_error,
-    5: _race_free_keys,
+    5: _message_id_index,
+    6: _expected_mail,
+    7: _name_the_unnamed_log,
+    8: _activity_indexes,
+    9: _race_free_keys,
 }
 
 _opening = threading.Lock()
@@ -135,6 +177,19 @@ _engines: dict[str, Engine] = {}
 def iso(moment: datetime) -> str:
     """Return an aware datetime as ISO-8601 UTC text, the one timestamp format of the schema."""
     return moment.astimezone(UTC).isoformat(timespec="seconds")
+
+
+@contextmanager
+def changing(db: Engine) -> Iterator[None]:
+    """One IMMEDIATE transaction for a change a person asked for (a pass appending to the
+    ticket meanwhile waits, rather than reading it open); the database staying locked past its
+    busy timeout is a StoreError that says so, with nothing changed."""
+    try:
+        with db.atomic(lock_type="IMMEDIATE"):
+            yield
+    except peewee.OperationalError as exc:
+        raise StoreError(f"nothing was changed: {reason(exc)} (another process held the "
+                         "database past its busy timeout); try again") from None
 
 
 def open_database(url: str, password: str | None = None) -> Engine:
@@ -188,111 +243,6 @@ def takes_a_write(db: Engine) -> None:
         db.sql("INSERT INTO pass_log (started, finished, seconds, ok, counts, error, mailbox) "
                "VALUES ('', '', '0', ?, '', '', '')", (False,))
         transaction.rollback()
-
-
-@contextmanager
-def read_only_database(url: str, password: str | None = None) -> Iterator[Engine]:
-    """Yield the existing database named by url, opened for reading only, and close it.
-
-    Nothing is created or changed: not a missing database (StoreError), not the schema of an
-    older one (read as it is; should a table or column it lacks be read, the StoreError says
-    that the next pass upgrades it), and, when no process has the database open (no WAL file),
-    not even the WAL and shared-memory files: it is then opened immutable. An in-memory
-    database holds nothing between runs and is opened as usual.
-    """
-    path = sqlite_file(url)
-    if is_postgres(url):
-        db = _open_postgres_read_only(url, password)
-    elif path is None:
-        db = open_database(url)
-    else:
-        db = _open_read_only(url, path)
-    try:
-        yield db
-    except peewee.DatabaseError as exc:
-        try:
-            version = _version(db)
-        except peewee.DatabaseError:
-            version = SCHEMA_VERSION
-        if version < SCHEMA_VERSION:
-            hint = (f" (the database has schema version {version}, older than this "
-                    f"ates-poller's {SCHEMA_VERSION}: the next pass upgrades it)")
-        elif isinstance(exc, peewee.OperationalError):
-            hint = ""
-        else:  # an immutable read that a pass starting meanwhile wrote under
-            hint = " (a pass may have been writing it: try again)"
-        raise StoreError(f"cannot read database {shown(url)}: {reason(exc)}{hint}") from None
-    finally:
-        db.close()
-
-
-@contextmanager
-def directory_to_read(url: str, password: str | None = None) -> Iterator[Engine]:
-    """Yield the database opened read-only (read_only_database), or an empty one when it has
-    no store yet (an SQLite file not there, a PostgreSQL database without the tables): to
-    decide against an empty directory."""
-    path = sqlite_file(url)
-    empty = path is not None and not Path(path).exists()
-    if not empty:
-        try:
-            with read_only_database(url, password) as db:
-                yield db
-            return
-        except NoStoreYet:
-            pass
-    db = open_database("sqlite:///:memory:")
-    try:
-        yield db
-    finally:
-        db.close()
-
-
-class NoStoreYet(StoreError):
-    """The database exists but no pass has made the store in it yet."""
-
-
-def _open_postgres_read_only(url: str, password: str | None) -> Engine:
-    """A session of its own whose transactions cannot write (the server refuses)."""
-    db = postgres_engine(url, password, options="-c default_transaction_read_only=on")
-    connect(db)
-    try:
-        version = _version(db)
-    except peewee.PeeweeException as exc:
-        db.close()
-        raise StoreError(f"cannot open database {shown(url)}: {reason(exc)}") from None
-    if version == 0:
-        db.close()
-        raise NoStoreYet(f"database {where(db)} has no ates-poller tables yet; a pass "
-                         "(poller once) creates them")
-    _refuse_newer(db, version)
-    return db
-
-
-def _refuse_newer(db: Engine, version: int) -> None:
-    if version > SCHEMA_VERSION:
-        db.close()
-        raise StoreError(f"the database has schema version {version}, newer than this "
-                         f"ates-poller's {SCHEMA_VERSION}: upgrade ates-poller")
-
-
-def _open_read_only(url: str, path: str) -> Engine:
-    if not Path(path).is_file():
-        raise StoreError(f"database {path} does not exist; a pass (poller once) creates it, "
-                         "or [database] url names another file")
-    # With no WAL file, no process has the database open and all of it is in the main file;
-    # immutable then reads it without creating the WAL and shared-memory files, which a
-    # reading connection could not remove again. (A pass that starts meanwhile writes to a new
-    # WAL; only its closing checkpoint touches the main file.)
-    idle = not Path(path + "-wal").exists()
-    uri = f"file:{quote(path)}?mode=ro{'&immutable=1' if idle else ''}"
-    try:
-        db = SqliteEngine(uri, uri=True, pragmas={"query_only": 1, "busy_timeout": 10000})
-        db.connect(reuse_if_open=True)
-        version = _version(db)
-    except peewee.PeeweeException as exc:
-        raise StoreError(f"cannot open database {url}: {exc}") from None
-    _refuse_newer(db, version)
-    return db
 
 
 # PostgreSQL has no user_version: the version is the one row of this table.

@@ -1,5 +1,10 @@
 """The event outbox: writing an event in the transaction of the change that causes it, and the
-bookkeeping of its delivery (which events are due, delivered, failed).
+bookkeeping of its delivery (which events are due, delivered, failed, rejected, dropped).
+
+`delivered` is final: no later update takes an event out of it (a run that outlived its lock,
+an operator's retry). `rejected` (refused too often) and `dropped` (by an operator) are kept,
+never deleted, and no longer hold up their ticket's later events; `poller outbox retry` puts
+them back. Delivered events are pruned after [webhook] keep_days.
 
 The body is made when the event is written and never again: every attempt sends the same bytes
 with the same id and signature, and it tells the ticket as it was when the event happened.
@@ -12,12 +17,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from poller.ates import events
-from poller.store.database import iso
+from poller.store.database import changing, iso
 from poller.store.engine import Engine
 from poller.store.views import ticket_snapshot
 
 PENDING, FAILED, DELIVERED = "pending", "failed", "delivered"
-STATUSES = (PENDING, FAILED, DELIVERED)
+REJECTED, DROPPED = "rejected", "dropped"
+STATUSES = (PENDING, FAILED, DELIVERED, REJECTED, DROPPED)
 
 
 @dataclass(frozen=True)
@@ -62,18 +68,41 @@ def body(db: Engine, row_id: int) -> str:
 
 
 def mark_delivered(db: Engine, row_id: int, now: datetime) -> None:
-    """Record that the receiver took the event."""
+    """Record that the receiver took the event (whatever else happened to it meanwhile)."""
     with db.atomic():
         db.sql("UPDATE outbox SET status = ?, attempts = attempts + 1, last_error = '', "
-                       "delivered = ? WHERE id = ?", (DELIVERED, iso(now), row_id))
+                       "delivered = ? WHERE id = ? AND status != ?",
+                       (DELIVERED, iso(now), row_id, DELIVERED))
 
 
-def mark_failed(db: Engine, row_id: int, error: str, next_attempt: datetime) -> None:
-    """Record a failed attempt; the event is tried again from next_attempt on."""
+def mark_failed(db: Engine, row_id: int, error: str, next_attempt: datetime,
+                rejected: bool = False) -> None:
+    """Record a failed attempt; the event is tried again from next_attempt on, or never
+    (rejected). An event delivered, dropped or put back meanwhile is left as it is."""
     with db.atomic():
         db.sql("UPDATE outbox SET status = ?, attempts = attempts + 1, last_error = ?, "
-                       "next_attempt = ? WHERE id = ?",
-                       (FAILED, error, iso(next_attempt), row_id))
+                       "next_attempt = ? WHERE id = ? AND status IN (?, ?)",
+                       (REJECTED if rejected else FAILED, error, iso(next_attempt), row_id,
+                        PENDING, FAILED))
+
+
+def retry(db: Engine, now: datetime, delivery_id: str | None = None) -> int:
+    """Put an event (delivery_id), or every failed and rejected one, back to be posted at the
+    next run, its attempts counted from 0; return how many. A delivered event stays."""
+    which = ("delivery_id = ? AND status != ?", (delivery_id, DELIVERED)) if delivery_id \
+        else ("status IN (?, ?)", (FAILED, REJECTED))
+    with changing(db):
+        return db.sql(f"UPDATE outbox SET status = ?, attempts = 0, next_attempt = ? "
+                              f"WHERE {which[0]}", (PENDING, iso(now), *which[1])).rowcount
+
+
+def drop(db: Engine, delivery_id: str, why: str) -> bool:
+    """Mark an event not delivered yet as dropped (kept, never posted); return whether one
+    was."""
+    with changing(db):
+        return db.sql("UPDATE outbox SET status = ?, last_error = ? WHERE delivery_id = ? "
+                              "AND status != ?", (DROPPED, why, delivery_id, DELIVERED)
+                              ).rowcount > 0
 
 
 def lock_delivery(db: Engine) -> bool | None:
@@ -89,3 +118,10 @@ def lock_delivery(db: Engine) -> bool | None:
 def unlock_delivery(db: Engine) -> None:
     """Let go of the delivery lock lock_delivery took."""
     db.sql("SELECT pg_advisory_unlock(hashtextextended('ates-poller outbox', 0))")
+
+
+def prune(db: Engine, before: datetime) -> int:
+    """Delete the events delivered before `before`; return how many."""
+    with db.atomic():
+        return db.sql("DELETE FROM outbox WHERE status = ? AND delivered < ?",
+                              (DELIVERED, iso(before))).rowcount

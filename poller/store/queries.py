@@ -10,8 +10,9 @@ from datetime import datetime
 
 from poller.ates.decision import STATUS_COMPLETE, Outcome
 from poller.batches import SQL_BATCH, chunks
+from poller.store.database import iso
 from poller.store.engine import Engine
-from poller.store.outbox import DELIVERED, FAILED, PENDING
+from poller.store.outbox import DELIVERED, FAILED, PENDING, REJECTED
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class Totals:
     last_good_pass: PassRecord | None
     undelivered_events: int = 0
     oldest_undelivered: datetime | None = None  # when the oldest undelivered event was written
+    rejected_events: int = 0  # refused [webhook] max_attempts times, no longer tried
 
 
 def decided(db: Engine, mailbox: str, folder: str, uidvalidity: int, uids: list[int]) -> set[int]:
@@ -75,6 +77,7 @@ def totals(db: Engine, mailbox: str) -> Totals:
                     (mailbox,)).fetchone()
     (open_tickets,) = db.sql("SELECT COUNT(*) FROM ticket WHERE status <> ? AND mailbox = ?",
                              (STATUS_COMPLETE, mailbox)).fetchone()
+    (rejected,) = db.sql("SELECT COUNT(*) FROM outbox WHERE status = ?", (REJECTED,)).fetchone()
     return Totals(
         passes_ok=passes.get(True, 0),
         passes_failed=passes.get(False, 0),
@@ -88,6 +91,7 @@ def totals(db: Engine, mailbox: str) -> Totals:
                                     (mailbox,)).fetchone()),
         undelivered_events=undelivered,
         oldest_undelivered=datetime.fromisoformat(oldest) if oldest else None,
+        rejected_events=rejected,
     )
 
 
@@ -133,27 +137,47 @@ def tickets(db: Engine, status: str | None = None, number: str | None = None,
     return out
 
 
-def messages(db: Engine, outcome: str | None = None) -> list[dict[str, object]]:
-    """Return the processed-mail log, oldest first."""
+def _newest(table: str, where: list[str], params: list[object], limit: int,
+            since: datetime | None) -> str:
+    """Return the WHERE, ORDER BY (newest first) and LIMIT of a listing of the table (its name
+    or alias), adding to params."""
+    if since is not None:
+        where.append(f"{table}.created >= ?")
+        params.append(iso(since))
+    text = f"{' WHERE ' + ' AND '.join(where) if where else ''} ORDER BY {table}.id DESC"
+    if limit:
+        params.append(limit)
+        text += " LIMIT ?"
+    return text
+
+
+def messages(db: Engine, outcome: str | None = None, limit: int = 0,
+             since: datetime | None = None) -> list[dict[str, object]]:
+    """Return the processed-mail log, newest first: at most limit rows (0: all), those written
+    since `since` if given."""
     names = ("message_id", "subject", "outcome", "reason", "ticket", "mailbox", "folder",
              "uidvalidity", "uid", "mailbox_done", "created")
+    where, params = (["m.outcome = ?"], [outcome]) if outcome else ([], [])
     rows = db.sql(
         "SELECT m.message_id, m.subject, m.outcome, m.reason, t.number, m.mailbox, m.folder, "
         "m.uidvalidity, m.uid, m.mailbox_done, m.created FROM processed_message m "
         "LEFT JOIN ticket t ON t.id = m.ticket_id"
-        f"{' WHERE m.outcome = ?' if outcome else ''} ORDER BY m.id",
-        (outcome,) if outcome else ()).fetchall()
+        + _newest("m", where, params, limit, since),
+        params).fetchall()
     return [{**dict(zip(names, row, strict=True)), "mailbox_done": bool(row[9])} for row in rows]
 
 
-def outbox(db: Engine, status: str | None = None) -> list[dict[str, object]]:
-    """Return the events of the outbox, oldest first, without their bodies."""
+def outbox(db: Engine, status: str | None = None, limit: int = 0,
+           since: datetime | None = None) -> list[dict[str, object]]:
+    """Return the events of the outbox without their bodies, newest first: at most limit rows
+    (0: all), those written since `since` if given."""
     names = ("id", "event", "ticket", "status", "attempts", "last_error", "next_attempt",
              "created", "delivered")
+    where, params = (["status = ?"], [status]) if status else ([], [])
     rows = db.sql(
         "SELECT delivery_id, event, ticket_number, status, attempts, last_error, next_attempt, "
-        f"created, delivered FROM outbox{' WHERE status = ?' if status else ''} ORDER BY id",
-        (status,) if status else ()).fetchall()
+        "created, delivered FROM outbox" + _newest("outbox", where, params, limit, since),
+        params).fetchall()
     events = [dict(zip(names, row, strict=True)) for row in rows]
     for event in events:
         if event["status"] == DELIVERED:

@@ -64,7 +64,9 @@ class Recorder:
                subject: str = "") -> tuple[int, str | None, Decision]:
         """Apply the decision and log the mail in the caller's transaction; attachment
         content goes to files under attachments_dir when it is set; the event the change
-        causes goes to the outbox when it is one of the subscribed.
+        causes goes to the outbox when it is one of the subscribed. A reply (NOTED) adds its
+        note to the ticket; expected mail (EXPECTED) records its arrival and completes the
+        ticket its misses opened.
 
         Returns the log row's id, the number of the ticket created or changed (or None) and
         the decision as carried out: an append, when another worker opened the ticket of a
@@ -89,6 +91,15 @@ class Recorder:
             if event in self.subscribed:
                 note = None if decision.outcome is Outcome.CREATED else alert.description or None
                 add_event(db, event, ticket[0], events.BY_ALERT, note, now)
+        elif decision.outcome is Outcome.EXPECTED and decision.ticket_id is not None:
+            ticket = _complete_missed(db, decision, subject, now)
+            if events.COMPLETED in self.subscribed:
+                add_event(db, events.COMPLETED, ticket[0], events.BY_ALERT, subject or None, now)
+        elif decision.outcome is Outcome.NOTED and decision.reply is not None:
+            ticket = _note_reply(db, decision, now)
+            if events.NOTED in self.subscribed:
+                add_event(db, events.NOTED, ticket[0], events.BY_ALERT,
+                          decision.reply.text or None, now)
         rows = db.sql(
             "INSERT INTO processed_message (mailbox, folder, uidvalidity, uid, message_id, "
             "fingerprint, subject, outcome, reason, ticket_id, action, purpose, mailbox_done, "
@@ -103,7 +114,12 @@ class Recorder:
         if not rows:
             raise RecordedMeanwhile(f"another worker recorded the same mail ({key.fingerprint}) "
                                     "meanwhile: decide it again")
-        return rows[0][0], ticket[1] if ticket else None, decision
+        row_id = rows[0][0]
+        if decision.outcome is Outcome.EXPECTED:
+            arrived = min(decision.arrived, now) if decision.arrived is not None else now
+            db.sql("INSERT INTO expected_arrival (name, arrived, message_id) VALUES (?, ?, ?)",
+                   (decision.expected, iso(arrived), row_id))
+        return row_id, ticket[1] if ticket else None, decision
 
 
 def _insert(db: Engine, sql: str, params: tuple[object, ...]) -> int:
@@ -185,6 +201,35 @@ def _update(db: Engine, decision: Decision, alert: Alert, now: datetime,
                        (stamp, ticket_id))
     _attach(db, ticket_id, note, decision, now, attachments_dir)
     return ticket_id, number
+
+
+def _complete_missed(db: Engine, decision: Decision, subject: str,
+                     now: datetime) -> tuple[int, str]:
+    """Complete the ticket the expected mail's missed deadlines opened, with a note."""
+    ticket_id, number = db.sql("SELECT id, number FROM ticket WHERE id = ?",
+                                       (decision.ticket_id,)).fetchone()
+    write_note(db, ticket_id, "resolution", f"Expected mail arrived: {decision.expected}",
+               f"The expected mail arrived: {subject}", now)
+    db.sql("UPDATE ticket SET status = ?, completed = ?, updated = ? WHERE id = ?",
+                   (STATUS_COMPLETE, iso(now), iso(now), ticket_id))
+    db.sql("UPDATE expected_mail SET ticket_id = NULL WHERE name = ?",
+                   (decision.expected,))
+    return ticket_id, number
+
+
+def _note_reply(db: Engine, decision: Decision, now: datetime) -> tuple[int, str]:
+    """Add a reply's note (kind 'reply': who wrote it, what they wrote above the quote) to the
+    ticket it answers; nothing else of the ticket changes but its time of update."""
+    reply = decision.reply
+    assert reply is not None
+    found = db.sql("SELECT id, number FROM ticket WHERE id = ?",
+                           (decision.ticket_id,)).fetchone()
+    if found is None:
+        raise LookupError(f"ticket id {decision.ticket_id} does not exist")
+    text = f"From: {reply.sender}\n\n{reply.text}" if reply.sender else reply.text
+    write_note(db, found[0], "reply", reply.subject or "Reply", text, now)
+    db.sql("UPDATE ticket SET updated = ? WHERE id = ?", (iso(now), found[0]))
+    return found[0], found[1]
 
 
 def _create_contact(db: Engine, organization_id: int | None, new: NewContact,

@@ -20,7 +20,7 @@ from peewee import (
     TextField,
 )
 
-from poller.ates.decision import STATUS_NEW
+from poller.ates.decision import STATUS_COMPLETE, STATUS_NEW
 
 database = DatabaseProxy()
 
@@ -121,7 +121,16 @@ class Ticket(BaseModel):
 
     class Meta:
         table_name = "ticket"
-        indexes = ((("status", "id"), False),)
+        indexes = ((("status", "id"), False), (("completed",), False))
+
+
+# Open tickets, newest first, all of them or of one organization or device (the web view's
+# list): partial indexes hold only the open ones, a few per cent of a store. A query uses them
+# when it says `status != 'Complete'` itself.
+for _name, _columns in (("ticket_open", (Ticket.id,)),
+                        ("ticket_open_organization", (Ticket.organization, Ticket.id)),
+                        ("ticket_open_device", (Ticket.device, Ticket.id))):
+    Ticket.add_index(Ticket.index(*_columns, name=_name).where(Ticket.status != STATUS_COMPLETE))
 
 
 class TicketSequence(BaseModel):
@@ -137,7 +146,7 @@ class TicketSequence(BaseModel):
 class TicketNote(BaseModel):
     id = AutoField()
     ticket = ForeignKeyField(Ticket, backref="notes", on_delete="CASCADE")
-    kind = TextField()  # duplicate | resolution | system | technician
+    kind = TextField()  # duplicate | resolution | system | technician | reply
     title = TextField()
     text = TextField(default="")
     created = TextField()
@@ -172,7 +181,7 @@ class ProcessedMessage(BaseModel):
     folder = TextField()
     uidvalidity = IntegerField()
     uid = IntegerField()
-    message_id = TextField(null=True)  # not indexed: nothing looks mail up by it
+    message_id = TextField(null=True, index=True)  # a reply's In-Reply-To finds its ticket
     fingerprint = TextField(index=True)
     subject = TextField(default="")
     outcome = TextField(index=True)
@@ -193,6 +202,9 @@ class ProcessedMessage(BaseModel):
         indexes = (
             (("mailbox", "folder", "uidvalidity", "uid"), True),
             (("mailbox_done", "mailbox", "folder"), False),
+            # alerts over time (the web view's charts): outcome IN (…) AND created >= ? is a
+            # range per outcome
+            (("outcome", "created"), False),
         )
 
 
@@ -265,6 +277,36 @@ class Standby(BaseModel):
         indexes = ((("mailbox", "host", "pid"), True),)
 
 
+class ExpectedMail(BaseModel):
+    """One row per [[expect]] entry (by name): the window for its next deadline opened at
+    window_start; checked is the last deadline looked at (a deadline is looked at once, in the
+    transaction that opens or repeats its ticket); ticket is the ticket its misses opened,
+    until the expected mail completes it."""
+
+    name = TextField(primary_key=True)
+    window_start = TextField()
+    checked = TextField()
+    ticket = ForeignKeyField(Ticket, null=True, on_delete="SET NULL")
+    misses = IntegerField(default=0)
+    created = TextField()
+
+    class Meta:
+        table_name = "expected_mail"
+
+
+class ExpectedArrival(BaseModel):
+    """When the mail of an [[expect]] entry arrived (its Date, or when it was read)."""
+
+    id = AutoField()
+    name = TextField()
+    arrived = TextField()
+    message = ForeignKeyField(ProcessedMessage, null=True, on_delete="SET NULL")
+
+    class Meta:
+        table_name = "expected_arrival"
+        indexes = ((("name", "arrived"), False),)
+
+
 MODELS = (
     Organization,
     Contact,
@@ -280,4 +322,6 @@ MODELS = (
     Outbox,
     Lease,
     Standby,
+    ExpectedMail,
+    ExpectedArrival,
 )

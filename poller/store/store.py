@@ -21,6 +21,10 @@ from poller.store.lease import check_fence
 
 LOCAL_ID = 0  # the id of the MSP's own organization in a store that passes made
 
+# The outcomes whose mail a reply may answer: the mail a ticket was made from, appended,
+# completed or noted with.
+THREADED = (Outcome.CREATED, Outcome.APPENDED, Outcome.COMPLETED, Outcome.NOTED)
+
 
 @dataclass(frozen=True)
 class PendingStep:
@@ -113,6 +117,25 @@ class Store:
                           (number.strip(),))
         return TicketRef(*rows[0]) if rows else None
 
+    def ticket_by_message_ids(self, message_ids: tuple[str, ...]) -> TicketRef | None:
+        """Return the ticket a mail with one of these Message-IDs was made from, appended or
+        noted with (the latest such mail's), or None. An index search on the Message-ID."""
+        if not message_ids:
+            return None
+        marks = ", ".join("?" * len(message_ids))
+        rows = self._rows(
+            "SELECT t.id, t.number, t.organization_id, t.status FROM processed_message p "
+            f"JOIN ticket t ON t.id = p.ticket_id WHERE p.message_id IN ({marks}) "
+            "AND p.outcome IN (?, ?, ?, ?) ORDER BY p.id DESC LIMIT 1",
+            (*message_ids, *(o.value for o in THREADED)))
+        return TicketRef(*rows[0]) if rows else None
+
+    def missed_ticket(self, name: str) -> TicketRef | None:
+        """Return the ticket the misses of the [[expect]] entry opened, or None."""
+        rows = self._rows("SELECT t.id, t.number, t.organization_id, t.status FROM expected_mail "
+                          "e JOIN ticket t ON t.id = e.ticket_id WHERE e.name = ?", (name,))
+        return TicketRef(*rows[0]) if rows else None
+
     def _entities_by_udf(self, entity: str, label: str, value: str) -> list[int]:
         udf_id = self._known_udf(entity, label)
         if udf_id is None:
@@ -196,16 +219,6 @@ class Store:
             for row_id, reason in refusals:
                 self.db.sql("UPDATE processed_message SET step_error = ?, updated = ? "
                                     "WHERE id = ?", (reason, iso(now), row_id))
-
-    def claim_unnamed(self, mailbox: str) -> None:
-        """Give the rows of a database from before mailboxes had names to this mailbox: such a
-        database served one mailbox, and its log must keep telling which mail was decided."""
-        if not self._rows("SELECT 1 FROM processed_message WHERE mailbox = '' LIMIT 1", ()):
-            return  # the usual case: a read, so that read-only commands stay read-only
-        with self.db.atomic():
-            self.db.sql("UPDATE processed_message SET mailbox = ? WHERE mailbox = ''", (mailbox,))
-            self.db.sql("UPDATE pass_log SET mailbox = ? WHERE mailbox = ''", (mailbox,))
-            self.db.sql("UPDATE ticket SET mailbox = ? WHERE mailbox IS NULL", (mailbox,))
 
     def delivered_before(self, fingerprint: str) -> Earlier | None:
         """Return the earlier log row of the same mail if it had an effect, else None."""

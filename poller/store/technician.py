@@ -11,7 +11,7 @@ from datetime import datetime
 
 from poller.ates import events
 from poller.ates.decision import STATUS_COMPLETE
-from poller.store.database import iso
+from poller.store.database import changing, iso
 from poller.store.outbox import add_event
 from poller.store.record import write_note
 from poller.store.store import Store
@@ -32,8 +32,7 @@ def complete_ticket(store: Store, number: str, by: str, text: str | None, now: d
     """Complete the ticket with a resolution note (and its event); None if there is no such
     ticket."""
     db = store.db
-    # IMMEDIATE: a pass appending to the ticket meanwhile waits, rather than reading it open.
-    with db.atomic(lock_type="IMMEDIATE"):
+    with changing(store.db):
         ticket = store.ticket_by_number(number)
         if ticket is None:
             return None
@@ -54,7 +53,7 @@ def add_note(store: Store, number: str, by: str, text: str, now: datetime) -> st
     """Add a technician's note to the ticket (no event); return its number, None if there is no
     such ticket."""
     db = store.db
-    with db.atomic(lock_type="IMMEDIATE"):
+    with changing(store.db):
         ticket = store.ticket_by_number(number)
         if ticket is None:
             return None
