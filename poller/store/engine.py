@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import os
+import time
 import uuid
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
@@ -208,13 +209,24 @@ def postgres_engine(url: str, password: str | None = None, *, autoconnect: bool 
     return engine
 
 
+# Two processes turning a new SQLite file to WAL at once: SQLite refuses one of them at once
+# (waiting would deadlock them) and the other finishes in milliseconds, so it is tried again.
+LOCKED_TRIES, LOCKED_PAUSE = 100, 0.05
+
+
 def connect(engine: Engine) -> None:
     """Connect (if not connected), translating a refusal into a StoreError that names the host
     and the server's or libpq's reason, never a password."""
-    try:
-        engine.connect(reuse_if_open=True)
-    except peewee.PeeweeException as exc:
-        raise StoreError(f"cannot connect to database {where(engine)}: {reason(exc)}") from None
+    for attempt in range(1, LOCKED_TRIES + 1):
+        try:
+            engine.connect(reuse_if_open=True)
+            return
+        except peewee.PeeweeException as exc:
+            if engine.dialect == "sqlite" and "locked" in str(exc) and attempt < LOCKED_TRIES:
+                time.sleep(LOCKED_PAUSE)
+                continue
+            raise StoreError(f"cannot connect to database {where(engine)}: "
+                             f"{reason(exc)}") from None
 
 
 def where(engine: Engine) -> str:
