@@ -88,9 +88,9 @@ def _step_purpose_and_error(db: Engine) -> None:
     _add_column(db, "processed_message", "purpose", "TEXT NOT NULL DEFAULT 'done'")
     _add_column(db, "processed_message", "step_error", "TEXT NOT NULL DEFAULT ''")
     db.sql("UPDATE processed_message SET purpose = 'quarantine' "
-                   "WHERE outcome = 'quarantined'")
+           "WHERE outcome = 'quarantined'")
     db.sql("UPDATE processed_message SET purpose = 'no_token' "
-                   "WHERE outcome = 'skipped' AND reason LIKE 'no <Autotask> token%'")
+           "WHERE outcome = 'skipped' AND reason LIKE 'no <Autotask> token%'")
 
 
 # "Create unless an open ticket has this key", enforced by the database on both engines: an
@@ -128,7 +128,7 @@ def _message_id_index(db: Engine) -> None:
     """processed_message is searched by Message-ID: a reply's In-Reply-To and References find
     the ticket whose mail they name."""
     db.sql('CREATE INDEX IF NOT EXISTS "processed_message_message_id" '
-                   'ON "processed_message" ("message_id")')
+           'ON "processed_message" ("message_id")')
 
 
 def _expected_mail(db: Engine) -> None:
@@ -144,7 +144,7 @@ def _name_the_unnamed_log(db: Engine) -> None:
     and logged as a duplicate, as after renaming a mailbox."""
     for table in ("processed_message", "pass_log"):
         db.sql(f'UPDATE "{table}" SET mailbox = ? WHERE mailbox = \'\'',
-                       (UNNAMED_MAILBOX,))
+               (UNNAMED_MAILBOX,))
     db.sql('UPDATE "ticket" SET mailbox = ? WHERE mailbox IS NULL', (UNNAMED_MAILBOX,))
 
 

@@ -38,8 +38,8 @@ def open_windows(db: Engine, names: list[str], now: datetime) -> None:
     stamp = iso(now)
     for name in names:
         db.sql("INSERT INTO expected_mail (name, window_start, checked, misses, created) "
-                       "VALUES (?, ?, ?, 0, ?) ON CONFLICT (name) DO NOTHING",
-                       (name, stamp, stamp, stamp))
+               "VALUES (?, ?, ?, 0, ?) ON CONFLICT (name) DO NOTHING",
+               (name, stamp, stamp, stamp))
 
 
 def window(db: Engine, name: str) -> Window | None:
@@ -58,7 +58,7 @@ def window(db: Engine, name: str) -> Window | None:
 
 def record_arrival(db: Engine, name: str, arrived: datetime, row_id: int | None) -> None:
     db.sql("INSERT INTO expected_arrival (name, arrived, message_id) VALUES (?, ?, ?)",
-                   (name, iso(arrived), row_id))
+           (name, iso(arrived), row_id))
 
 
 def missed_ticket_id(db: Engine, name: str) -> int | None:
@@ -84,8 +84,8 @@ def close_window(db: Engine, entry: Expectation, deadline: datetime, *, mailbox:
     if deadline <= state.checked:
         return None  # looked at already (by another process on the same database)
     came = db.sql("SELECT 1 FROM expected_arrival WHERE name = ? AND arrived >= ? AND "
-                          "arrived < ? LIMIT 1", (entry.name, iso(state.window_start),
-                                                  iso(deadline))).fetchone()
+                  "arrived < ? LIMIT 1", (entry.name, iso(state.window_start),
+                                          iso(deadline))).fetchone()
     number = None
     if came is None:
         text = missed_description(entry.name, state.window_start, deadline)
@@ -94,7 +94,7 @@ def close_window(db: Engine, entry: Expectation, deadline: datetime, *, mailbox:
             write_note(db, ticket_id, "duplicate", MISSED_TITLE.format(name=entry.name), text,
                        now)
             db.sql("UPDATE ticket SET occurrences = occurrences + 1, updated = ? "
-                           "WHERE id = ?", (iso(now), ticket_id))
+                   "WHERE id = ?", (iso(now), ticket_id))
             event = events.APPENDED
         else:
             ticket_id = _create(db, entry, text, mailbox, local_organization, tickets, now)
@@ -103,17 +103,17 @@ def close_window(db: Engine, entry: Expectation, deadline: datetime, *, mailbox:
             add_event(db, event, ticket_id, BY_DEADLINE, None if event == events.CREATED
                       else text, now)
         number = db.sql("SELECT number FROM ticket WHERE id = ?",
-                                (ticket_id,)).fetchone()[0]
+                        (ticket_id,)).fetchone()[0]
         db.sql("UPDATE expected_mail SET ticket_id = ?, misses = misses + 1 WHERE name = ?",
-                       (ticket_id, entry.name))
+               (ticket_id, entry.name))
     db.sql("UPDATE expected_mail SET window_start = ?, checked = ? WHERE name = ?",
-                   (iso(deadline), iso(deadline), entry.name))
+           (iso(deadline), iso(deadline), entry.name))
     return number
 
 
 def _open_ticket_id(db: Engine, name: str) -> int | None:
     row = db.sql("SELECT t.id FROM expected_mail e JOIN ticket t ON t.id = e.ticket_id "
-                         "WHERE e.name = ? AND t.status != ?", (name, STATUS_COMPLETE)).fetchone()
+                 "WHERE e.name = ? AND t.status != ?", (name, STATUS_COMPLETE)).fetchone()
     return row[0] if row else None
 
 
@@ -121,7 +121,7 @@ def _create(db: Engine, entry: Expectation, text: str, mailbox: str,
             local_organization: int, tickets: TicketSettings, now: datetime) -> int:
     notes = []
     found = [row[0] for row in db.sql("SELECT id FROM organization WHERE name = ?",
-                                              (entry.organization,)).fetchall()]
+                                      (entry.organization,)).fetchall()]
     organization = found[0] if len(found) == 1 else local_organization
     if len(found) != 1:
         notes.append(f"Assigned to the local organization: {len(found) or 'no'} organizations "
@@ -129,7 +129,7 @@ def _create(db: Engine, entry: Expectation, text: str, mailbox: str,
     device = None
     if entry.device:
         row = db.sql("SELECT id FROM device WHERE organization_id = ? AND name = ?",
-                             (organization, entry.device)).fetchone()
+                     (organization, entry.device)).fetchone()
         device = row[0] if row else None
         if device is None:
             notes.append(f"No device {entry.device!r} in the organization; the ticket has none.")

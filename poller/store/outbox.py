@@ -71,8 +71,8 @@ def mark_delivered(db: Engine, row_id: int, now: datetime) -> None:
     """Record that the receiver took the event (whatever else happened to it meanwhile)."""
     with db.atomic():
         db.sql("UPDATE outbox SET status = ?, attempts = attempts + 1, last_error = '', "
-                       "delivered = ? WHERE id = ? AND status != ?",
-                       (DELIVERED, iso(now), row_id, DELIVERED))
+               "delivered = ? WHERE id = ? AND status != ?",
+               (DELIVERED, iso(now), row_id, DELIVERED))
 
 
 def mark_failed(db: Engine, row_id: int, error: str, next_attempt: datetime,
@@ -81,9 +81,9 @@ def mark_failed(db: Engine, row_id: int, error: str, next_attempt: datetime,
     (rejected). An event delivered, dropped or put back meanwhile is left as it is."""
     with db.atomic():
         db.sql("UPDATE outbox SET status = ?, attempts = attempts + 1, last_error = ?, "
-                       "next_attempt = ? WHERE id = ? AND status IN (?, ?)",
-                       (REJECTED if rejected else FAILED, error, iso(next_attempt), row_id,
-                        PENDING, FAILED))
+               "next_attempt = ? WHERE id = ? AND status IN (?, ?)",
+               (REJECTED if rejected else FAILED, error, iso(next_attempt), row_id,
+                PENDING, FAILED))
 
 
 def retry(db: Engine, now: datetime, delivery_id: str | None = None) -> int:
@@ -93,7 +93,7 @@ def retry(db: Engine, now: datetime, delivery_id: str | None = None) -> int:
         else ("status IN (?, ?)", (FAILED, REJECTED))
     with changing(db):
         return db.sql(f"UPDATE outbox SET status = ?, attempts = 0, next_attempt = ? "
-                              f"WHERE {which[0]}", (PENDING, iso(now), *which[1])).rowcount
+                      f"WHERE {which[0]}", (PENDING, iso(now), *which[1])).rowcount
 
 
 def drop(db: Engine, delivery_id: str, why: str) -> bool:
@@ -101,8 +101,7 @@ def drop(db: Engine, delivery_id: str, why: str) -> bool:
     was."""
     with changing(db):
         return db.sql("UPDATE outbox SET status = ?, last_error = ? WHERE delivery_id = ? "
-                              "AND status != ?", (DROPPED, why, delivery_id, DELIVERED)
-                              ).rowcount > 0
+                      "AND status != ?", (DROPPED, why, delivery_id, DELIVERED)).rowcount > 0
 
 
 def lock_delivery(db: Engine) -> bool | None:
@@ -124,4 +123,4 @@ def prune(db: Engine, before: datetime) -> int:
     """Delete the events delivered before `before`; return how many."""
     with db.atomic():
         return db.sql("DELETE FROM outbox WHERE status = ? AND delivered < ?",
-                              (DELIVERED, iso(before))).rowcount
+                      (DELIVERED, iso(before))).rowcount

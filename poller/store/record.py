@@ -176,7 +176,7 @@ def _create(store: Store, mailbox: str, decision: Decision, alert: Alert, now: d
     for source, kind, value in decision.ticket_udfs:
         udf_id = store.udf_id("ticket", udf.label(source, kind), source, kind, now)
         db.sql("INSERT INTO udf_value (udf_id, entity_id, value) VALUES (?, ?, ?)",
-                       (udf_id, ticket_id, value))
+               (udf_id, ticket_id, value))
     for text in decision.notes:
         write_note(db, ticket_id, "system", "Alert processing", text, now)
     _attach(db, ticket_id, None, decision, now, attachments_dir)
@@ -186,7 +186,7 @@ def _create(store: Store, mailbox: str, decision: Decision, alert: Alert, now: d
 def _update(db: Engine, decision: Decision, alert: Alert, now: datetime,
             attachments_dir: Path | None) -> tuple[int, str]:
     found = db.sql("SELECT id, number FROM ticket WHERE id = ?",
-                           (decision.ticket_id,)).fetchone()
+                   (decision.ticket_id,)).fetchone()
     if found is None:
         raise LookupError(f"ticket id {decision.ticket_id} does not exist")
     ticket_id, number = found
@@ -194,11 +194,11 @@ def _update(db: Engine, decision: Decision, alert: Alert, now: datetime,
     if decision.outcome is Outcome.COMPLETED:
         note = write_note(db, ticket_id, "resolution", alert.title, alert.description, now)
         db.sql("UPDATE ticket SET status = ?, completed = ?, updated = ? WHERE id = ?",
-                       (STATUS_COMPLETE, stamp, stamp, ticket_id))
+               (STATUS_COMPLETE, stamp, stamp, ticket_id))
     else:
         note = write_note(db, ticket_id, "duplicate", alert.title, alert.description, now)
         db.sql("UPDATE ticket SET occurrences = occurrences + 1, updated = ? WHERE id = ?",
-                       (stamp, ticket_id))
+               (stamp, ticket_id))
     _attach(db, ticket_id, note, decision, now, attachments_dir)
     return ticket_id, number
 
@@ -207,13 +207,13 @@ def _complete_missed(db: Engine, decision: Decision, subject: str,
                      now: datetime) -> tuple[int, str]:
     """Complete the ticket the expected mail's missed deadlines opened, with a note."""
     ticket_id, number = db.sql("SELECT id, number FROM ticket WHERE id = ?",
-                                       (decision.ticket_id,)).fetchone()
+                               (decision.ticket_id,)).fetchone()
     write_note(db, ticket_id, "resolution", f"Expected mail arrived: {decision.expected}",
                f"The expected mail arrived: {subject}", now)
     db.sql("UPDATE ticket SET status = ?, completed = ?, updated = ? WHERE id = ?",
-                   (STATUS_COMPLETE, iso(now), iso(now), ticket_id))
+           (STATUS_COMPLETE, iso(now), iso(now), ticket_id))
     db.sql("UPDATE expected_mail SET ticket_id = NULL WHERE name = ?",
-                   (decision.expected,))
+           (decision.expected,))
     return ticket_id, number
 
 
@@ -223,7 +223,7 @@ def _note_reply(db: Engine, decision: Decision, now: datetime) -> tuple[int, str
     reply = decision.reply
     assert reply is not None
     found = db.sql("SELECT id, number FROM ticket WHERE id = ?",
-                           (decision.ticket_id,)).fetchone()
+                   (decision.ticket_id,)).fetchone()
     if found is None:
         raise LookupError(f"ticket id {decision.ticket_id} does not exist")
     text = f"From: {reply.sender}\n\n{reply.text}" if reply.sender else reply.text

@@ -211,14 +211,14 @@ class Store:
         with self.db.atomic():
             for row_id, action in steps:
                 self.db.sql("UPDATE processed_message SET action = ?, step_error = '', "
-                                    "updated = ? WHERE id = ?", (action, iso(now), row_id))
+                            "updated = ? WHERE id = ?", (action, iso(now), row_id))
 
     def refuse(self, refusals: list[tuple[int, str]], now: datetime) -> None:
         """Record (row id, reason) of mailbox steps the server refused; they stay pending."""
         with self.db.atomic():
             for row_id, reason in refusals:
                 self.db.sql("UPDATE processed_message SET step_error = ?, updated = ? "
-                                    "WHERE id = ?", (reason, iso(now), row_id))
+                            "WHERE id = ?", (reason, iso(now), row_id))
 
     def delivered_before(self, fingerprint: str) -> Earlier | None:
         """Return the earlier log row of the same mail if it had an effect, else None."""

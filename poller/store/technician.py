@@ -42,7 +42,7 @@ def complete_ticket(store: Store, number: str, by: str, text: str | None, now: d
         write_note(db, ticket.id, "resolution", completion.title, completion.text, now)
         stamp = iso(now)
         db.sql("UPDATE ticket SET status = ?, completed = ?, updated = ? WHERE id = ?",
-                       (STATUS_COMPLETE, stamp, stamp, ticket.id))
+               (STATUS_COMPLETE, stamp, stamp, ticket.id))
         delivery_id = None
         if events.COMPLETED in subscribed:
             delivery_id = add_event(db, events.COMPLETED, ticket.id, by, completion.note, now)

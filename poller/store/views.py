@@ -103,7 +103,7 @@ def ticket_snapshot(db: Engine, ticket_id: int) -> dict[str, object]:
     """Return the ticket's TICKET_COLUMNS as they are now (in the caller's transaction)."""
     names = [name for name, _ in TICKET_COLUMNS]
     row = db.sql(f"SELECT {', '.join(names)} FROM ticket_summary WHERE id = ?",
-                         (ticket_id,)).fetchone()
+                 (ticket_id,)).fetchone()
     if row is None:
         raise LookupError(f"ticket id {ticket_id} does not exist")
     return {name: json.loads(value) if name in _JSON_COLUMNS else value
