@@ -1,6 +1,7 @@
 """Backlog benchmark: `poller once` on N alert mails against the bare-fetch floor, same run.
 
     python bench/backlog.py [--mails 10000] [--runs 5] [--store-size 0] [--profile FILE]
+                            [--database sqlite|postgresql]
 
 Starts a private Dovecot on 127.0.0.1 (tests/dovecot.py), APPENDs N synthetic mails
 (bench/mails.py) to a master folder once, then for every round server-side COPYs them to a
@@ -29,7 +30,6 @@ import compileall
 import json
 import os
 import platform
-import shutil
 import signal
 import sqlite3
 import statistics
@@ -46,7 +46,9 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from bench.stores import closing_postgres, fresh_store, store_result  # noqa: E402
 from testkit.dovecot import Dovecot, ImapAccount  # noqa: E402
+from testkit.postgres import Postgres  # noqa: E402
 from testkit.prefill import LOCAL, add_history, build_directory  # noqa: E402
 from testkit.synthetic import ATES_ID, PW, Backlog, generate  # noqa: E402
 
@@ -150,7 +152,7 @@ def login_floor(account: ImapAccount, folder: str, log: Path, timeout: float) ->
                   timeout).seconds
 
 
-def write_settings(path: Path, account: ImapAccount, folder: str, db: Path) -> Path:
+def write_settings(path: Path, account: ImapAccount, folder: str, url: str) -> Path:
     path.write_text(
         "[imap]\n"
         f"host = {account.host}\nport = {account.port}\nsecurity = none\n"
@@ -161,7 +163,7 @@ def write_settings(path: Path, account: ImapAccount, folder: str, db: Path) -> P
         "[ates]\n"
         f"password = {PW}\nid = {ATES_ID}\nlocal_organization = {LOCAL}\n"
         "[database]\n"
-        f"url = sqlite:///{db}\n",
+        f"url = {url}\n",
         encoding="utf-8",
     )
     return path
@@ -213,20 +215,9 @@ def launch(command: list[str], log: Path, timeout: float) -> Run:
                report["cpu"])
 
 
-def check(account: ImapAccount, folder: str, db: Path, history: int, backlog: Backlog) -> None:
+def check(account: ImapAccount, folder: str, url: str, history: int, backlog: Backlog) -> None:
     """Raise BenchError unless the store and the mailbox hold exactly what the mails call for."""
-    con = sqlite3.connect(db)
-    try:
-        outcomes = dict(con.execute(
-            "SELECT outcome, COUNT(*) FROM processed_message WHERE folder = ? GROUP BY outcome",
-            (folder,)))
-        tickets, complete, occurrences = con.execute(
-            "SELECT COUNT(*), COALESCE(SUM(status = 'Complete'), 0), "
-            "COALESCE(SUM(occurrences), 0) FROM ticket WHERE id > ?", (history,)).fetchone()
-        pending = con.execute("SELECT COUNT(*) FROM processed_message "
-                              "WHERE folder = ? AND NOT mailbox_done", (folder,)).fetchone()[0]
-    finally:
-        con.close()
+    outcomes, (tickets, complete, occurrences), pending = store_result(url, folder, history)
     problems = []
     if outcomes != dict(backlog.expected):
         problems.append(f"outcomes {outcomes} != expected {dict(backlog.expected)}")
@@ -266,16 +257,6 @@ def prepare_database(work: Path, store_size: int, seed: int) -> tuple[Path, int,
     return template, history, time.perf_counter() - started
 
 
-def fresh_database(template: Path, target: Path) -> Path:
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{target}{suffix}").unlink(missing_ok=True)
-    shutil.copyfile(template, target)
-    # Write the copy out now: its writeback would otherwise compete with the measured run's
-    # own disk writes (a 1M-ticket store is 1.5 GB).
-    os.sync()
-    return target
-
-
 def summary(values: list[float], fmt: str) -> str:
     return (f"{fmt.format(statistics.median(values))}  "
             f"({fmt.format(min(values))} – {fmt.format(max(values))})")
@@ -295,6 +276,9 @@ def main(argv: list[str] | None = None) -> int:
                              "py-spy collapsed stacks for .folded, else pyinstrument (.html or "
                              "text); pip install -e '.[bench]' brings both")
     parser.add_argument("--json", type=Path, help="also write the raw numbers here")
+    parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite",
+                        help="the store: an SQLite file (default), or PostgreSQL on 127.0.0.1 "
+                             "(a private server the benchmark starts)")
     args = parser.parse_args(argv)
 
     print(f"machine: {machine()}; load average {os.getloadavg()[0]:.2f}", flush=True)
@@ -305,7 +289,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"generated {len(backlog.mails)} mails ({backlog.average_size / 1024:.2f} KiB average, "
           f"{dict(backlog.expected)}) in {time.perf_counter() - started:.1f} s", flush=True)
     results = Results()
-    with tempfile.TemporaryDirectory(prefix="ates-bench-") as tmp, Dovecot() as server:
+    postgres = Postgres() if args.database == "postgresql" else None
+    with tempfile.TemporaryDirectory(prefix="ates-bench-") as tmp, Dovecot() as server, \
+            closing_postgres(postgres):
         work = Path(tmp)
         account = server.account()
         seconds = load(account, backlog.mails)
@@ -323,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
             drop_folders(account, floor_folder)
 
             copy_folder(account, folder)
-            db = fresh_database(template, work / "run.db")
+            db = fresh_store(template, work, postgres)
             config = write_settings(work / "settings.ini", account, folder, db)
             run = run_poller(config, log, args.timeout)
             rate = len(backlog.mails) / run.seconds
@@ -347,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.profile:
             folder = "Profile"
             copy_folder(account, folder)
-            db = fresh_database(template, work / "run.db")
+            db = fresh_store(template, work, postgres)
             config = write_settings(work / "settings.ini", account, folder, db)
             spy = Path(sys.executable).with_name("py-spy")
             if args.profile.suffix == ".folded" and spy.exists():
@@ -366,8 +352,8 @@ def main(argv: list[str] | None = None) -> int:
     if not results.poller:
         return 0
     print()
-    print(f"{len(backlog.mails):,} mails, store {history:,} tickets, {args.runs} runs: "
-          "median (min – max)")
+    print(f"{len(backlog.mails):,} mails, store {history:,} tickets ({args.database}), "
+          f"{args.runs} runs: median (min – max)")
     print(f"  floor, bare fetch      {summary(results.floor, '{:,.0f}')} mails/s")
     print(f"  poller once            {summary(results.poller, '{:,.0f}')} mails/s")
     ratios = [p / f for p, f in zip(results.poller, results.floor, strict=True)]
@@ -383,7 +369,8 @@ def main(argv: list[str] | None = None) -> int:
           "every number)")
     if args.json:
         args.json.write_text(json.dumps({
-            "machine": machine(), "mails": len(backlog.mails), "store_size": history,
+            "machine": machine(), "database": args.database, "mails": len(backlog.mails),
+            "store_size": history,
             "expected": dict(backlog.expected), "floor_mails_per_s": results.floor,
             "poller_mails_per_s": results.poller, "peak_rss_mib": results.rss_mib,
             "peak_pss_mib": results.pss_mib,

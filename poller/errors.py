@@ -10,7 +10,10 @@ PollerError
 │   │                       endpoint that is down or busy, and a login the server cannot check
 │   └── MailboxAuthError    permanent: wrong password, untrusted certificate, the token endpoint
 │                           refusing the client, a fresh token refused too (exit 3)
-├── StoreError           store: database unusable (exit 3)
+├── StoreError           store: database unusable (exit 3); peewee/psycopg errors translated
+│   │                    once, by the engines (poller.store.engine)
+│   └── StoreUnavailable    the database cannot be reached or written (locked, disk full,
+│                           connection lost): a pass stops rather than go on mail by mail
 ├── ReaderError          service: the reading helper process cannot be started (exit 3)
 ├── ImportFileError      importer: a bad CSV row, with its line number (exit 2)
 └── WebhookError         webhooks: the receiver did not take an event
@@ -54,6 +57,10 @@ class MailboxAuthError(MailboxError):
 
 class StoreError(PollerError):
     """The ticket database cannot be opened or written."""
+
+
+class StoreUnavailable(StoreError):
+    """The database cannot be reached or written just now; the whole pass stops."""
 
 
 class ReaderError(PollerError):

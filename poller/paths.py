@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from urllib.parse import unquote, urlparse
+from urllib.parse import unquote, urlparse, urlsplit, urlunsplit
 
 SQLITE_PREFIX = "sqlite:///"
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
 def anchored(value: str, base: Path) -> Path:
@@ -33,3 +34,16 @@ def anchored_sqlite_url(url: str, base: Path) -> str:
             and url != SQLITE_PREFIX + ":memory:":
         return SQLITE_PREFIX + str(base / url[len(SQLITE_PREFIX):])
     return url
+
+
+def masked_database_url(url: str) -> str:
+    """Return URL as it may be shown: a password in it replaced by ***."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        user = parts.username or ""
+        host = parts.netloc.rpartition("@")[2]
+        return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    except ValueError:  # a port that is not a number: show no part after the scheme
+        return url.split("://", 1)[0] + "://***"

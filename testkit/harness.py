@@ -21,9 +21,12 @@ NOW = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)
 class Harness:
     """Settings written to a temp dir, the directory imported, a fake mailbox."""
 
-    def __init__(self, tmp_path, reader: Reader | None = None, **sections: dict[str, str]):
+    def __init__(self, tmp_path, reader: Reader | None = None, database_url: str | None = None,
+                 **sections: dict[str, str]):
+        """DATABASE_URL: the store (default: an SQLite file in tmp_path)."""
         self.tmp_path = tmp_path
         self.reader = reader
+        self.database_url = database_url
         self.mailbox = FakeMailbox()
         self.configure(**sections)
         (tmp_path / "organizations.csv").write_text(
@@ -38,7 +41,10 @@ class Harness:
                 import_file(store, kind, tmp_path / f"{kind}.csv", NOW)
 
     def configure(self, **sections: dict[str, str]) -> None:
-        self.settings = load_settings(write_settings(self.tmp_path, None, **sections))
+        if self.database_url:
+            sections["database"] = {"url": self.database_url, **sections.get("database", {})}
+        self.settings_path = write_settings(self.tmp_path, None, **sections)
+        self.settings = load_settings(self.settings_path)
 
     def run(self, result: PassResult | None = None) -> PassResult:
         with opened_store(self.settings) as store:
@@ -46,13 +52,13 @@ class Harness:
                           reader=self.reader).run_pass(result)
 
     def tickets(self) -> list[dict[str, object]]:
-        with opened_store(self.settings):
-            return queries.tickets()
+        with opened_store(self.settings) as store:
+            return queries.tickets(store.db)
 
     def messages(self) -> list[dict[str, object]]:
         """The processed-mail log, oldest first."""
-        with opened_store(self.settings):
-            return queries.messages()[::-1]
+        with opened_store(self.settings) as store:
+            return queries.messages(store.db)[::-1]
 
     def outcomes(self) -> list[str]:
         return [m["outcome"] for m in self.messages()]

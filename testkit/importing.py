@@ -19,10 +19,12 @@ local_organization = Acme MSP
 ORGS = "name,Kaseya Customer ID\nNorthwind Traders,100\nContoso Ltd,200\n"
 
 
-def settings_file(tmp_path: Path) -> Path:
-    """Write settings.ini for an import into tmp_path/tickets.db (no mailbox is used)."""
+def settings_file(tmp_path: Path, database_url: str | None = None) -> Path:
+    """Write settings.ini for an import into DATABASE_URL (default: tmp_path/tickets.db; no
+    mailbox is used)."""
     path = tmp_path / "settings.ini"
-    path.write_text(SETTINGS, encoding="utf-8")
+    path.write_text(SETTINGS + (f"[database]\nurl = {database_url}\n" if database_url else ""),
+                    encoding="utf-8")
     path.chmod(0o600)
     return path
 
@@ -43,7 +45,14 @@ def write(tmp_path: Path, name: str, text: str, encoding: str = "utf-8", bom: by
 
 
 def rows(tmp_path: Path, sql: str) -> list[tuple]:
-    """Return the rows SQL selects from tmp_path/tickets.db."""
+    """Return the rows SQL selects from the store of tmp_path/settings.ini (tickets.db there,
+    or the PostgreSQL database its [database] url names)."""
+    for line in (tmp_path / "settings.ini").read_text(encoding="utf-8").splitlines():
+        if line.startswith("url = postgresql://"):
+            import psycopg
+
+            with psycopg.connect(line.split(" = ", 1)[1]) as pg:
+                return [tuple(row) for row in pg.execute(sql).fetchall()]
     with sqlite3.connect(tmp_path / "tickets.db") as db:
         return db.execute(sql).fetchall()
 

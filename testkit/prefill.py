@@ -28,7 +28,8 @@ def build_directory(db_path: Path, workdir: Path) -> None:
     """Create the schema and import the directory through poller.store.importer."""
     db = open_database(f"sqlite:///{db_path}")
     now = datetime.now(UTC)
-    store = Store(db, LOCAL, now)
+    store = Store(db, LOCAL)
+    store.prepare(now)
     files = {
         "organizations": [["name", "Kaseya Customer ID"]]
         + [[f"Client {n}", str(n)] for n in range(100, 100 + ORGANIZATIONS)],

@@ -22,8 +22,8 @@ from poller.config import load_settings
 from poller.service.pass_config import PassConfig
 from poller.service.passes import opened_store
 from poller.service.worker import Worker
-from poller.store.database import open_read_only
 from poller.store.importer import import_file
+from poller.store.reading import open_read_only, read_only_database
 from poller.web.app import Access, View, create_app
 from testkit.fake_mailbox import FakeMailbox
 from testkit.support import alert_mail, token, write_settings
@@ -65,15 +65,18 @@ def _passes() -> list[tuple[datetime, list[bytes]]]:
 @dataclass(frozen=True)
 class Store:
     config: Path
-    database: Path
+    database: Path  # the SQLite file (of an SQLite store)
+    url: str
 
 
-def web_store(tmp_path: Path) -> Store:
-    """Make the store described above in tmp_path; return its settings file and database."""
+def web_store(tmp_path: Path, database_url: str | None = None) -> Store:
+    """Make the store described above in tmp_path (or in the database at database_url);
+    return its settings file and database."""
+    more = {"database": {"url": database_url}} if database_url else {}
     config = write_settings(
         tmp_path, None, web={"storm_alerts": str(STORM)},
         webhook={"url": "http://127.0.0.1:9/never", "secret": "s3cret-never-shown",
-                 "events": "created, appended, completed"})
+                 "events": "created, appended, completed"}, **more)
     settings = load_settings(config)
     (tmp_path / "organizations.csv").write_text(
         "name,Kaseya Customer ID\n" + "".join(f"{c[0]},{c[1]}\n" for c in CLIENTS))
@@ -88,7 +91,13 @@ def web_store(tmp_path: Path) -> Store:
         mailbox.add(*mails)
         with opened_store(settings) as store:
             Worker(PassConfig.of(settings), mailbox, store, clock=lambda w=when: w).run_pass()
-    return Store(config, tmp_path / "tickets.db")
+    return Store(config, tmp_path / "tickets.db", settings.database.url)
+
+
+def store_rows(store: Store, query: str, *params) -> list[tuple]:
+    """Return the rows of QUERY (`?` placeholders) read from the store, on either engine."""
+    with read_only_database(store.url) as db:
+        return [tuple(row) for row in db.sql(query, params).fetchall()]
 
 
 def free_socket() -> socket.socket:
@@ -99,11 +108,12 @@ def free_socket() -> socket.socket:
 
 
 @contextmanager
-def serving(database: Path, access: Access | None = None, now: datetime = NOW,
+def serving(database: Path | str, access: Access | None = None, now: datetime = NOW,
             storm: int = STORM) -> Iterator[str]:
-    """Serve the web view of DATABASE on a free port of 127.0.0.1 at the fixed time NOW; yield
-    its base URL."""
-    view = View(db=open_read_only(f"sqlite:///{database}"), storm_alerts=storm,
+    """Serve the web view of DATABASE (an SQLite file, or a database URL) on a free port of
+    127.0.0.1 at the fixed time NOW; yield its base URL."""
+    url = database if isinstance(database, str) else f"sqlite:///{database}"
+    view = View(db=open_read_only(url), storm_alerts=storm,
                 config="/etc/ates-poller/settings.ini", clock=lambda: now)
     sock = free_socket()
     server = uvicorn.Server(uvicorn.Config(create_app(view, access or Access()), http="h11",

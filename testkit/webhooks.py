@@ -56,9 +56,9 @@ class HookedBox:
 
     def outbox(self, status: str | None = None) -> list[dict[str, object]]:
         """The outbox, oldest first."""
-        with opened_store(self.settings):
-            return queries.outbox(status)[::-1]
+        with opened_store(self.settings) as store:
+            return queries.outbox(store.db, status)[::-1]
 
     def tickets(self) -> list[dict[str, object]]:
-        with opened_store(self.settings):
-            return queries.tickets()
+        with opened_store(self.settings) as store:
+            return queries.tickets(store.db)

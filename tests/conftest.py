@@ -27,18 +27,23 @@ from testkit.dovecot import Dovecot, ImapAccount  # noqa: E402
 from testkit.dovecot_oauth2 import OAuth2Dovecot  # noqa: E402
 from testkit.harness import Harness  # noqa: E402
 from testkit.imapserver import ImapServer  # noqa: E402
+from testkit.postgres import Postgres  # noqa: E402
 from testkit.webhook_receiver import Receiver  # noqa: E402
 from testkit.webhooks import SECRET  # noqa: E402
 
 SERVERS = ("dovecot", "cyrus")
-# The fixtures that start a live IMAP server; a test that takes one (or a fixture built on one)
-# is marked `server`, so that `pytest -m "not server"` runs the rest.
-SERVER_FIXTURES = {"dovecot", "cyrus", "imap_server", "oauth2_server"}
+ENGINES = ("sqlite", "postgresql")
+# The fixtures that start a live IMAP server or PostgreSQL; a test that takes one (or a fixture
+# built on one, or database_url's PostgreSQL) is marked `server`, so that
+# `pytest -m "not server"` runs the rest.
+SERVER_FIXTURES = {"dovecot", "cyrus", "imap_server", "oauth2_server", "postgres"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if SERVER_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if SERVER_FIXTURES.intersection(getattr(item, "fixturenames", ())) or \
+                params.get("database_url") == "postgresql":
             item.add_marker(pytest.mark.server)
 
 
@@ -82,10 +87,41 @@ def reader() -> Iterator[Reader]:
         yield shared
 
 
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    """The session's private PostgreSQL (started when first asked for; a missing server is an
+    error, never a skip)."""
+    server = Postgres()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture(params=ENGINES)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of a new, empty store on each engine in turn: an SQLite file in tmp_path, then a
+    database of its own on the session's PostgreSQL (dropped afterwards)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/tickets.db"
+        return
+    server: Postgres = request.getfixturevalue("postgres")
+    url = server.database()
+    try:
+        yield url
+    finally:
+        from poller.store.database import close_database
+
+        close_database(url)
+        server.drop(url)
+
+
 @pytest.fixture
-def box(tmp_path, reader: Reader) -> Harness:
-    """A pass over testkit.fake_mailbox with a real store, the directory imported."""
-    return Harness(tmp_path, reader)
+def box(tmp_path, reader: Reader, database_url: str) -> Harness:
+    """A pass over testkit.fake_mailbox with a real store (on each engine in turn), the
+    directory imported."""
+    return Harness(tmp_path, reader, database_url)
 
 
 @pytest.fixture

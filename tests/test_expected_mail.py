@@ -154,8 +154,8 @@ def test_the_metrics_textfile_shows_each_entry(box, tmp_path):
 
     check(box, at(1, 6, 1))
     path = tmp_path / "ates.prom"
-    with opened_store(box.settings):
-        metrics.write_textfile(path, box.settings.imap.name, ("nightly backup DC01",))
+    with opened_store(box.settings) as store:
+        metrics.write_textfile(path, store.db, box.settings.imap.name, ("nightly backup DC01",))
     text = path.read_text()
     assert 'ates_poller_expected_misses_total{entry="nightly backup DC01"' in text
     assert 'ates_poller_expected_open_ticket{entry="nightly backup DC01"' in text

@@ -11,14 +11,14 @@ from testkit.importing import ORGS, devices, imported, rows, settings_file, udfs
 
 
 @pytest.fixture
-def config(tmp_path):
-    return settings_file(tmp_path)
+def config(tmp_path, database_url):
+    return settings_file(tmp_path, database_url)
 
 
 # -- all or nothing ---------------------------------------------------------------------------
 
 def nothing_imported(tmp_path):
-    assert rows(tmp_path, "SELECT count(*) FROM organization WHERE is_local = 0") == [(0,)]
+    assert rows(tmp_path, "SELECT count(*) FROM organization WHERE NOT is_local") == [(0,)]
     assert rows(tmp_path, "SELECT count(*) FROM device") == [(0,)]
     assert rows(tmp_path, "SELECT count(*) FROM contact") == [(0,)]
     assert rows(tmp_path, "SELECT count(*) FROM udf_value") == [(0,)]
@@ -118,12 +118,20 @@ def test_a_bad_file_is_refused_before_the_database_is_opened(tmp_path, config, c
 
 # -- dry run, changes, idempotence ------------------------------------------------------------
 
+def _directory(tmp_path) -> object:
+    """The directory as stored: the SQLite file's bytes, or PostgreSQL's rows."""
+    if (tmp_path / "tickets.db").exists():
+        return (tmp_path / "tickets.db").read_bytes()
+    return [rows(tmp_path, f"SELECT * FROM {table} ORDER BY id")
+            for table in ("organization", "device", "contact", "udf_definition", "udf_value")]
+
+
 def test_a_dry_run_prints_what_would_change_field_by_field_and_writes_nothing(
         tmp_path, config, capsys):
     imported(config, capsys, tmp_path, "organizations", ORGS)
     imported(config, capsys, tmp_path, "devices",
              "name,organization,Kaseya Device ID\nPC1,Northwind Traders,1\nPC2,Contoso Ltd,2\n")
-    before = (tmp_path / "tickets.db").read_bytes()
+    before = _directory(tmp_path)
     text = ("name,organization,Kaseya Device ID,Kaseya Agent GUID\n"
             "PC1,Northwind Traders,1,\nPC2,Contoso Ltd,22,g-2\nPC3,Contoso Ltd,3,\n")
     out = imported(config, capsys, tmp_path, "devices", text, "--dry-run")
@@ -131,7 +139,7 @@ def test_a_dry_run_prints_what_would_change_field_by_field_and_writes_nothing(
     assert ("line 3: change device 'PC2' of 'Contoso Ltd': Kaseya Device ID '2' → '22', "
             "Kaseya Agent GUID None → 'g-2'") in out
     assert "line 4: add device 'PC3' of 'Contoso Ltd': name 'PC3', Kaseya Device ID '3'" in out
-    assert (tmp_path / "tickets.db").read_bytes() == before
+    assert _directory(tmp_path) == before
     assert not (tmp_path / "tickets.db-wal").exists()
     out = imported(config, capsys, tmp_path, "devices", text)
     assert "devices: 1 added, 1 changed, 1 unchanged" in out
@@ -185,7 +193,7 @@ def test_organizations_matched_by_their_rmm_id_are_renamed_and_adopted_by_name(
     out = imported(config, capsys, tmp_path, "organizations", renamed, *options)
     assert ("change organization 'Northwind Traders Inc.' (Kaseya Customer ID '100'): name "
             "'Northwind Traders' → 'Northwind Traders Inc.'") in out
-    assert rows(tmp_path, "SELECT name FROM organization WHERE is_local = 0 ORDER BY id") == [
+    assert rows(tmp_path, "SELECT name FROM organization WHERE NOT is_local ORDER BY id") == [
         ("Northwind Traders Inc.",), ("Contoso Ltd",)]
     taken = "name,Kaseya Customer ID\nContoso Ltd,300\n"
     assert "organization name 'Contoso Ltd' is taken by another organization (the one with " \

@@ -161,4 +161,4 @@ def test_delimiter_option_settles_an_ambiguous_file(tmp_path, config, capsys):
                           "--column", "name;x=name", "--column",
                           "Kaseya Customer ID=Kaseya Customer ID")
     assert code == 0 and "1 added" in out
-    assert rows(tmp_path, "SELECT name FROM organization WHERE is_local = 0") == [("A;1",)]
+    assert rows(tmp_path, "SELECT name FROM organization WHERE NOT is_local") == [("A;1",)]

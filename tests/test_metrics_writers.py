@@ -20,11 +20,12 @@ def test_writers_in_several_threads_never_clash(box, tmp_path):
     def write_often() -> None:
         try:
             for _ in range(40):
-                write_textfile(prom, "alerts")
+                write_textfile(prom, db, "alerts")
         except BaseException as exc:  # noqa: BLE001 - collected for the assertion
             failures.append(exc)
 
-    with opened_store(box.settings):
+    with opened_store(box.settings) as store:
+        db = store.db
         threads = [threading.Thread(target=write_often) for _ in range(4)]
         for thread in threads:
             thread.start()

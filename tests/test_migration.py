@@ -176,3 +176,19 @@ def test_an_upgraded_database_knows_what_each_mailbox_step_is_for(tmp_path, old_
         Worker(PassConfig.of(settings), mailbox, store).run_pass()
         assert store.pending(settings.imap.name, "INBOX") == []
     assert mailbox.where(5) == "Junk"
+
+
+def test_two_effects_of_one_mail_logged_by_an_older_release_do_not_stop_the_upgrade(
+        tmp_path, old_database, capsys):
+    with sqlite3.connect(old_database) as con:
+        con.execute("UPDATE processed_message SET fingerprint = 'same' WHERE outcome IN "
+                    "('created', 'appended')")
+    con.close()
+    config = write_settings(tmp_path, None)
+    with opened_store(load_settings(config)):
+        pass
+    assert user_version(old_database) == SCHEMA_VERSION
+    kept = query(old_database, "SELECT fingerprint FROM processed_message WHERE outcome IN "
+                               "('created', 'appended') ORDER BY id")
+    assert kept[0] == ("same",) and all(f.startswith("same:") for (f,) in kept[1:])
+    assert len(kept) == 3

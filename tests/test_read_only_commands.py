@@ -4,16 +4,17 @@ upgraded (test_migration.py)."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from datetime import UTC, datetime
 
 import pytest
 
 from poller.config import load_settings
-from poller.store.database import iso, open_database
-from poller.store.schema import PassLog
+from poller.store.database import open_database
+from poller.store.store import Store
 from testkit.databases import restore
-from testkit.support import poller, poller_json, write_settings
+from testkit.support import alert_mail, poller, poller_json, token, write_settings
 
 READERS = [("tickets",), ("ticket", "T20261128.0002"), ("messages",), ("status", "--no-mailbox")]
 
@@ -53,11 +54,25 @@ def test_what_a_running_pass_committed_is_read(tmp_path, capsys):
     config = write_settings(tmp_path, None)
     writer = open_database(f"sqlite:///{tmp_path}/tickets.db")  # held open, as by a pass
     try:
-        now = iso(datetime.now(UTC))
-        PassLog.insert(started=now, finished=now, seconds="1.000", ok=True, counts="created=1",
-                       error="", mailbox=load_settings(config).imap.name).execute()
+        now = datetime.now(UTC)
+        Store(writer, "Acme MSP").log_pass(load_settings(config).imap.name, now, now, True,
+                                           "created=1")
         assert (tmp_path / "tickets.db-wal").stat().st_size > 0  # not yet in the main file
         status = poller_json(config, capsys, "status", "--no-mailbox")
     finally:
         writer.close()
     assert status["passes_ok"] == 1 and status["last_pass"]["counts"] == "created=1"
+
+
+def test_parse_decides_on_an_older_store_without_upgrading_or_changing_it(tmp_path, capsys):
+    path = restore("main-0627f17.sql", tmp_path / "tickets.db")
+    before = path.read_bytes()
+    mail = tmp_path / "alert.eml"
+    mail.write_bytes(alert_mail(tok=token(CustomerID="Kaseya:100", AlertID="Kaseya:77")))
+    capsys.readouterr()
+    assert poller(write_settings(tmp_path, None), "parse", str(mail)) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["decision"]["outcome"] == "created"
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["alert.eml", "settings.ini",
+                                                          "tickets.db"]

@@ -19,8 +19,8 @@ def alerts(box: Harness, count: int) -> list[int]:
 
 
 def totals(box: Harness) -> queries.Totals:
-    with opened_store(box.settings):
-        return queries.totals(box.settings.imap.name)
+    with opened_store(box.settings) as store:
+        return queries.totals(store.db, box.settings.imap.name)
 
 
 def test_a_fetch_answered_no_costs_only_the_mail_the_server_refuses(box):

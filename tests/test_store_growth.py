@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections import Counter
 
-from poller.clock import utc_now
 from poller.config import load_settings
 from poller.imap.mailbox import Mailbox
 from poller.service.pass_config import PassConfig
@@ -54,7 +53,7 @@ def test_no_per_mail_statement_walks_the_store(tmp_path, imap_account):
     add_history(db_path, HISTORY)
 
     db = open_database(settings.database.url)
-    store = Store(db, settings.ates.local_organization, utc_now())
+    store = Store(db, settings.ates.local_organization)
     (open_number,) = db.execute_sql(
         "SELECT number FROM ticket WHERE status = 'New' AND organization_id != 0 LIMIT 1"
     ).fetchone()

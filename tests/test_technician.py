@@ -14,8 +14,8 @@ from testkit.webhooks import HookedBox
 
 
 @pytest.fixture
-def box(tmp_path, receiver) -> HookedBox:
-    hooked = HookedBox(tmp_path, receiver)
+def box(tmp_path, receiver, database_url) -> HookedBox:
+    hooked = HookedBox(tmp_path, receiver, database={"url": database_url})
     hooked.mailbox.add(alert_mail(tok=token(CustomerID="Kaseya:100", AlertID="Kaseya:8932")))
     hooked.run()
     hooked.deliver()

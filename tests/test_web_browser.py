@@ -1,20 +1,20 @@
 """The web view in a real browser: Playwright driving Debian's Chromium (/usr/bin/chromium,
 installed by scripts/prepare; nothing downloaded) against the view served on 127.0.0.1 over
-a store the worker filled. The charts draw the store's numbers, every chart paints pixels, a
-click on an organization narrows the list, a ticket opens from it, a hostile subject is text,
-nothing is loaded from anywhere but the view itself, and the Content-Security-Policy is never
-violated."""
+a store the worker filled, on SQLite and on PostgreSQL. The charts draw the store's numbers,
+every chart paints pixels, a click on an organization narrows the list, a ticket opens from
+it, a hostile subject is text, nothing is loaded from anywhere but the view itself, and the
+Content-Security-Policy is never violated."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
 import urllib.request
+from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import sync_playwright
 
-from testkit.web import STORM, serving, web_store
+from testkit.web import STORM, serving, store_rows, web_store
 
 CHROMIUM = "/usr/bin/chromium"
 CHARTS = ("alerts-per-day", "noisiest-devices", "noisiest-organizations", "time-to-clear",
@@ -23,14 +23,32 @@ CHARTS = ("alerts-per-day", "noisiest-devices", "noisiest-organizations", "time-
 pytestmark = pytest.mark.browser
 
 
+@pytest.fixture(scope="module", params=("sqlite", "postgresql"))
+def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """The store on each engine in turn: an SQLite file, then a database of its own on the
+    session's PostgreSQL (dropped afterwards)."""
+    if request.param == "sqlite":
+        yield None
+        return
+    server = request.getfixturevalue("postgres")
+    url = server.database()
+    try:
+        yield url
+    finally:
+        from poller.store.database import close_database
+
+        close_database(url)
+        server.drop(url)
+
+
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    return web_store(tmp_path_factory.mktemp("browser"))
+def store(tmp_path_factory, database_url):
+    return web_store(tmp_path_factory.mktemp("browser"), database_url)
 
 
 @pytest.fixture(scope="module")
 def url(store):
-    with serving(store.database) as base:
+    with serving(store.url) as base:
         yield base
 
 
@@ -68,9 +86,7 @@ def charts_drawn(page, url) -> None:
 
 
 def store_count(store, query: str, *params) -> int:
-    with sqlite3.connect(store.database) as connection:
-        (n,) = connection.execute(query, params).fetchone()
-    connection.close()
+    ((n,),) = store_rows(store, query, *params)
     return n
 
 

@@ -17,8 +17,8 @@ from testkit.webhooks import SECRET, HookedBox, webhook_section
 
 
 @pytest.fixture
-def box(tmp_path, receiver) -> HookedBox:
-    return HookedBox(tmp_path, receiver)
+def box(tmp_path, receiver, database_url) -> HookedBox:
+    return HookedBox(tmp_path, receiver, database={"url": database_url})
 
 
 def alert(subject: str = "Disk full on SRV1", body: str = "Disk C: is 99% full.",

@@ -122,6 +122,9 @@ class Decision:
     attachments: tuple[Attachment, ...] = ()
     refused_attachments: tuple[str, ...] = ()
     fields: TicketFields = TicketFields()
+    # CREATED: the key ("label=value") no other open ticket of the organization may have, when
+    # the duplicates policy appends to an open ticket with this key; None when none applies
+    open_key: str | None = None
     reply: Reply | None = None
     expected: str = ""  # EXPECTED: the [[expect]] entry's name...
     arrived: datetime | None = None  # ...and when the mail counts as arrived

@@ -194,8 +194,10 @@ def decide_alert(alert: Alert, directory: Directory, policy: Policy) -> Decision
         return Decision(Outcome.APPENDED, step, reason="duplicate alert", ticket_id=target_id,
                         **common)
     reason = "duplicate alert, action = new" if target_id is not None else "new alert"
+    key = _duplicate_key(token, policy) if policy.duplicates.action == "note" else None
     return Decision(Outcome.CREATED, step, reason=reason, ticket_udfs=_ticket_udfs(token),
-                    fields=ticket_fields(policy.tickets, token), **common)
+                    fields=ticket_fields(policy.tickets, token),
+                    open_key=None if key is None else f"{key[0]}={key[1]}", **common)
 
 
 def ticket_fields(mailbox: TicketSettings, token: AtesToken) -> TicketFields:
@@ -325,17 +327,22 @@ def _ticket_number_target(
     return ref
 
 
-def _open_ticket_by_key(
-    token: AtesToken, directory: Directory, policy: Policy, organization_id: int
-) -> int | None:
+def _duplicate_key(token: AtesToken, policy: Policy) -> tuple[str, str] | None:
+    """Return (UDF label, value) that finds an open ticket of the same alert, if any applies."""
     criteria = policy.duplicates.criteria
     key: tuple[Sourced, str] | None = None
     if token.alert_id and "alert_id" in criteria:
         key = (token.alert_id, udf.ALERT_ID)
     elif token.ticket_id and not token.alert_id and "external_ticket_id" in criteria:
         key = (token.ticket_id, udf.TICKET_ID)
+    return None if key is None else (udf.label(key[0].source, key[1]), key[0].value)
+
+
+def _open_ticket_by_key(
+    token: AtesToken, directory: Directory, policy: Policy, organization_id: int
+) -> int | None:
+    key = _duplicate_key(token, policy)
     if key is None:
         return None
-    found = directory.open_tickets_by_udf(organization_id, udf.label(key[0].source, key[1]),
-                                          key[0].value)
+    found = directory.open_tickets_by_udf(organization_id, *key)
     return found[0] if found else None

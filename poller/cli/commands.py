@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "outbox": ("ticket_commands", "outbox_command"),
     "messages": ("store_commands", "messages_command"),
     "parse": ("store_commands", "parse_command"),
+    "copy-database": ("copy_command", "copy_database_command"),
     "rules": ("rules_commands", "rules_command"),
     "web": ("web_commands", "web_command"),
 }

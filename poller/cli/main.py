@@ -174,6 +174,19 @@ def build_parser() -> argparse.ArgumentParser:
                                           "Example: poller parse alert.eml")
     prs.add_argument("file", type=Path)
 
+    cpy = commands.add_parser(
+        "copy-database", help="copy the whole store into an empty database (either engine)",
+        description="Copy everything of the configured database (directory, UDFs, tickets, "
+                    "notes, attachment records, the processed-mail and pass logs, the outbox, "
+                    "the ticket numbers) into an empty database, in one transaction, then "
+                    "compare the row counts. A target that holds rows is refused (exit 2). "
+                    "Pointing [database] url at the target then goes on where the source "
+                    "stopped. Stop the workers first. Example: poller copy-database "
+                    "postgresql://poller@db.example:5432/tickets")
+    cpy.add_argument("target", metavar="TARGET_URL",
+                     help="sqlite:///PATH or postgresql://USER@HOST:PORT/DBNAME (the password "
+                          "from PGPASSWORD or ~/.pgpass)")
+
     rls = commands.add_parser("rules", help="test the rules for alert mail without a token",
                               usage="poller rules test FILE.eml [--json]",
                               description="Show which rule of the [rules] file takes the mail "

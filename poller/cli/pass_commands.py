@@ -15,17 +15,25 @@ from poller.config import Settings
 from poller.service.lock import pass_lock
 from poller.service.passes import recorded_pass
 from poller.service.signals import Shutdown, SignalThread
+from poller.service.standby import held_mailbox, uses_lease
 
 
 def once(settings: Settings, args: argparse.Namespace) -> int:
     shutdown = Shutdown(settings.schedule.stop_grace)
     with SignalThread(lambda why: shutdown.request(f"received {why}")):
         try:
-            with pass_lock(settings.schedule.lock_file, settings.schedule.lock_wait,
-                           shutdown.event) as lock:
-                if lock is None:
-                    return EXIT_OK
-                result = recorded_pass(settings, shutdown.event, track=shutdown.track)
+            if uses_lease(settings):  # PostgreSQL: one instance per mailbox on any machine
+                with held_mailbox(settings, shutdown.event) as lease:
+                    if lease is None:
+                        return EXIT_OK
+                    result = recorded_pass(settings, shutdown.event, track=shutdown.track,
+                                           fence=lease.fence())
+            else:
+                with pass_lock(settings.schedule.lock_file, settings.schedule.lock_wait,
+                               shutdown.event) as lock:
+                    if lock is None:
+                        return EXIT_OK
+                    result = recorded_pass(settings, shutdown.event, track=shutdown.track)
         finally:
             # after the pass lock is let go: the mail side never waits for a receiver
             if settings.webhook.url:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from poller.ates.mailrules import apply
 from poller.ates.reading import read
@@ -17,8 +16,7 @@ from poller.config import Settings
 from poller.errors import MessageError
 from poller.mail.html import html_to_text
 from poller.mail.message import parse_message
-from poller.paths import sqlite_file
-from poller.store.database import open_database
+from poller.store.reading import directory_to_read
 from poller.store.store import Store
 
 
@@ -64,21 +62,14 @@ def _attempts(raw: bytes, rules) -> list[dict[str, object]]:
 
 
 def _decision(settings: Settings, reading, now) -> dict[str, object]:
-    url = settings.database.url
-    path = sqlite_file(url)
-    if path is not None and not Path(path).exists():
-        url = "sqlite:///:memory:"  # no store yet: decide against an empty directory
-    db = open_database(url)
-    with db.atomic() as transaction:
-        store = Store(db, settings.ates.local_organization, now)
-        decision = decide(reading, store, settings.policy())
+    with directory_to_read(settings.database.url, settings.database.password) as db:
+        decision = decide(reading, Store(db, settings.ates.local_organization),
+                          settings.policy())
         number = None
         if decision.ticket_id is not None:
-            row = db.execute_sql("SELECT number FROM ticket WHERE id = ?",
-                                 (decision.ticket_id,)).fetchone()
+            row = db.sql("SELECT number FROM ticket WHERE id = ?",
+                         (decision.ticket_id,)).fetchone()
             number = row[0] if row else None
-        transaction.rollback()
-    store.close()
     return {"outcome": decision.outcome.value, "reason": decision.reason, "ticket": number,
             "organization_id": decision.organization_id, "device_id": decision.device_id,
             "notes": list(decision.notes)}

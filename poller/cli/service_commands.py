@@ -7,8 +7,6 @@ import json
 import sys
 from datetime import datetime
 
-import peewee
-
 from poller.cli.exits import (
     CHECK_EXIT,
     EXIT_CONFIG,
@@ -23,8 +21,9 @@ from poller.imap.mailbox import Mailbox
 from poller.imap.requeue import requeue
 from poller.service import health
 from poller.store import expected, queries
-from poller.store.database import read_only_database
+from poller.store.lease import Instance, active_instance, standbys
 from poller.store.queries import PassRecord
+from poller.store.reading import read_only_database
 
 
 def check_command(settings: Settings, args: argparse.Namespace) -> int:
@@ -56,13 +55,15 @@ def check_command(settings: Settings, args: argparse.Namespace) -> int:
 def status_command(settings: Settings, args: argparse.Namespace) -> int:
     max_age = args.max_age if args.max_age is not None else settings.status.max_age
     # The database is read in two short looks, not held open while the server answers.
-    with read_only_database(settings.database.url):
-        totals = queries.totals(settings.imap.name)
+    with read_only_database(settings.database.url, settings.database.password) as db:
+        totals = queries.totals(db, settings.imap.name)
+        active = active_instance(db, settings.imap.name)
+        waiting_instances = standbys(db, settings.imap.name, utc_now())
     box = health.mailbox_state(settings) if args.mailbox else None
     waiting = None
     if box is not None and not box.error:
-        with read_only_database(settings.database.url):
-            waiting = box.waiting(settings.imap.name, settings.imap.folder)
+        with read_only_database(settings.database.url, settings.database.password) as db:
+            waiting = box.waiting(db, settings.imap.name, settings.imap.folder)
     now = utc_now()
     good = totals.last_good_pass
     age = (now - good.finished).total_seconds() if good else None
@@ -85,6 +86,8 @@ def status_command(settings: Settings, args: argparse.Namespace) -> int:
             "passes_ok": totals.passes_ok,
             "passes_failed": totals.passes_failed, "mails": totals.mails,
             "undelivered_events": totals.undelivered_events,
+            "active_instance": _instance_json(active),
+            "standbys": [_instance_json(i) for i in waiting_instances],
             "oldest_undelivered_age_seconds": None if oldest is None else round(oldest),
             "expected": awaited,
             "rejected_events": totals.rejected_events,
@@ -107,6 +110,12 @@ def status_command(settings: Settings, args: argparse.Namespace) -> int:
                 print(f"flagged deleted:  {box.deleted} (not expunged: what a server without "
                       "MOVE and UIDPLUS keeps of moved mail)")
             print(f"quarantine:       {unknown if box.quarantine is None else box.quarantine}")
+        if active is not None:
+            print(f"active instance:  {active.describe()} since {active.since.isoformat()}"
+                  + _heartbeat(active, now))
+            print("standbys:         " + (", ".join(
+                f"{i.describe()} since {i.since.isoformat()}" for i in waiting_instances)
+                or "none seen lately"))
         print(f"open tickets:     {totals.open_tickets}")
         print(f"pending steps:    {totals.pending_steps}")
         print(f"webhook events:   {totals.undelivered_events} undelivered" +
@@ -131,12 +140,10 @@ def _expected(settings: Settings, now: datetime) -> list[dict[str, object]]:
     """Each [[expect]] entry: its last arrival, next deadline, misses and open ticket."""
     if not settings.expectations:
         return []
-    with read_only_database(settings.database.url) as db:
-        try:
-            windows = {entry.name: expected.window(db, entry.name)
-                       for entry in settings.expectations}
-        except peewee.OperationalError:  # a database of before [[expect]]: nothing yet
-            windows = {}
+    with read_only_database(settings.database.url, settings.database.password) as db:
+        windows = {entry.name: expected.window(db, entry.name)
+                   for entry in settings.expectations
+                   } if "expected_mail" in db.get_tables() else {}  # none before [[expect]]
     out = []
     for entry in settings.expectations:
         window = windows.get(entry.name)
@@ -161,6 +168,19 @@ def requeue_command(settings: Settings, args: argparse.Namespace) -> int:
     for message_id in done.missing:
         print(f"not in the quarantine: {message_id}")
     return EXIT_CONFIG if done.missing else EXIT_OK
+
+
+def _heartbeat(instance: Instance, now: datetime) -> str:
+    if instance.seen is None:
+        return ""
+    return f", last heartbeat {(now - instance.seen).total_seconds():.0f}s ago"
+
+
+def _instance_json(instance: Instance | None) -> dict[str, object] | None:
+    if instance is None:
+        return None
+    return {"host": instance.host, "pid": instance.pid, "since": instance.since.isoformat(),
+            "last_seen": None if instance.seen is None else instance.seen.isoformat()}
 
 
 def _pass_json(record: PassRecord | None) -> dict[str, object] | None:

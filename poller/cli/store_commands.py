@@ -4,27 +4,19 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict
-from pathlib import Path
 
-import peewee
-
-from poller.ates.alert import read_alert
 from poller.ates.decision import Outcome
-from poller.ates.rules import decide_alert
+from poller.ates.rules import decide
 from poller.cli.exits import EXIT_OK
 from poller.cli.output import dumps, show
 from poller.clock import utc_now
 from poller.config import Settings
-from poller.errors import MessageError
-from poller.mail.message import parse_message
-from poller.paths import sqlite_file
 from poller.service.passes import opened_store
+from poller.service.reader import read_one
 from poller.store import queries
-from poller.store.database import open_database, read_only_database
 from poller.store.importer import ImportOptions, Plan, import_table, plan_import, read_table
+from poller.store.reading import directory_to_read, read_only_database
 from poller.store.store import Store
 
 SHOWN_CHANGES = 10  # `import` prints the first changes, field by field
@@ -35,7 +27,7 @@ def import_command(settings: Settings, args: argparse.Namespace) -> int:
     table = read_table(args.file, "\t" if args.delimiter == "tab" else args.delimiter)
     options = ImportOptions(tuple(args.column), args.organization_by)
     if args.dry_run:
-        with _directory_to_read(settings.database.url) as db:
+        with directory_to_read(settings.database.url, settings.database.password) as db:
             plan = plan_import(db, args.kind, table, options)
     else:
         with opened_store(settings) as store:
@@ -45,21 +37,6 @@ def import_command(settings: Settings, args: argparse.Namespace) -> int:
     else:
         print("\n".join(_plan_lines(plan, args.dry_run)))
     return EXIT_OK
-
-
-@contextmanager
-def _directory_to_read(url: str) -> Iterator[peewee.Database]:
-    """Yield the database opened read-only, or an empty one when it does not exist yet."""
-    path = sqlite_file(url)
-    if path is not None and not Path(path).exists():
-        db = open_database("sqlite:///:memory:")
-        try:
-            yield db
-        finally:
-            db.close()
-    else:
-        with read_only_database(url) as db:
-            yield db
 
 
 def _plan_lines(plan: Plan, dry_run: bool) -> list[str]:
@@ -95,16 +72,16 @@ def _plan_json(plan: Plan, dry_run: bool) -> dict[str, object]:
 
 
 def tickets_command(settings: Settings, args: argparse.Namespace) -> int:
-    with read_only_database(settings.database.url):
-        rows = queries.tickets(status=args.status, queue=args.queue, priority=args.priority)
+    with read_only_database(settings.database.url, settings.database.password) as db:
+        rows = queries.tickets(db, status=args.status, queue=args.queue, priority=args.priority)
     show(rows, args.json, ("number", "status", "queue", "priority", "occurrences",
                            "organization", "device", "mailbox", "title"))
     return EXIT_OK
 
 
 def messages_command(settings: Settings, args: argparse.Namespace) -> int:
-    with read_only_database(settings.database.url):
-        rows = queries.messages(outcome=args.outcome, limit=args.limit, since=args.since)
+    with read_only_database(settings.database.url, settings.database.password) as db:
+        rows = queries.messages(db, outcome=args.outcome, limit=args.limit, since=args.since)
     show(rows, args.json, ("mailbox", "uid", "outcome", "ticket", "subject", "reason"))
     return EXIT_OK
 
@@ -113,27 +90,21 @@ def parse_command(settings: Settings, args: argparse.Namespace) -> int:
     raw = args.file.read_bytes()
     now = utc_now()
     out: dict[str, object] = {"file": str(args.file)}
-    try:
-        message = parse_message(raw)
+    # read as a pass reads (helper process, time budget), decided by the same rules
+    reading = read_one(raw, now, settings.limits)
+    message, alert = reading.message, reading.alert
+    if message is not None:
         out.update(message_id=message.message_id, subject=message.subject,
                    attachments=[{"filename": a.filename, "size": a.size,
                                  "content_type": a.content_type} for a in message.attachments])
-        alert = read_alert(message, now)
-    except MessageError as exc:
-        out.update(error=type(exc).__name__, reason=str(exc))
-        print(dumps(out))
-        return EXIT_OK
-    out.update(title=alert.title, description=alert.description, token=alert.token.public())
-    url = settings.database.url
-    path = sqlite_file(url)
-    if path is not None and not Path(path).exists():
-        url = "sqlite:///:memory:"  # no store yet: decide against an empty directory
-    db = open_database(url)
-    with db.atomic() as transaction:
-        store = Store(db, settings.ates.local_organization, now)
-        decision = decide_alert(alert, store, settings.policy())
-        transaction.rollback()
-    store.close()
+    if alert is None:
+        out.update(error="TokenMissing" if reading.no_token else "MessageError",
+                   reason=reading.problem)
+    else:
+        out.update(title=alert.title, description=alert.description, token=alert.token.public())
+    with directory_to_read(settings.database.url, settings.database.password) as db:
+        decision = decide(reading, Store(db, settings.ates.local_organization),
+                          settings.policy())
     out["decision"] = {
         "outcome": decision.outcome.value,
         "reason": decision.reason,

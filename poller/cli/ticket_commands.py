@@ -15,7 +15,7 @@ from poller.mail.headers import printable
 from poller.service.delivery import deliver_pending
 from poller.service.passes import opened_store
 from poller.store import outbox, queries, technician
-from poller.store.database import read_only_database
+from poller.store.reading import read_only_database
 
 TEXT = "\n\t"  # the line breaks and tabs of a description or note stay
 
@@ -80,8 +80,8 @@ def note(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def show_ticket(settings: Settings, args: argparse.Namespace) -> int:
-    with read_only_database(settings.database.url):
-        rows = queries.tickets(number=args.number)
+    with read_only_database(settings.database.url, settings.database.password) as db:
+        rows = queries.tickets(db, number=args.number)
     if not rows:
         print(f"poller: no ticket {args.number}", file=sys.stderr)
         return EXIT_CONFIG
@@ -112,8 +112,8 @@ def outbox_command(settings: Settings, args: argparse.Namespace) -> int:
         return steer_outbox(settings, args, words)
     if args.failed:
         return _misuse("outbox: --failed goes with retry: poller outbox retry --failed")
-    with read_only_database(settings.database.url):
-        rows = queries.outbox(args.status, limit=args.limit, since=args.since)
+    with read_only_database(settings.database.url, settings.database.password) as db:
+        rows = queries.outbox(db, args.status, limit=args.limit, since=args.since)
     show(rows, args.json, ("id", "event", "ticket", "status", "attempts", "last_error", "created",
                            "delivered"))
     return EXIT_OK

@@ -25,7 +25,7 @@ KEYS: dict[str, tuple[str, ...]] = {
     "rules": ("file", "authserv_id", "timezone"),
     "limits": ("max_message_bytes", "max_attachment_bytes", "max_read_seconds",
                "max_fetch_bytes"),
-    "database": ("url", "attachments_dir"),
+    "database": ("url", "password_file", "attachments_dir"),
     "schedule": ("interval", "idle", "idle_renew", "lock_file", "lock_wait", "stop_grace"),
     "retry": ("attempts", "initial_wait", "max_wait"),
     "metrics": ("textfile",),

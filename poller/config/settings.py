@@ -42,7 +42,7 @@ if TYPE_CHECKING:  # loaded with a rules file only
     from poller.ates.expected import Expectation
     from poller.ates.mailrules import RuleSet
 from poller.folders import same_folder
-from poller.paths import anchored, anchored_sqlite_url
+from poller.paths import POSTGRES_SCHEMES, anchored, anchored_sqlite_url, masked_database_url
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +51,7 @@ SECRETS = ("password", "passwords", "credential", "secret")
 _KEYS_OF = {("imap", "password"): ("password", "password_file"),
             ("ates", "passwords"): ("password", "password_file"),
             ("webhook", "secret"): ("secret", "secret_file"),
+            ("database", "password"): ("password_file",),
             ("web", "password"): ("password_file",),
             ("oauth2", "credential"): ("client_secret_file", "client_certificate_file",
                                        "service_account_file")}
@@ -83,6 +84,9 @@ class ImapSettings:
 class DatabaseSettings:
     url: str = "sqlite:///tickets.db"
     attachments_dir: str | None = None
+    # PostgreSQL: from [database] password_file; None leaves it to the URL, PGPASSWORD or
+    # ~/.pgpass (libpq's own look-ups)
+    password: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -160,6 +164,8 @@ def _shown(section: str, key: str, value: object) -> object:
         return MASK if value else value
     if section == "webhook" and key == "url" and isinstance(value, str):
         return masked_url(value)
+    if section == "database" and key == "url" and isinstance(value, str):
+        return masked_database_url(value)
     return value
 
 
@@ -261,14 +267,18 @@ def load_settings(path: str | os.PathLike[str], environ: dict[str, str] | None =
 
     db = section("database")
     url = db.str("url", "sqlite:///tickets.db")
-    database = DatabaseSettings(url=anchored_sqlite_url(url, base),
-                                attachments_dir=_path_setting(db.str("attachments_dir"), base))
-    if not url.startswith("sqlite:///"):
-        # The per-mail statements are written in SQLite's dialect (see poller.store.record).
+    if not url.startswith(("sqlite:///", *POSTGRES_SCHEMES)):
         raise ConfigError(
-            f"[database] url: {url!r} is not an SQLite database URL, the one kind supported "
-            "(e.g. sqlite:///relative/path.db or sqlite:////absolute/path.db)"
+            f"[database] url: {masked_database_url(url)!r} is neither an SQLite nor a "
+            "PostgreSQL database URL (e.g. sqlite:///relative/path.db, "
+            "sqlite:////absolute/path.db or postgresql://USER@HOST:5432/DBNAME)"
         )
+    password = db.secret_file("password_file", base=base)
+    if password is not None and not url.startswith(POSTGRES_SCHEMES):
+        raise ConfigError("[database] password_file: only a PostgreSQL url takes a password")
+    database = DatabaseSettings(url=anchored_sqlite_url(url, base),
+                                attachments_dir=_path_setting(db.str("attachments_dir"), base),
+                                password=password)
 
     rules, loaded = read_rules_settings(section("rules"), base)
     return Settings(

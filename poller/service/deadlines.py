@@ -50,6 +50,7 @@ def open_windows(settings: Settings, store: Store, now: datetime) -> None:
     """Open the first window of entries loaded for the first time."""
     if settings.expectations:
         with store.db.atomic(lock_type="IMMEDIATE"):
+            store.check_fence()
             expected.open_windows(store.db, [e.name for e in settings.expectations], now)
 
 
@@ -65,6 +66,7 @@ def check_deadlines(settings: Settings, store: Store, now: datetime) -> list[tup
             continue
         for deadline in due(entry, timezone, state.checked, now):
             with store.db.atomic(lock_type="IMMEDIATE"):
+                store.check_fence()
                 number = expected.close_window(
                     store.db, entry, deadline, mailbox=settings.imap.name,
                     local_organization=store.local_organization_id(),

@@ -10,7 +10,8 @@ earlier event of its ticket waits, so a receiver gets the events of a ticket in 
 receiver that cannot be reached (or does not answer in time) ends the run: the rest waits for
 the next one; so does the run's budget ([webhook] budget, for `once` and `ticket complete`)
 and a stop request, which cuts the post in flight. Runs of different processes are kept apart
-by one lock file per database, so two never post the same ticket's events out of order.
+by one lock file per database (PostgreSQL: a lock in the database, for every machine), so two
+never post the same ticket's events out of order.
 
 `serve` delivers in a thread of its own (Deliverer), so a slow or absent receiver never holds a
 pass up, and tries a failed event again as soon as its back-off ends; `once` tries it again
@@ -27,19 +28,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import peewee
-
 from poller.backoff import exponential
 from poller.clock import Clock, utc_now
 from poller.config import Settings
 from poller.config.service import outbox_lock_file
 from poller.config.webhook import WebhookSettings
 from poller.errors import StoreError, WebhookError, WebhookRefused, WebhookUnreachable
-from poller.service.lock import PassLock
+from poller.service.lock import POLL_SECONDS, PassLock
 from poller.service.passes import write_metrics
+from poller.service.standby import uses_lease
 from poller.service.webhooks import post
 from poller.store import outbox
 from poller.store.database import open_database
+from poller.store.engine import Engine
 
 logger = logging.getLogger("poller.webhook")
 
@@ -83,12 +84,14 @@ def deliver_pending(settings: Settings, stop: threading.Event | None = None,
         return DeliveryRun()
     stop = stop or threading.Event()
     try:
+        if uses_lease(settings):
+            return _deliver_coordinated(settings, stop, clock, budget)
         lock = PassLock(outbox_lock(settings))
         if not lock.acquire(settings.schedule.lock_wait, stop):
             logger.info("another process is delivering webhook events; leaving them to it")
             return DeliveryRun(busy=True)
         try:
-            db = open_database(settings.database.url)
+            db = open_database(settings.database.url, settings.database.password)
             try:
                 ends = None if budget is None else time.monotonic() + budget
                 run = _deliver(db, hook, stop, clock, ends)
@@ -99,12 +102,37 @@ def deliver_pending(settings: Settings, stop: threading.Event | None = None,
                 db.close()
         finally:
             lock.release()
-    except (StoreError, peewee.PeeweeException) as exc:
+    except StoreError as exc:
         logger.error("webhook events not delivered: %s; the next run tries again", exc)
         return DeliveryRun()
 
 
-def _deliver(db: peewee.Database, hook: WebhookSettings, stop: threading.Event,
+def _deliver_coordinated(settings: Settings, stop: threading.Event, clock: Clock,
+                         budget: float | None) -> DeliveryRun:
+    """PostgreSQL: one deliverer per database, on any machine, by a lock in the database (it
+    goes with the session, however the process ends)."""
+    db = open_database(settings.database.url, settings.database.password)
+    try:
+        waited = 0.0
+        while not outbox.lock_delivery(db):
+            if stop.is_set() or waited >= settings.schedule.lock_wait:
+                logger.info("another instance is delivering webhook events; leaving them to it")
+                return DeliveryRun(busy=True)
+            stop.wait(POLL_SECONDS)
+            waited += POLL_SECONDS
+        try:
+            ends = None if budget is None else time.monotonic() + budget
+            run = _deliver(db, settings.webhook, stop, clock, ends)
+            if run.delivered or run.failed or run.rejected or run.pruned:
+                write_metrics(settings)
+            return run
+        finally:
+            outbox.unlock_delivery(db)
+    finally:
+        db.close()
+
+
+def _deliver(db: Engine, hook: WebhookSettings, stop: threading.Event,
              clock: Clock, ends: float | None) -> DeliveryRun:
     run = DeliveryRun(pruned=outbox.prune(db, clock() - timedelta(days=hook.keep_days)))
     pending = outbox.undelivered(db)
@@ -146,7 +174,7 @@ def _deliver(db: peewee.Database, hook: WebhookSettings, stop: threading.Event,
     return run
 
 
-def _failed(db: peewee.Database, hook: WebhookSettings, item: outbox.Pending,
+def _failed(db: Engine, hook: WebhookSettings, item: outbox.Pending,
             exc: WebhookError, clock: Clock, run: DeliveryRun) -> bool:
     """Count a failed attempt: back off, or reject an event refused max_attempts times; return
     whether it was rejected."""

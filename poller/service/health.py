@@ -10,17 +10,25 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import peewee
-
 from poller.config import Settings
-from poller.errors import MailboxError, MailboxUnavailable, StoreError, WebhookError
+from poller.errors import (
+    MailboxError,
+    MailboxUnavailable,
+    StoreError,
+    StoreUnavailable,
+    WebhookError,
+)
 from poller.imap import oauth2
 from poller.imap.mailbox import Mailbox
+from poller.paths import masked_database_url
 from poller.service.lock import PassLock
+from poller.service.standby import uses_lease
 from poller.service.webhooks import ping
 from poller.store import queries
-from poller.store.database import open_database
-from poller.store.schema import PassLog
+from poller.store.database import open_database, takes_a_write
+from poller.store.engine import Engine
+from poller.store.lease import active_instance
+from poller.store.reading import read_only_database
 
 
 @dataclass(frozen=True)
@@ -35,12 +43,12 @@ class MailboxState:
     quarantine: int | None = None
     error: str = ""
 
-    def waiting(self, mailbox: str, folder: str) -> int | None:
-        """Return how many of the UIDs the open database has no decision for (of mailbox,
-        its [imap] name)."""
+    def waiting(self, db: Engine, mailbox: str, folder: str) -> int | None:
+        """Return how many of the UIDs the database has no decision for (of mailbox, its
+        [imap] name)."""
         if self.uidvalidity is None:
             return None
-        return len(self.uids) - len(queries.decided(mailbox, folder, self.uidvalidity,
+        return len(self.uids) - len(queries.decided(db, mailbox, folder, self.uidvalidity,
                                                     list(self.uids)))
 
 
@@ -69,27 +77,29 @@ def mailbox_state(settings: Settings) -> MailboxState:
 
 def check_database(settings: Settings) -> Check:
     """Open the database and make sure it takes a write (rolled back)."""
+    shown = masked_database_url(settings.database.url)
     try:
-        db = open_database(settings.database.url)
+        db = open_database(settings.database.url, settings.database.password)
         try:
-            with db.atomic() as transaction:
-                PassLog.insert(started="", finished="", seconds="0", ok=False).execute()
-                transaction.rollback()
+            takes_a_write(db)
         finally:
             db.close()
+    except StoreUnavailable as exc:
+        return Check("database", False, f"cannot write to {shown}: {exc}")
     except StoreError as exc:
         return Check("database", False, str(exc))
-    except peewee.PeeweeException as exc:
-        return Check("database", False, f"cannot write to {settings.database.url}: {exc}")
-    return Check("database", True, f"{settings.database.url} is writable")
+    return Check("database", True, f"{shown} is writable")
 
 
 def check_files(settings: Settings) -> list[Check]:
-    """Check the lock file can be taken and the metrics textfile's folder is writable."""
+    """Check the lock file can be taken (PostgreSQL: say who serves the mailbox instead) and
+    the metrics textfile's folder is writable."""
     checks = []
     lock = PassLock(settings.schedule.lock_file)
     try:
-        if lock.acquire(0):
+        if uses_lease(settings):
+            checks.append(Check("files", True, _served(settings)))
+        elif lock.acquire(0):
             lock.release()
             checks.append(Check("files", True, f"lock file {lock.path} can be taken"))
         else:
@@ -104,6 +114,15 @@ def check_files(settings: Settings) -> list[Check]:
         checks.append(Check("files", writable, f"metrics folder {folder} "
                             f"{'is writable' if writable else 'is missing or not writable'}"))
     return checks
+
+
+def _served(settings: Settings) -> str:
+    """Return who serves the mailbox, as the database's lease tells."""
+    with read_only_database(settings.database.url, settings.database.password) as db:
+        active = active_instance(db, settings.imap.name)
+    return "the mailbox lock is kept in the database; " + (
+        f"mailbox {settings.imap.name} is served by {active.describe()} since "
+        f"{active.since.isoformat()}" if active else "no instance has served the mailbox yet")
 
 
 def check_mailbox(settings: Settings) -> list[Check]:

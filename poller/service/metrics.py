@@ -20,9 +20,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from poller.store import expected
+from poller.store.engine import Engine
 from poller.store.expected import Window
 from poller.store.queries import Totals, totals
-from poller.store.schema import database
 
 PREFIX = "ates_poller"
 
@@ -119,17 +119,17 @@ TEXTFILE_MODE = 0o644
 _writing = threading.Lock()  # one writer at a time in a process: serve's pass and delivery
 
 
-def write_textfile(path: str | os.PathLike[str], mailbox: str,
+def write_textfile(path: str | os.PathLike[str], db: Engine, mailbox: str,
                    expected_names: tuple[str, ...] = ()) -> None:
-    """Replace the textfile at path with the totals of one mailbox ([imap] name) in the open
-    database, and the state of the [[expect]] entries named, atomically, so the collector never
-    reads half a file; the file is readable by others (TEXTFILE_MODE). Each writer has a
+    """Replace the textfile at path with the totals of one mailbox ([imap] name) in the
+    database db, and the state of the [[expect]] entries named, atomically, so the collector
+    never reads half a file; the file is readable by others (TEXTFILE_MODE). Each writer has a
     temporary file of its own (a unique name), so two writers, in one process or in two, never
     write into or rename each other's."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(TotalsCollector(totals(mailbox), mailbox))
+    registry.register(TotalsCollector(totals(db, mailbox), mailbox))
     if expected_names:
-        found = [expected.window(database, name) for name in expected_names]
+        found = [expected.window(db, name) for name in expected_names]
         registry.register(ExpectedCollector([w for w in found if w is not None], mailbox))
     target = Path(path)
     with _writing:

@@ -15,20 +15,25 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import datetime
 from typing import TYPE_CHECKING
-
-import peewee
 
 from poller.backoff import exponential
 from poller.clock import utc_now
 from poller.config import Settings
-from poller.errors import MailboxError, MailboxUnavailable, ReaderError, StoreError
+from poller.errors import (
+    MailboxError,
+    MailboxUnavailable,
+    ReaderError,
+    StoreError,
+    StoreUnavailable,
+)
 from poller.imap.mailbox import Mailbox
 from poller.service.pass_config import PassConfig
 from poller.service.worker import PassResult, Worker
 from poller.store.database import open_database
+from poller.store.lease import LeaseLost
 from poller.store.store import Store
 
 if TYPE_CHECKING:
@@ -40,10 +45,16 @@ Sleep = Callable[[float], object]
 Track = Callable[[Mailbox | None], None]
 
 
-def open_store(settings: Settings) -> Store:
-    """Open (and create if needed) the configured database."""
-    db = open_database(settings.database.url)
-    return Store(db, settings.ates.local_organization, utc_now())
+def open_store(settings: Settings, fence: tuple[str, int] | None = None) -> Store:
+    """Open (and create if needed) the configured database; FENCE: the lease its pass
+    transactions check (poller.store.lease)."""
+    db = open_database(settings.database.url, settings.database.password)
+    store = Store(db, settings.ates.local_organization)
+    store.fence = fence
+    with db.atomic() if fence is not None else nullcontext():
+        store.check_fence()
+        store.prepare(utc_now())
+    return store
 
 
 @contextmanager
@@ -94,14 +105,16 @@ def run_pass(settings: Settings, store: Store, stop: threading.Event, *,
 
 
 def recorded_pass(settings: Settings, stop: threading.Event, *, sleep: Sleep | None = None,
-                  track: Track | None = None, reader: Reader | None = None) -> PassResult:
-    """Run a pass and record it: pass_log row, metrics textfile, one summary log line. A
-    good pass ends by looking at the [[expect]] deadlines that passed.
+                  track: Track | None = None, reader: Reader | None = None,
+                  fence: tuple[str, int] | None = None) -> PassResult:
+    """Run a pass and record it: pass_log row, metrics textfile, one summary log line. FENCE:
+    the mailbox's lease (PostgreSQL), checked by every transaction of the pass. A good pass
+    ends by looking at the [[expect]] deadlines that passed.
 
     Raises MailboxError, ReaderError or StoreError when the pass failed; a pass cut short by
     STOP is returned with interrupted set.
     """
-    store = open_store(settings)
+    store = open_store(settings, fence)
     started = utc_now()
     result = PassResult()
     try:
@@ -116,7 +129,7 @@ def recorded_pass(settings: Settings, stop: threading.Event, *, sleep: Sleep | N
                 _record_failure(store, settings, started, result, str(exc))
                 raise
             result.interrupted = True  # the shutdown cut the connection
-        except peewee.PeeweeException:
+        except StoreUnavailable:
             raise  # the database is failing: recording the failure in it would fail too
         except Exception as exc:
             _record_failure(store, settings, started, result,
@@ -127,7 +140,9 @@ def recorded_pass(settings: Settings, stop: threading.Event, *, sleep: Sleep | N
         # An interrupted pass still shows a working mailbox, so it counts as a good one.
         store.log_pass(settings.imap.name, started, finished, True, result.summary(),
                        "stopped before the end (shutdown)" if result.interrupted else "")
-    except peewee.PeeweeException as exc:
+    except StoreError as exc:
+        if isinstance(exc, LeaseLost):
+            raise
         raise StoreError(f"database error: {exc}") from None
     finally:
         write_metrics(settings)
@@ -166,19 +181,20 @@ def _record_failure(store: Store, settings: Settings, started: datetime, result:
     try:
         store.log_pass(settings.imap.name, started, utc_now(), False,
                        result.summary() if result.decided() else "", error)
-    except peewee.PeeweeException as exc:
+    except StoreError as exc:
         logger.warning("could not record the failed pass in the database: %s", exc)
 
 
 def write_metrics(settings: Settings) -> None:
-    """Rewrite the metrics textfile, if one is configured, from the open database."""
+    """Rewrite the metrics textfile, if one is configured, from the database."""
     path = settings.metrics.textfile
     if not path:
         return
     from poller.service import metrics  # prometheus_client is only needed with a textfile
 
     try:
-        metrics.write_textfile(path, settings.imap.name,
+        db = open_database(settings.database.url, settings.database.password)
+        metrics.write_textfile(path, db, settings.imap.name,
                                tuple(entry.name for entry in settings.expectations))
-    except (OSError, peewee.PeeweeException) as exc:
+    except (OSError, StoreError) as exc:
         logger.warning("could not write metrics to %s: %s", path, exc)

@@ -40,7 +40,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from poller.ates.reading import Reading, read
+from poller.ates.policy import LimitSettings
+from poller.ates.reading import Reading, read, too_large
 from poller.errors import ReaderError
 from poller.mail.fingerprint import fingerprint
 from poller.service.helper_process import START_SECONDS, Batch, HelperProcess, ended
@@ -186,3 +187,15 @@ def _reason(seconds: int, code: int | None, hung: float) -> str:
     if code == -signal.SIGXCPU:
         return f"reading it took more than {seconds} s of CPU ([limits] max_read_seconds)"
     return f"the reading helper ended while reading it ({ended(code)})"
+
+
+def read_one(raw: bytes, now: datetime, limits: LimitSettings) -> Reading:
+    """Read one mail as a pass does (`poller parse`): refused over [limits] max_message_bytes,
+    else in a helper process of its own under the max_read_seconds budget."""
+    if len(raw) > limits.max_message_bytes:
+        return too_large(len(raw), limits.max_message_bytes)
+    with Reader() as reader:
+        for _, readings in reader.chunks([[1]], {1: len(raw)}, lambda _: {1: raw}, lambda: now,
+                                         budget=len(raw) + 1, seconds=limits.max_read_seconds):
+            return readings[1]
+    raise ReaderError("the reading helper gave no reading")

@@ -2,7 +2,8 @@
 
 Every pass goes through request_pass(): one pass at a time in this process (a lock), a
 request that comes during a pass gets one more pass right after it (nothing is lost, nothing
-piles up), and across processes the lock file keeps `once` and `serve` apart.
+piles up), and across processes the lock file keeps `once` and `serve` apart (on PostgreSQL,
+the mailbox's lease in the database, across machines: poller.service.standby).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from poller.service.lock import pass_lock
 from poller.service.passes import recorded_pass
 from poller.service.reader import Reader
 from poller.service.signals import Shutdown, SignalThread
+from poller.service.standby import LeaseKeeper, new_lease, uses_lease
 
 logger = logging.getLogger("poller")
 
@@ -57,6 +59,11 @@ class Service:
         self._state = threading.Lock()
         # One reading helper for every pass: a pass on new mail does not wait for it to start.
         self.reader = Reader()
+        # PostgreSQL: the mailbox's lease, kept by a thread; passes run while it is held
+        self.keeper: LeaseKeeper | None = None
+        if uses_lease(settings):
+            self.keeper = LeaseKeeper(new_lease(settings), self.shutdown.event,
+                                      lambda: self._wake("this instance took the mailbox"))
 
     def run(self) -> bool:
         """Serve until SIGTERM or SIGINT; return True once the pass in hand is finished, False
@@ -70,6 +77,8 @@ class Service:
         self._schedule_deadlines(self.settings)
         with SignalThread(self._stop, self._reload), self.reader:
             self.deliverer.start()
+            if self.keeper is not None:
+                self.keeper.start()
             self._start_watcher()
             self.reader.start()
             self.scheduler.start()  # blocks until _stop() shuts the scheduler down
@@ -112,6 +121,12 @@ class Service:
         settings = self._settings()
         logger.debug("pass (%s)", why)
         try:
+            if self.keeper is not None:
+                fence = self.keeper.lease.fence()
+                if fence is not None:  # else a standby: the active instance does the pass
+                    recorded_pass(settings, self.shutdown.event, track=self.shutdown.track,
+                                  reader=self.reader, fence=fence)
+                return
             with pass_lock(settings.schedule.lock_file, settings.schedule.lock_wait,
                            self.shutdown.event) as lock:
                 if lock is not None:
@@ -190,6 +205,8 @@ class Service:
                          grace)
             finished = False
         self.deliverer.stop(self.settings.webhook.timeout + 1.0)
+        if self.keeper is not None:
+            self.keeper.join(10.0)
         return finished
 
 

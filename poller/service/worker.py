@@ -27,19 +27,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-import peewee
-
 from poller.ates.decision import Decision, Outcome, StepKind
 from poller.ates.reading import Reading, refused_by_server, too_large
 from poller.ates.rules import decide, quarantined
 from poller.batches import UID_BATCH, sized_chunks
 from poller.clock import Clock, utc_now
-from poller.errors import MailboxError, MailboxUnavailable
+from poller.errors import MailboxError, MailboxUnavailable, StoreUnavailable
 from poller.mail.headers import printable
 from poller.service.fetching import Fetcher
 from poller.service.pass_config import PassConfig
 from poller.service.steps import Due, MailboxSteps, StepsPort
-from poller.store.record import MessageKey, record
+from poller.store.record import MessageKey, RecordedMeanwhile, Recorder
 from poller.store.store import Store
 
 if TYPE_CHECKING:
@@ -108,6 +106,7 @@ class Worker:
         self.clock = clock
         self.stop = stop or threading.Event()
         self.reader = reader
+        self._recorder = Recorder(store, config.attachments_dir, config.subscribed)
         self._moves: list[Due] = []
 
     def run_pass(self, result: PassResult | None = None) -> PassResult:
@@ -198,6 +197,7 @@ class Worker:
             # the write lock, so that a mailbox sharing the database waits instead of deciding
             # the same alert at the same time.
             with self.store.db.atomic(lock_type="IMMEDIATE"):
+                self.store.check_fence()
                 for uid in todo:
                     if self.stop.is_set():
                         result.interrupted = True
@@ -208,8 +208,9 @@ class Worker:
 
         try:
             handled = decide_all(isolate=False)
-        except peewee.OperationalError:
-            raise  # the database itself is failing (locked, disk full): no point going on
+        except StoreUnavailable:
+            raise  # the database itself is failing (locked, disk full), or the mailbox is
+            # another instance's now (LeaseLost): no point going on
         except Exception:  # noqa: BLE001 - redone mail by mail
             # A savepoint per mail costs a quarter of the worker's time, so the chunk is first
             # tried without; when one mail fails, the whole try is rolled back and the chunk is
@@ -252,7 +253,13 @@ class Worker:
             with self.store.db.atomic() if isolate else nullcontext():
                 return self._record(key, decide(reading, self.store, self.config.policy),
                                     reading, now)
-        except peewee.OperationalError:
+        except RecordedMeanwhile:
+            if not isolate:
+                raise  # the chunk is redone mail by mail, and this one decided again
+            with self.store.db.atomic():  # now the other worker's row is there to see
+                return self._record(key, decide(reading, self.store, self.config.policy),
+                                    reading, now)
+        except StoreUnavailable:
             raise  # the database itself is failing (locked, disk full): no point going on
         except Exception as exc:  # noqa: BLE001 - one mail must never stop the pass
             if not isolate:
@@ -266,9 +273,8 @@ class Worker:
     def _record(self, key: MessageKey, decision: Decision, reading: Reading, now: datetime,
                 with_alert: bool = True) -> Handled:
         subject = reading.message.subject if reading.message else ""
-        row_id, ticket = record(self.store, key, decision, reading.alert if with_alert else None,
-                                now, self.config.attachments_dir, subject=subject,
-                                subscribed=self.config.subscribed)
+        row_id, ticket, decision = self._recorder.record(
+            key, decision, reading.alert if with_alert else None, now, subject)
         return Handled(row_id, key, decision, ticket)
 
 

@@ -12,11 +12,10 @@ from __future__ import annotations
 import statistics
 from datetime import UTC, datetime, timedelta
 
-import peewee
-
 from poller.ates.decision import TICKET_OUTCOMES
 from poller.store.browse import rows
 from poller.store.database import iso
+from poller.store.engine import Engine
 
 ALERTS = tuple(outcome.value for outcome in TICKET_OUTCOMES)
 _ALERT = f"m.outcome IN ({', '.join(repr(o) for o in ALERTS)})"
@@ -25,7 +24,7 @@ CLEARED_ROWS = 100_000  # time to clear: the most recently completed tickets rea
 OTHERS = "(others)"
 
 
-def _names(db: peewee.Database, table: str, ids: set[int]) -> dict[int, str]:
+def _names(db: Engine, table: str, ids: set[int]) -> dict[int, str]:
     if not ids:
         return {}
     marks = ", ".join("?" * len(ids))
@@ -37,7 +36,7 @@ def _day(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def alerts_per_day(db: peewee.Database, now: datetime, days: int = 30,
+def alerts_per_day(db: Engine, now: datetime, days: int = 30,
                    stacks: int = 8) -> dict[str, object]:
     """Return the alerts of each of the last DAYS days (today included) per organization: the
     `stacks` busiest organizations each, the rest as OTHERS; and the total per day."""
@@ -63,7 +62,7 @@ def alerts_per_day(db: peewee.Database, now: datetime, days: int = 30,
     return {"days": labels, "series": series, "total": totals}
 
 
-def noisiest(db: peewee.Database, now: datetime, days: int = 7,
+def noisiest(db: Engine, now: datetime, days: int = 7,
              top: int = 10) -> dict[str, object]:
     """Return the `top` devices and organizations with the most alerts in the last DAYS days
     (most first, then by name)."""
@@ -96,7 +95,7 @@ def _quartiles(values: list[float]) -> tuple[float, float, float]:
     return low, median, high
 
 
-def time_to_clear(db: peewee.Database, now: datetime, days: int = 30,
+def time_to_clear(db: Engine, now: datetime, days: int = 30,
                   top: int = 15) -> dict[str, object]:
     """Return, per organization (the `top` with the most), how many hours the tickets
     completed in the last DAYS days took from created to completed: median, quartiles (the
@@ -126,7 +125,7 @@ def _slot(moment: datetime) -> datetime:
     return moment - timedelta(minutes=moment.minute % SLOT_MINUTES)
 
 
-def storms(db: peewee.Database, now: datetime, threshold: int,
+def storms(db: Engine, now: datetime, threshold: int,
            hours: int = 24) -> dict[str, object]:
     """Return the alerts per 10-minute slot of the last HOURS hours (the current slot last),
     the slots with more than `threshold` alerts (storms), and whether one is under way (the

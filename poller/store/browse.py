@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import peewee
-
 from poller.ates.decision import STATUS_COMPLETE, Outcome
+from poller.store.engine import Engine
 from poller.store.outbox import DROPPED, FAILED, PENDING, REJECTED
 
 PAGE = 50  # rows per page
@@ -24,11 +23,9 @@ ANY = "any"
 UNDELIVERED = (PENDING, FAILED, REJECTED, DROPPED)  # every status but delivered
 
 
-def rows(db: peewee.Database, sql: str, params: tuple | list = ()) -> list[dict[str, object]]:
+def rows(db: Engine, sql: str, params: tuple | list = ()) -> list[dict[str, object]]:
     """Return the rows of SQL (written with `?` placeholders) as dicts by column name."""
-    if db.param != "?":
-        sql = sql.replace("?", db.param)
-    cursor = db.execute_sql(sql, tuple(params))
+    cursor = db.sql(sql, tuple(params))
     names = [column[0] for column in cursor.description]
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
@@ -55,7 +52,7 @@ class Page:
     capped: bool  # more than COUNT_CAP
 
 
-def _conditions(db: peewee.Database, want: TicketFilter) -> tuple[str, list[object]]:
+def _conditions(db: Engine, want: TicketFilter) -> tuple[str, list[object]]:
     """Return the WHERE clause over ticket t for WANT, and its parameters.
 
     Organization, device and the open status are read through indexes (the partial ones for
@@ -98,7 +95,7 @@ def windowed(want: TicketFilter) -> bool:
         want.status not in (OPEN, ANY) and (want.organization is not None or want.device)))
 
 
-def ticket_page(db: peewee.Database, want: TicketFilter, before: int | None = None,
+def ticket_page(db: Engine, want: TicketFilter, before: int | None = None,
                 size: int = PAGE) -> Page:
     """Return the tickets WANT selects, newest first, `size` of them from (below) ticket id
     `before`, with how many there are in all (up to COUNT_CAP)."""
@@ -119,12 +116,12 @@ def ticket_page(db: peewee.Database, want: TicketFilter, before: int | None = No
     return Page(found[:size], older, count, count > COUNT_CAP)
 
 
-def organizations(db: peewee.Database, limit: int = 1000) -> list[dict[str, object]]:
+def organizations(db: Engine, limit: int = 1000) -> list[dict[str, object]]:
     """Return the organizations (id, name) by name, for the list's filter."""
     return rows(db, "SELECT id, name FROM organization ORDER BY name, id LIMIT ?", (limit,))
 
 
-def ticket(db: peewee.Database, number: str) -> dict[str, object] | None:
+def ticket(db: Engine, number: str) -> dict[str, object] | None:
     """Return ticket NUMBER with its organization, device, contact, UDFs, notes (in order),
     attachments (names and sizes), the mails it came from and its webhook events; None when
     there is no such ticket. Notes, mails and events: the first DETAIL_ROWS of each, and
@@ -163,14 +160,14 @@ def ticket(db: peewee.Database, number: str) -> dict[str, object] | None:
     return one
 
 
-def quarantine(db: peewee.Database, before: int | None = None, size: int = PAGE) -> Page:
+def quarantine(db: Engine, before: int | None = None, size: int = PAGE) -> Page:
     """Return the quarantined mail, newest first: Message-ID, subject, reason, when, where."""
     return _log_page(db, "m.outcome = ?", [Outcome.QUARANTINED.value], before, size, """
         SELECT m.id, m.message_id, m.subject, m.reason, m.mailbox, m.folder, m.mailbox_done,
                m.created FROM processed_message m""", "m.id DESC")
 
 
-def undelivered(db: peewee.Database, before: int | None = None, size: int = PAGE) -> Page:
+def undelivered(db: Engine, before: int | None = None, size: int = PAGE) -> Page:
     """Return the events not delivered (yet), newest first, with their tickets' numbers."""
     marks = ", ".join("?" * len(UNDELIVERED))
     return _log_page(db, f"m.status IN ({marks})", list(UNDELIVERED), before, size, """
@@ -178,7 +175,7 @@ def undelivered(db: peewee.Database, before: int | None = None, size: int = PAGE
                m.last_error, m.created, m.next_attempt FROM outbox m""", "m.id DESC")
 
 
-def _log_page(db: peewee.Database, where: str, params: list[object], before: int | None,
+def _log_page(db: Engine, where: str, params: list[object], before: int | None,
               size: int, select: str, order: str) -> Page:
     table = select.rsplit("FROM", 1)[1]
     count = rows(db, f"SELECT count(*) AS n FROM (SELECT 1 FROM {table} WHERE {where} "

@@ -7,11 +7,10 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field
 
-import peewee
-
 from poller.ates import udf
 from poller.errors import ImportFileError
 from poller.store.csvfile import Table
+from poller.store.engine import Engine
 from poller.store.snapshot import Snapshot
 
 ENTITY = {"organizations": "organization", "devices": "device", "contacts": "contact"}
@@ -85,7 +84,7 @@ def udf_parts(entity: str, label: str) -> tuple[str, str] | None:
     return None
 
 
-def plan_import(db: peewee.Database, kind: str, table: Table, options: ImportOptions) -> Plan:
+def plan_import(db: Engine, kind: str, table: Table, options: ImportOptions) -> Plan:
     """Return what importing TABLE as KIND would add and change; raise ImportFileError naming
     every bad row (the first MAX_PROBLEMS of them) and column."""
     mapping, ignored = map_columns(kind, table, options.columns)

@@ -1,5 +1,6 @@
 """Read-only queries for the commands: tickets with their notes, the processed-mail log, the
-event outbox, and the totals that `status` and the metrics report."""
+event outbox, and the totals that `status` and the metrics report. Each takes the engine it
+reads (plain SQL, the same on both engines)."""
 
 from __future__ import annotations
 
@@ -7,25 +8,11 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
-from peewee import JOIN, fn
-
 from poller.ates.decision import STATUS_COMPLETE, Outcome
 from poller.batches import SQL_BATCH, chunks
 from poller.store.database import iso
+from poller.store.engine import Engine
 from poller.store.outbox import DELIVERED, FAILED, PENDING, REJECTED
-from poller.store.schema import (
-    Attachment,
-    Contact,
-    Device,
-    Organization,
-    Outbox,
-    PassLog,
-    ProcessedMessage,
-    Ticket,
-    TicketNote,
-    UdfDefinition,
-    UdfValue,
-)
 
 
 @dataclass(frozen=True)
@@ -58,211 +45,175 @@ class Totals:
     rejected_events: int = 0  # refused [webhook] max_attempts times, no longer tried
 
 
-def decided(mailbox: str, folder: str, uidvalidity: int, uids: list[int]) -> set[int]:
+def decided(db: Engine, mailbox: str, folder: str, uidvalidity: int, uids: list[int]) -> set[int]:
     """Return those of the given UIDs that the processed-mail log of mailbox has a decision
     for."""
     found: set[int] = set()
     for chunk in chunks(uids, SQL_BATCH):
-        query = ProcessedMessage.select(ProcessedMessage.uid).where(
-            (ProcessedMessage.mailbox == mailbox)
-            & (ProcessedMessage.folder == folder)
-            & (ProcessedMessage.uidvalidity == uidvalidity)
-            & (ProcessedMessage.uid.in_(chunk))
-        )
-        found.update(uid for (uid,) in query.tuples())
+        found.update(uid for (uid,) in db.sql(
+            "SELECT uid FROM processed_message WHERE mailbox = ? AND folder = ? AND "
+            f"uidvalidity = ? AND uid IN ({', '.join('?' * len(chunk))})",
+            (mailbox, folder, uidvalidity, *chunk)).fetchall())
     return found
 
 
-def totals(mailbox: str) -> Totals:
-    """Return the totals of one mailbox (its [imap] name) in the open database: its passes, its
-    mail and the tickets it created."""
-    mine = ProcessedMessage.mailbox == mailbox
-    passes = dict(PassLog.select(PassLog.ok, fn.COUNT(PassLog.id)).where(
-        PassLog.mailbox == mailbox).group_by(PassLog.ok).tuples())
-    by_outcome = dict(ProcessedMessage.select(ProcessedMessage.outcome, fn.COUNT(
-        ProcessedMessage.id)).where(mine).group_by(ProcessedMessage.outcome).tuples())
-    passes_of = PassLog.select().where(PassLog.mailbox == mailbox).order_by(PassLog.id.desc())
-    undelivered, oldest = Outbox.select(fn.COUNT(Outbox.id), fn.MIN(Outbox.created)).where(
-        Outbox.status.in_((PENDING, FAILED))).tuples().get()
-    rejected = Outbox.select().where(Outbox.status == REJECTED).count()
-    failing = ProcessedMessage.select(ProcessedMessage.step_error).where(
-        mine & (ProcessedMessage.mailbox_done == False)  # noqa: E712
-        & (ProcessedMessage.step_error != ""))
-    latest = failing.order_by(ProcessedMessage.updated.desc(), ProcessedMessage.id.desc()).first()
+_PASS = "SELECT started, finished, seconds, ok, counts, error FROM pass_log WHERE mailbox = ?"
+
+
+def totals(db: Engine, mailbox: str) -> Totals:
+    """Return the totals of one mailbox (its [imap] name): its passes, its mail and the
+    tickets it created."""
+    passes = {bool(ok): n for ok, n in db.sql(
+        "SELECT ok, COUNT(*) FROM pass_log WHERE mailbox = ? GROUP BY ok", (mailbox,))}
+    by_outcome = dict(db.sql("SELECT outcome, COUNT(*) FROM processed_message WHERE mailbox = ? "
+                             "GROUP BY outcome", (mailbox,)).fetchall())
+    undelivered, oldest = db.sql("SELECT COUNT(*), MIN(created) FROM outbox WHERE status IN "
+                                 "(?, ?)", (PENDING, FAILED)).fetchone()
+    pending, failing = db.sql(
+        "SELECT COUNT(*), COALESCE(SUM(CASE WHEN step_error <> '' THEN 1 ELSE 0 END), 0) "
+        "FROM processed_message WHERE mailbox = ? AND NOT mailbox_done", (mailbox,)).fetchone()
+    latest = db.sql("SELECT step_error FROM processed_message WHERE mailbox = ? AND NOT "
+                    "mailbox_done AND step_error <> '' ORDER BY updated DESC, id DESC LIMIT 1",
+                    (mailbox,)).fetchone()
+    (open_tickets,) = db.sql("SELECT COUNT(*) FROM ticket WHERE status <> ? AND mailbox = ?",
+                             (STATUS_COMPLETE, mailbox)).fetchone()
+    (rejected,) = db.sql("SELECT COUNT(*) FROM outbox WHERE status = ?", (REJECTED,)).fetchone()
     return Totals(
         passes_ok=passes.get(True, 0),
         passes_failed=passes.get(False, 0),
         mails={outcome.value: by_outcome.get(outcome.value, 0) for outcome in Outcome},
-        open_tickets=Ticket.select().where((Ticket.status != STATUS_COMPLETE)
-                                           & (Ticket.mailbox == mailbox)).count(),
-        pending_steps=ProcessedMessage.select().where(
-            mine & (ProcessedMessage.mailbox_done == False)).count(),  # noqa: E712
-        failing_steps=failing.count(),
-        step_error=latest.step_error if latest else "",
-        last_pass=_pass(passes_of.first()),
-        last_good_pass=_pass(passes_of.where(PassLog.ok == True).first()),  # noqa: E712
+        open_tickets=open_tickets,
+        pending_steps=pending,
+        failing_steps=failing,
+        step_error=latest[0] if latest else "",
+        last_pass=_pass(db.sql(f"{_PASS} ORDER BY id DESC LIMIT 1", (mailbox,)).fetchone()),
+        last_good_pass=_pass(db.sql(f"{_PASS} AND ok ORDER BY id DESC LIMIT 1",
+                                    (mailbox,)).fetchone()),
         undelivered_events=undelivered,
         oldest_undelivered=datetime.fromisoformat(oldest) if oldest else None,
         rejected_events=rejected,
     )
 
 
-def _pass(row: PassLog | None) -> PassRecord | None:
+def _pass(row: tuple | None) -> PassRecord | None:
     if row is None:
         return None
-    return PassRecord(started=datetime.fromisoformat(row.started),
-                      finished=datetime.fromisoformat(row.finished), seconds=float(row.seconds),
-                      ok=bool(row.ok), counts=row.counts, error=row.error)
+    started, finished, seconds, ok, counts, error = row
+    return PassRecord(started=datetime.fromisoformat(started),
+                      finished=datetime.fromisoformat(finished), seconds=float(seconds),
+                      ok=bool(ok), counts=counts, error=error)
 
 
-def tickets(status: str | None = None, number: str | None = None, queue: str | None = None,
-            priority: str | None = None) -> list[dict[str, object]]:
+_TICKET_FIELDS = ("number", "title", "description", "status", "organization", "device",
+                  "contact", "mailbox", "queue", "priority", "source", "issue_type",
+                  "sub_issue", "occurrences", "created", "updated", "completed")
+
+
+def tickets(db: Engine, status: str | None = None, number: str | None = None,
+            queue: str | None = None, priority: str | None = None) -> list[dict[str, object]]:
     """Return tickets (oldest first) as JSON-ready dicts with their UDFs, notes and attachments;
     only those with the given status, number, queue and priority, where given."""
-    query = (
-        Ticket.select(Ticket, Organization.name.alias("organization_name"),
-                      Device.name.alias("device_name"), Contact.email.alias("contact_email"))
-        .join(Organization)
-        .switch(Ticket)
-        .join(Device, join_type=JOIN.LEFT_OUTER)
-        .switch(Ticket)
-        .join(Contact, join_type=JOIN.LEFT_OUTER)
-        .order_by(Ticket.id)
-        .objects()
-    )
-    if status:
-        query = query.where(Ticket.status == status)
-    if number:
-        query = query.where(Ticket.number == number)
-    if queue:
-        query = query.where(Ticket.queue == queue)
-    if priority:
-        query = query.where(Ticket.priority == priority)
-    rows = list(query)
-    ids = [t.id for t in rows]
-    udfs, notes, files = _udfs(ids), _notes(ids), _attachments(ids)
-    return [
-        {
-            "number": t.number,
-            "title": t.title,
-            "description": t.description,
-            "status": t.status,
-            "organization": t.organization_name,
-            "device": t.device_name,
-            "contact": t.contact_email,
-            "mailbox": t.mailbox,
-            "queue": t.queue,
-            "priority": t.priority,
-            "source": t.source,
-            "issue_type": t.issue_type,
-            "sub_issue": t.sub_issue,
-            "udfs": udfs.get(t.id, {}),
-            "occurrences": t.occurrences,
-            "created": t.created,
-            "updated": t.updated,
-            "completed": t.completed,
-            "notes": notes.get(t.id, []),
-            "attachments": files.get(t.id, []),
-        }
-        for t in rows
-    ]
+    where, params = [], []
+    for column, value in (("status", status), ("number", number), ("queue", queue),
+                          ("priority", priority)):
+        if value:
+            where.append(f"t.{column} = ?")
+            params.append(value)
+    rows = db.sql(
+        "SELECT t.id, t.number, t.title, t.description, t.status, o.name, d.name, c.email, "
+        "t.mailbox, t.queue, t.priority, t.source, t.issue_type, t.sub_issue, t.occurrences, "
+        "t.created, t.updated, t.completed FROM ticket t "
+        "JOIN organization o ON o.id = t.organization_id "
+        "LEFT JOIN device d ON d.id = t.device_id LEFT JOIN contact c ON c.id = t.contact_id"
+        f"{' WHERE ' + ' AND '.join(where) if where else ''} ORDER BY t.id", params).fetchall()
+    ids = [row[0] for row in rows]
+    udfs, notes, files = _udfs(db, ids), _notes(db, ids), _attachments(db, ids)
+    out = []
+    for ticket_id, *values in rows:
+        fields = dict(zip(_TICKET_FIELDS, values, strict=True))
+        out.append({**{k: fields[k] for k in _TICKET_FIELDS[:13]}, "udfs": udfs.get(ticket_id, {}),
+                    **{k: fields[k] for k in _TICKET_FIELDS[13:]},
+                    "notes": notes.get(ticket_id, []), "attachments": files.get(ticket_id, [])})
+    return out
 
 
-def messages(outcome: str | None = None, limit: int = 0,
+def _newest(table: str, where: list[str], params: list[object], limit: int,
+            since: datetime | None) -> str:
+    """Return the WHERE, ORDER BY (newest first) and LIMIT of a listing of the table (its name
+    or alias), adding to params."""
+    if since is not None:
+        where.append(f"{table}.created >= ?")
+        params.append(iso(since))
+    text = f"{' WHERE ' + ' AND '.join(where) if where else ''} ORDER BY {table}.id DESC"
+    if limit:
+        params.append(limit)
+        text += " LIMIT ?"
+    return text
+
+
+def messages(db: Engine, outcome: str | None = None, limit: int = 0,
              since: datetime | None = None) -> list[dict[str, object]]:
     """Return the processed-mail log, newest first: at most limit rows (0: all), those written
     since `since` if given."""
-    query = (
-        ProcessedMessage.select(ProcessedMessage, Ticket.number.alias("ticket_number"))
-        .join(Ticket, join_type=JOIN.LEFT_OUTER)
-        .order_by(ProcessedMessage.id.desc())
-        .objects()
-    )
-    if outcome:
-        query = query.where(ProcessedMessage.outcome == outcome)
-    if since is not None:
-        query = query.where(ProcessedMessage.created >= iso(since))
-    if limit:
-        query = query.limit(limit)
-    return [
-        {
-            "message_id": m.message_id,
-            "subject": m.subject,
-            "outcome": m.outcome,
-            "reason": m.reason,
-            "ticket": m.ticket_number,
-            "mailbox": m.mailbox,
-            "folder": m.folder,
-            "uidvalidity": m.uidvalidity,
-            "uid": m.uid,
-            "mailbox_done": m.mailbox_done,
-            "created": m.created,
-        }
-        for m in query
-    ]
+    names = ("message_id", "subject", "outcome", "reason", "ticket", "mailbox", "folder",
+             "uidvalidity", "uid", "mailbox_done", "created")
+    where, params = (["m.outcome = ?"], [outcome]) if outcome else ([], [])
+    rows = db.sql(
+        "SELECT m.message_id, m.subject, m.outcome, m.reason, t.number, m.mailbox, m.folder, "
+        "m.uidvalidity, m.uid, m.mailbox_done, m.created FROM processed_message m "
+        "LEFT JOIN ticket t ON t.id = m.ticket_id"
+        + _newest("m", where, params, limit, since),
+        params).fetchall()
+    return [{**dict(zip(names, row, strict=True)), "mailbox_done": bool(row[9])} for row in rows]
 
 
-def outbox(status: str | None = None, limit: int = 0,
+def outbox(db: Engine, status: str | None = None, limit: int = 0,
            since: datetime | None = None) -> list[dict[str, object]]:
     """Return the events of the outbox without their bodies, newest first: at most limit rows
     (0: all), those written since `since` if given."""
-    query = Outbox.select().order_by(Outbox.id.desc())
-    if status:
-        query = query.where(Outbox.status == status)
-    if since is not None:
-        query = query.where(Outbox.created >= iso(since))
-    if limit:
-        query = query.limit(limit)
-    return [
-        {
-            "id": e.delivery_id,
-            "event": e.event,
-            "ticket": e.ticket_number,
-            "status": e.status,
-            "attempts": e.attempts,
-            "last_error": e.last_error,
-            "next_attempt": None if e.status == DELIVERED else e.next_attempt,
-            "created": e.created,
-            "delivered": e.delivered,
-        }
-        for e in query
-    ]
+    names = ("id", "event", "ticket", "status", "attempts", "last_error", "next_attempt",
+             "created", "delivered")
+    where, params = (["status = ?"], [status]) if status else ([], [])
+    rows = db.sql(
+        "SELECT delivery_id, event, ticket_number, status, attempts, last_error, next_attempt, "
+        "created, delivered FROM outbox" + _newest("outbox", where, params, limit, since),
+        params).fetchall()
+    events = [dict(zip(names, row, strict=True)) for row in rows]
+    for event in events:
+        if event["status"] == DELIVERED:
+            event["next_attempt"] = None
+    return events
 
 
-def _udfs(ids: list[int]) -> dict[int, dict[str, str]]:
+def _udfs(db: Engine, ids: list[int]) -> dict[int, dict[str, str]]:
     out: dict[int, dict[str, str]] = defaultdict(dict)
     for chunk in chunks(ids, SQL_BATCH):
-        query = (
-            UdfValue.select(UdfValue.entity_id, UdfDefinition.label, UdfValue.value)
-            .join(UdfDefinition)
-            .where((UdfDefinition.entity == "ticket") & UdfValue.entity_id.in_(chunk))
-        )
-        for ticket_id, label, value in query.tuples():
+        for ticket_id, label, value in db.sql(
+                "SELECT v.entity_id, d.label, v.value FROM udf_value v JOIN udf_definition d "
+                "ON d.id = v.udf_id WHERE d.entity = 'ticket' AND v.entity_id IN "
+                f"({', '.join('?' * len(chunk))}) ORDER BY v.id", chunk).fetchall():
             out[ticket_id][label] = value
     return out
 
 
-def _notes(ids: list[int]) -> dict[int, list[dict[str, object]]]:
+def _notes(db: Engine, ids: list[int]) -> dict[int, list[dict[str, object]]]:
     out: dict[int, list[dict[str, object]]] = defaultdict(list)
     for chunk in chunks(ids, SQL_BATCH):
-        query = TicketNote.select().where(TicketNote.ticket.in_(chunk)).order_by(TicketNote.id)
-        for note in query:
-            out[note.ticket_id].append(
-                {"kind": note.kind, "title": note.title, "text": note.text, "created": note.created}
-            )
+        for ticket_id, kind, title, text, created in db.sql(
+                "SELECT ticket_id, kind, title, text, created FROM ticket_note WHERE ticket_id "
+                f"IN ({', '.join('?' * len(chunk))}) ORDER BY id", chunk).fetchall():
+            out[ticket_id].append({"kind": kind, "title": title, "text": text,
+                                   "created": created})
     return out
 
 
-def _attachments(ids: list[int]) -> dict[int, list[dict[str, object]]]:
+def _attachments(db: Engine, ids: list[int]) -> dict[int, list[dict[str, object]]]:
     out: dict[int, list[dict[str, object]]] = defaultdict(list)
     for chunk in chunks(ids, SQL_BATCH):
-        query = (
-            Attachment.select(Attachment.ticket, Attachment.filename, Attachment.size,
-                              Attachment.content_type, Attachment.sha256)
-            .where(Attachment.ticket.in_(chunk))
-            .order_by(Attachment.id)
-        )
-        for ticket_id, filename, size, content_type, sha256 in query.tuples():
+        for ticket_id, filename, size, content_type, sha256 in db.sql(
+                "SELECT ticket_id, filename, size, content_type, sha256 FROM attachment "
+                f"WHERE ticket_id IN ({', '.join('?' * len(chunk))}) ORDER BY id",
+                chunk).fetchall():
             out[ticket_id].append({"filename": filename, "size": size,
                                    "content_type": content_type, "sha256": sha256})
     return out

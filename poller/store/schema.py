@@ -1,7 +1,9 @@
-"""The database schema: explicit table names and plain columns, for people who use sqlite3.
+"""The database schema: explicit table names and plain columns, for people who use sqlite3 or
+psql; the same on SQLite and PostgreSQL.
 
-Timestamps are ISO-8601 UTC text. UDF values are one row per (definition, entity), indexed by
-(definition, value) so every look-up the rules make is an index search.
+Timestamps are ISO-8601 UTC text on both engines (compared and sorted as text). UDF values are
+one row per (definition, entity), indexed by (definition, value) so every look-up the rules
+make is an index search.
 """
 
 from __future__ import annotations
@@ -113,6 +115,9 @@ class Ticket(BaseModel):
     source = TextField(null=True)  # the ticket source (e.g. Monitoring Alert), not a UDF source
     issue_type = TextField(null=True)
     sub_issue = TextField(null=True)  # the token's SubIssue
+    # Decision.open_key: unique among the organization's open tickets (database.py's
+    # OPEN_KEY_INDEX), so two workers racing on one alert make one ticket
+    open_key = TextField(null=True)
 
     class Meta:
         table_name = "ticket"
@@ -242,6 +247,36 @@ class Outbox(BaseModel):
         indexes = ((("status", "id"), False),)
 
 
+class Lease(BaseModel):
+    """Who serves a mailbox (PostgreSQL, poller.store.lease): the instance holding its advisory
+    lock. epoch grows with every take-over; a pass commits only while it is still its own."""
+
+    mailbox = TextField(primary_key=True)
+    epoch = IntegerField()
+    host = TextField()
+    pid = IntegerField()
+    since = TextField()
+    heartbeat = TextField()
+
+    class Meta:
+        table_name = "mailbox_lease"
+
+
+class Standby(BaseModel):
+    """An instance waiting to take a mailbox over, and when it last said so."""
+
+    id = AutoField()
+    mailbox = TextField()
+    host = TextField()
+    pid = IntegerField()
+    since = TextField()
+    seen = TextField()
+
+    class Meta:
+        table_name = "mailbox_standby"
+        indexes = ((("mailbox", "host", "pid"), True),)
+
+
 class ExpectedMail(BaseModel):
     """One row per [[expect]] entry (by name): the window for its next deadline opened at
     window_start; checked is the last deadline looked at (a deadline is looked at once, in the
@@ -285,6 +320,8 @@ MODELS = (
     ProcessedMessage,
     PassLog,
     Outbox,
+    Lease,
+    Standby,
     ExpectedMail,
     ExpectedArrival,
 )

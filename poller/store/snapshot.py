@@ -6,18 +6,18 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-import peewee
+from poller.store.engine import Engine
 
 
 class Snapshot:
     """Read-only views of the directory, each loaded the first time it is asked for."""
 
-    def __init__(self, db: peewee.Database):
+    def __init__(self, db: Engine):
         self._db = db
         self._cache: dict[object, Any] = {}
 
     def _rows(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple]:
-        return self._db.execute_sql(sql, params).fetchall()
+        return self._db.sql(sql, params).fetchall()
 
     def _once(self, key: object, load: Any) -> Any:
         if key not in self._cache:

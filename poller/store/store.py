@@ -10,15 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-import peewee
-
 from poller.ates import udf
 from poller.ates.decision import STATUS_COMPLETE, Outcome
 from poller.ates.directory import ContactMatch, DeviceMatch, Earlier, TicketRef
 from poller.batches import SQL_BATCH, chunks
 from poller.store import queries
 from poller.store.database import iso
-from poller.store.schema import Organization, PassLog, ProcessedMessage, UdfDefinition
+from poller.store.engine import Engine
+from poller.store.lease import check_fence
+
+LOCAL_ID = 0  # the id of the MSP's own organization in a store that passes made
 
 # The outcomes whose mail a reply may answer: the mail a ticket was made from, appended,
 # completed or noted with.
@@ -40,14 +41,23 @@ class PendingStep:
 class Store:
     """Reads for the rules (the Directory protocol) and the processed-mail log."""
 
-    def __init__(self, db: peewee.Database, local_organization: str, now: datetime):
+    def __init__(self, db: Engine, local_organization: str):
+        """Read what the look-ups cache; nothing is written (see prepare)."""
         self.db = db
-        self._udf_ids: dict[tuple[str, str], int] = {
-            (d.entity, d.label): d.id for d in UdfDefinition.select()
-        }
-        self._local_id = self._ensure_local_organization(local_organization, now)
+        self._local_name = local_organization
+        self._udf_ids: dict[tuple[str, str], int] = self._all_udfs()
+        local = self._rows("SELECT id FROM organization WHERE is_local", ())
+        self._local_id = local[0][0] if local else LOCAL_ID
         self._org_names: dict[int, str] = {}
+        # (mailbox, epoch) of the lease a pass holds (PostgreSQL): its transactions check it
+        self.fence: tuple[str, int] | None = None
         self._sources: set[str] = set()  # sources whose UDFs are known to exist
+
+    def check_fence(self) -> None:
+        """At the start of a pass's transaction: raise LeaseLost when another instance took
+        the mailbox over (nothing to check without a lease)."""
+        if self.fence is not None:
+            check_fence(self.db, self.fence)
 
     def close(self) -> None:
         if not self.db.is_closed():
@@ -60,8 +70,9 @@ class Store:
 
     def organization_name(self, organization_id: int) -> str:
         if organization_id not in self._org_names:
-            org = Organization.get_or_none(Organization.id == organization_id)
-            self._org_names[organization_id] = org.name if org else f"organization {organization_id}"
+            rows = self._rows("SELECT name FROM organization WHERE id = ?", (organization_id,))
+            self._org_names[organization_id] = rows[0][0] if rows else \
+                f"organization {organization_id}"
         return self._org_names[organization_id]
 
     def organizations_by_udf(self, label: str, value: str) -> list[int]:
@@ -84,7 +95,7 @@ class Store:
             return []
         rows = self._rows(
             "SELECT d.id, d.organization_id FROM udf_value v CROSS JOIN device d "
-            "ON d.id = v.entity_id WHERE v.udf_id = ? AND v.value = ?", (udf_id, value))
+            "WHERE d.id = v.entity_id AND v.udf_id = ? AND v.value = ?", (udf_id, value))
         return [DeviceMatch(*row) for row in rows]
 
     def open_tickets_by_udf(self, organization_id: int, label: str, value: str) -> list[int]:
@@ -92,11 +103,13 @@ class Store:
         if udf_id is None:
             return []
         # CROSS JOIN makes SQLite start from the (udf, value) index; left to itself it walks
-        # every ticket of the organization, which grows with the store.
+        # every ticket of the organization, which grows with the store. (The join condition
+        # is in WHERE: PostgreSQL takes no ON after CROSS JOIN, and plans the join itself.)
         rows = self._rows(
-            "SELECT t.id FROM udf_value v CROSS JOIN ticket t ON t.id = v.entity_id "
-            "WHERE v.udf_id = ? AND v.value = ? AND t.organization_id = ? AND t.status != ? "
-            "ORDER BY t.id DESC", (udf_id, value, organization_id, STATUS_COMPLETE))
+            "SELECT t.id FROM udf_value v CROSS JOIN ticket t "
+            "WHERE t.id = v.entity_id AND v.udf_id = ? AND v.value = ? "
+            "AND t.organization_id = ? AND t.status != ? ORDER BY t.id DESC",
+            (udf_id, value, organization_id, STATUS_COMPLETE))
         return [row[0] for row in rows]
 
     def ticket_by_number(self, number: str) -> TicketRef | None:
@@ -131,10 +144,14 @@ class Store:
                           (udf_id, value))
         return [row[0] for row in rows]
 
+    def _all_udfs(self) -> dict[tuple[str, str], int]:
+        return {(entity, label): udf_id for udf_id, entity, label in
+                self._rows("SELECT id, entity, label FROM udf_definition", ())}
+
     def _rows(self, sql: str, params: tuple[object, ...]) -> list[tuple]:
         """Run one of the per-mail statements: plain SQL, as peewee's query building costs
         about a hundred times more than the indexed look-up itself."""
-        return self.db.execute_sql(sql, params).fetchall()
+        return self.db.sql(sql, params).fetchall()
 
     # -- UDF definitions ---------------------------------------------------------------------
 
@@ -153,12 +170,11 @@ class Store:
         """Return the id of a UDF definition, creating it the first time it is needed."""
         key = (entity, label)
         if key not in self._udf_ids:
-            UdfDefinition.insert(
-                entity=entity, label=label, source=source, kind=kind, created=iso(now)
-            ).on_conflict_ignore().execute()
-            self._udf_ids[key] = UdfDefinition.get(
-                (UdfDefinition.entity == entity) & (UdfDefinition.label == label)
-            ).id
+            self.db.sql("INSERT INTO udf_definition (entity, label, source, kind, created) "
+                        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (entity, label) DO NOTHING",
+                        (entity, label, source, kind, iso(now)))
+            self._udf_ids[key] = self._rows("SELECT id FROM udf_definition WHERE entity = ? "
+                                            "AND label = ?", key)[0][0]
         return self._udf_ids[key]
 
     def ensure_source(self, source: str, now: datetime) -> None:
@@ -171,21 +187,21 @@ class Store:
 
     def forget_cached_udfs(self) -> None:
         """Drop the UDF id cache, e.g. after a transaction that created some was rolled back."""
-        self._udf_ids = {(d.entity, d.label): d.id for d in UdfDefinition.select()}
+        self._udf_ids = self._all_udfs()
         self._sources.clear()
 
     # -- processed-mail log ------------------------------------------------------------------
 
     def decided(self, mailbox: str, folder: str, uidvalidity: int, uids: list[int]) -> set[int]:
         """Return those of the given UIDs that the log already has a decision for."""
-        return queries.decided(mailbox, folder, uidvalidity, uids)
+        return queries.decided(self.db, mailbox, folder, uidvalidity, uids)
 
     def pending(self, mailbox: str, folder: str) -> list[PendingStep]:
         """Return the decisions of mailbox in folder whose mailbox step is not done, oldest
         first."""
         rows = self._rows(
             "SELECT id, uidvalidity, uid, action, purpose, step_error FROM processed_message "
-            "WHERE mailbox_done = 0 AND mailbox = ? AND folder = ? ORDER BY id",
+            "WHERE NOT mailbox_done AND mailbox = ? AND folder = ? ORDER BY id",
             (mailbox, folder))
         return [PendingStep(*row) for row in rows]
 
@@ -194,15 +210,15 @@ class Store:
         forgotten."""
         with self.db.atomic():
             for row_id, action in steps:
-                self.db.execute_sql("UPDATE processed_message SET action = ?, step_error = '', "
-                                    "updated = ? WHERE id = ?", (action, iso(now), row_id))
+                self.db.sql("UPDATE processed_message SET action = ?, step_error = '', "
+                            "updated = ? WHERE id = ?", (action, iso(now), row_id))
 
     def refuse(self, refusals: list[tuple[int, str]], now: datetime) -> None:
         """Record (row id, reason) of mailbox steps the server refused; they stay pending."""
         with self.db.atomic():
             for row_id, reason in refusals:
-                self.db.execute_sql("UPDATE processed_message SET step_error = ?, updated = ? "
-                                    "WHERE id = ?", (reason, iso(now), row_id))
+                self.db.sql("UPDATE processed_message SET step_error = ?, updated = ? "
+                            "WHERE id = ?", (reason, iso(now), row_id))
 
     def delivered_before(self, fingerprint: str) -> Earlier | None:
         """Return the earlier log row of the same mail if it had an effect, else None."""
@@ -214,25 +230,26 @@ class Store:
     def mark_done(self, row_ids: list[int], now: datetime) -> None:
         """Record that the mailbox step of these log rows has happened."""
         for chunk in chunks(row_ids, SQL_BATCH):
-            ProcessedMessage.update(mailbox_done=True, step_error="", updated=iso(now)).where(
-                ProcessedMessage.id.in_(chunk)
-            ).execute()
+            self.db.sql("UPDATE processed_message SET mailbox_done = ?, step_error = '', "
+                        f"updated = ? WHERE id IN ({', '.join('?' * len(chunk))})",
+                        (True, iso(now), *chunk))
 
     def log_pass(self, mailbox: str, started: datetime, finished: datetime, ok: bool,
                  counts: str, error: str = "") -> None:
         """Record one pass (for `poller status` and people reading the database)."""
-        PassLog.insert(mailbox=mailbox, started=iso(started), finished=iso(finished),
-                       seconds=f"{(finished - started).total_seconds():.3f}", ok=ok,
-                       counts=counts, error=error).execute()
+        self.db.sql("INSERT INTO pass_log (mailbox, started, finished, seconds, ok, counts, "
+                    "error) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (mailbox, iso(started), iso(finished),
+                     f"{(finished - started).total_seconds():.3f}", ok, counts, error))
 
-    def _ensure_local_organization(self, name: str, now: datetime) -> int:
-        """Return the id of the MSP's own organization ("org 0"), creating it as id 0."""
-        local = Organization.get_or_none(Organization.is_local == True)  # noqa: E712
-        if local is None:
-            # two processes opening a new database at once both find none: one inserts it
-            Organization.insert(id=0, name=name, is_local=True, created=iso(now)
-                                ).on_conflict_ignore().execute()
-            return 0
-        if local.name != name:
-            Organization.update(name=name).where(Organization.id == local.id).execute()
-        return local.id
+    def prepare(self, now: datetime) -> None:
+        """Make the store ready for writing: the MSP's own organization ("org 0") exists, with
+        its configured name."""
+        local = self._rows("SELECT id, name FROM organization WHERE is_local", ())
+        if not local:
+            self.db.sql("INSERT INTO organization (id, name, is_local, created) VALUES "
+                        "(?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                        (LOCAL_ID, self._local_name, True, iso(now)))
+        elif local[0][1] != self._local_name:
+            self.db.sql("UPDATE organization SET name = ? WHERE id = ?",
+                        (self._local_name, local[0][0]))

@@ -41,8 +41,8 @@ def complete_ticket(store: Store, number: str, by: str, text: str | None, now: d
             return Completed(ticket.number, changed=False)
         write_note(db, ticket.id, "resolution", completion.title, completion.text, now)
         stamp = iso(now)
-        db.execute_sql("UPDATE ticket SET status = ?, completed = ?, updated = ? WHERE id = ?",
-                       (STATUS_COMPLETE, stamp, stamp, ticket.id))
+        db.sql("UPDATE ticket SET status = ?, completed = ?, updated = ? WHERE id = ?",
+               (STATUS_COMPLETE, stamp, stamp, ticket.id))
         delivery_id = None
         if events.COMPLETED in subscribed:
             delivery_id = add_event(db, events.COMPLETED, ticket.id, by, completion.note, now)
@@ -58,5 +58,5 @@ def add_note(store: Store, number: str, by: str, text: str, now: datetime) -> st
         if ticket is None:
             return None
         write_note(db, ticket.id, "technician", f"Note by {by}", text, now)
-        db.execute_sql("UPDATE ticket SET updated = ? WHERE id = ?", (iso(now), ticket.id))
+        db.sql("UPDATE ticket SET updated = ? WHERE id = ?", (iso(now), ticket.id))
     return ticket.number

@@ -1,4 +1,6 @@
-"""SQL views for people who look at the database with sqlite3, and the ticket as events show it.
+"""SQL views for people who look at the database with sqlite3 or psql, and the ticket as events
+show it. The views are the same on both engines; the few functions they differ in are in
+_DIALECT.
 
 Views hold no data: every schema upgrade drops and creates them again after the tables are
 upgraded, so a view may name any column of the current schema.
@@ -8,14 +10,28 @@ from __future__ import annotations
 
 import json
 
-import peewee
-
 from poller.ates.decision import STATUS_COMPLETE
+from poller.store.engine import Engine
 
-# A ticket's UDF values as one JSON object by label, e.g. {"Kaseya Alert ID": "8932"}.
-_UDFS = ("(SELECT json_group_object(label, value) FROM (SELECT u.label AS label, v.value AS value"
-         " FROM udf_definition u CROSS JOIN udf_value v ON v.udf_id = u.id"
-         " WHERE u.entity = 'ticket' AND v.entity_id = t.id ORDER BY u.label))")
+# A ticket's UDF values as one JSON object (text) by label, e.g. {"Kaseya Alert ID": "8932"}.
+_UDFS = ("(SELECT {json_object} FROM (SELECT u.label AS label, v.value AS value"
+         " FROM udf_definition u CROSS JOIN udf_value v"
+         " WHERE v.udf_id = u.id AND u.entity = 'ticket' AND v.entity_id = t.id"
+         " ORDER BY u.label) AS udfs)")
+
+# what the two engines spell differently: engine → name → SQL
+_DIALECT = {
+    "sqlite": {
+        "json_object": "json_group_object(label, value)",
+        "actor": "json_extract(body, '$.by')",
+        "waiting": "CAST(strftime('%s', 'now') - strftime('%s', created) AS INTEGER)",
+    },
+    "postgresql": {
+        "json_object": "COALESCE(json_object_agg(label, value ORDER BY label)::text, '{}')",
+        "actor": "CAST(body AS json) ->> 'by'",
+        "waiting": "CAST(extract(epoch FROM now() - CAST(created AS timestamptz)) AS INTEGER)",
+    },
+}
 
 # The ticket as the views show it and as an event's "ticket" carries it: (name, SQL over ticket
 # t, organization o, device d). A new ticket field is one more line here.
@@ -43,22 +59,22 @@ SELECT t.id AS id,
 FROM ticket t
 JOIN organization o ON o.id = t.organization_id
 LEFT JOIN device d ON d.id = t.device_id
-LEFT JOIN contact c ON c.id = t.contact_id"""
+LEFT JOIN contact c ON c.id = t.contact_id
+ORDER BY t.id"""
 
 _OPEN_TICKETS = f"SELECT * FROM ticket_summary WHERE status != '{STATUS_COMPLETE}' ORDER BY id"
 
 _OUTBOX_EVENTS = """
-SELECT delivery_id AS id, event, ticket_number AS ticket, json_extract(body, '$.by') AS actor,
+SELECT delivery_id AS id, event, ticket_number AS ticket, {actor} AS actor,
        status, attempts, last_error, created, next_attempt, delivered,
-       CASE WHEN delivered IS NULL
-            THEN CAST(strftime('%s', 'now') - strftime('%s', created) AS INTEGER) END
-           AS waiting_seconds
+       CASE WHEN delivered IS NULL THEN {waiting} END AS waiting_seconds
 FROM outbox ORDER BY outbox.id"""
 
 _ALERTS_PER_DAY = """
 SELECT substr(m.created, 1, 10) AS day, o.name AS organization, count(*) AS alerts,
-       sum(m.outcome = 'created') AS created, sum(m.outcome = 'appended') AS appended,
-       sum(m.outcome = 'completed') AS completed
+       sum(CASE WHEN m.outcome = 'created' THEN 1 ELSE 0 END) AS created,
+       sum(CASE WHEN m.outcome = 'appended' THEN 1 ELSE 0 END) AS appended,
+       sum(CASE WHEN m.outcome = 'completed' THEN 1 ELSE 0 END) AS completed
 FROM processed_message m
 JOIN ticket t ON t.id = m.ticket_id
 JOIN organization o ON o.id = t.organization_id
@@ -75,19 +91,19 @@ VIEWS = {
 }
 
 
-def create_views(db: peewee.Database) -> None:
+def create_views(db: Engine) -> None:
     """Drop the views and create them as defined here, in the caller's transaction."""
     for name in reversed(VIEWS):
-        db.execute_sql(f"DROP VIEW IF EXISTS {name}")
+        db.sql(f"DROP VIEW IF EXISTS {name}")
     for name, sql in VIEWS.items():
-        db.execute_sql(f"CREATE VIEW {name} AS {sql.strip()}")
+        db.sql(f"CREATE VIEW {name} AS {sql.strip().format(**_DIALECT[db.dialect])}")
 
 
-def ticket_snapshot(db: peewee.Database, ticket_id: int) -> dict[str, object]:
+def ticket_snapshot(db: Engine, ticket_id: int) -> dict[str, object]:
     """Return the ticket's TICKET_COLUMNS as they are now (in the caller's transaction)."""
     names = [name for name, _ in TICKET_COLUMNS]
-    row = db.execute_sql(f"SELECT {', '.join(names)} FROM ticket_summary WHERE id = ?",
-                         (ticket_id,)).fetchone()
+    row = db.sql(f"SELECT {', '.join(names)} FROM ticket_summary WHERE id = ?",
+                 (ticket_id,)).fetchone()
     if row is None:
         raise LookupError(f"ticket id {ticket_id} does not exist")
     return {name: json.loads(value) if name in _JSON_COLUMNS else value

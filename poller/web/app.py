@@ -14,7 +14,6 @@ import hmac
 from dataclasses import dataclass
 from pathlib import Path
 
-import peewee
 from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route
@@ -22,6 +21,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from poller.clock import Clock, utc_now
+from poller.store.engine import Engine
 from poller.web import pages
 
 STATIC = Path(__file__).parent / "static"
@@ -51,7 +51,7 @@ class View:
     """What the pages read: the database (open read-only), the time, the storm threshold, and
     the settings file the shown commands name."""
 
-    db: peewee.Database
+    db: Engine
     storm_alerts: int = 50
     config: str = "settings.ini"
     clock: Clock = utc_now

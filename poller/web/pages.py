@@ -12,7 +12,6 @@ from collections.abc import Callable
 from urllib.parse import urlencode
 
 import jinja2
-import peewee
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -20,7 +19,8 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from poller.ates.decision import STATUS_COMPLETE, STATUS_NEW
 from poller.errors import StoreError
 from poller.store import activity, browse
-from poller.store.database import read_within
+from poller.store.engine import Engine
+from poller.store.reading import read_within
 
 TEMPLATES = jinja2.Environment(
     loader=jinja2.PackageLoader("poller.web", "templates"),
@@ -41,7 +41,7 @@ CHARTS: dict[str, Callable[..., dict[str, object]]] = {
 }
 
 
-def _read(request: Request, reading: Callable[[peewee.Database], object]) -> object:
+def _read(request: Request, reading: Callable[[Engine], object]) -> object:
     """Return what READING reads, in one read transaction (one snapshot of the store) that may
     take READ_SECONDS."""
     db = request.app.state.view.db

@@ -13,7 +13,8 @@ import uvicorn
 
 from poller.config import Settings
 from poller.errors import ConfigError
-from poller.store.database import open_read_only
+from poller.paths import masked_database_url
+from poller.store.reading import open_read_only
 from poller.web.app import Access, View, create_app
 
 logger = logging.getLogger(__name__)
@@ -53,13 +54,13 @@ def check_address(settings: Settings, host: str) -> None:
 def serve(settings: Settings, host: str, port: int) -> None:
     """Serve the web view of [database] url on HOST:PORT until interrupted (after
     check_address)."""
-    view = View(db=open_read_only(settings.database.url),
+    view = View(db=open_read_only(settings.database.url, settings.database.password),
                 storm_alerts=settings.web.storm_alerts, config=settings.source)
     access = Access(user=settings.web.user, password=settings.web.password)
     scheme = "https" if settings.web.certfile else "http"
     shown = f"[{host}]" if ":" in host else host
     logger.info("poller web: %s://%s:%d/ (read-only, %s)", scheme, shown, port,
-                settings.database.url)
+                masked_database_url(settings.database.url))
     uvicorn.run(create_app(view, access), host=host, port=port, http="h11", lifespan="off",
                 ws="none", interface="asgi3", log_level="warning", access_log=False,
                 server_header=False, h11_max_incomplete_event_size=MAX_HEAD_BYTES,
