@@ -23,7 +23,7 @@ from poller.service.pass_config import PassConfig
 from poller.service.passes import opened_store
 from poller.service.worker import Worker
 from poller.store.importer import import_file
-from poller.store.reading import open_read_only, read_only_database
+from poller.store.readonly import open_read_only, read_only_database
 from poller.web.app import Access, View, create_app
 from testkit.fake_mailbox import FakeMailbox
 from testkit.support import alert_mail, token, write_settings

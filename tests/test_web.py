@@ -18,7 +18,7 @@ import pytest
 
 from poller.cli import main
 from poller.store import browse
-from poller.store.reading import open_read_only
+from poller.store.readonly import open_read_only
 from poller.web.app import CSP, STATIC, Access
 from testkit.web import CLIENTS, HOSTILE, NOW, STORM, serving, web_store
 
@@ -258,7 +258,7 @@ def test_a_missing_database_is_a_clear_error(tmp_path):
 
 def test_a_read_that_takes_too_long_is_stopped_with_a_clear_error(store):
     from poller.errors import StoreError
-    from poller.store.reading import read_within
+    from poller.store.readonly import read_within
 
     db = open_read_only(f"sqlite:///{store.database}")
     endless = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT max(i) FROM n"

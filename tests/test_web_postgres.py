@@ -8,7 +8,7 @@ import pytest
 
 from poller.errors import StoreError
 from poller.store.database import close_database, open_database
-from poller.store.reading import open_read_only, read_within
+from poller.store.readonly import open_read_only, read_within
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from poller.config import Settings
 from poller.errors import MessageError
 from poller.mail.html import html_to_text
 from poller.mail.message import parse_message
-from poller.store.reading import directory_to_read
+from poller.store.readonly import directory_to_read
 from poller.store.store import Store
 
 

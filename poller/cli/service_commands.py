@@ -23,7 +23,7 @@ from poller.service import health
 from poller.store import expected, queries
 from poller.store.lease import Instance, active_instance, standbys
 from poller.store.queries import PassRecord
-from poller.store.reading import read_only_database
+from poller.store.readonly import read_only_database
 
 
 def check_command(settings: Settings, args: argparse.Namespace) -> int:

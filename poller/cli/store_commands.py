@@ -16,7 +16,7 @@ from poller.service.passes import opened_store
 from poller.service.reader import read_one
 from poller.store import queries
 from poller.store.importer import ImportOptions, Plan, import_table, plan_import, read_table
-from poller.store.reading import directory_to_read, read_only_database
+from poller.store.readonly import directory_to_read, read_only_database
 from poller.store.store import Store
 
 SHOWN_CHANGES = 10  # `import` prints the first changes, field by field

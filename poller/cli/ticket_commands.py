@@ -15,7 +15,7 @@ from poller.mail.headers import printable
 from poller.service.delivery import deliver_pending
 from poller.service.passes import opened_store
 from poller.store import outbox, queries, technician
-from poller.store.reading import read_only_database
+from poller.store.readonly import read_only_database
 
 TEXT = "\n\t"  # the line breaks and tabs of a description or note stay
 

@@ -28,7 +28,7 @@ from poller.store import queries
 from poller.store.database import open_database, takes_a_write
 from poller.store.engine import Engine
 from poller.store.lease import active_instance
-from poller.store.reading import read_only_database
+from poller.store.readonly import read_only_database
 
 
 @dataclass(frozen=True)

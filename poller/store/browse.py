@@ -1,7 +1,7 @@
 """Read-only queries of the web view: tickets page by page, one ticket with everything it came
 with, the quarantine and the undelivered events.
 
-Each function takes an open database (poller.store.reading.open_read_only) and reads a bounded
+Each function takes an open database (poller.store.readonly.open_read_only) and reads a bounded
 number of rows through an index, however large the store. The SQL is plain and the same on
 every engine: `?` placeholders (turned into the engine's own), no engine's own functions.
 """

@@ -19,7 +19,7 @@ import peewee
 from poller.errors import StoreError
 from poller.store.database import SCHEMA_VERSION, _version, open_database
 from poller.store.engine import Engine, reason, shown
-from poller.store.reading import read_only_database
+from poller.store.readonly import read_only_database
 from poller.store.schema import MODELS, Lease, Standby
 
 BATCH = 1000

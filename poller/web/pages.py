@@ -20,7 +20,7 @@ from poller.ates.decision import STATUS_COMPLETE, STATUS_NEW
 from poller.errors import StoreError
 from poller.store import activity, browse
 from poller.store.engine import Engine
-from poller.store.reading import read_within
+from poller.store.readonly import read_within
 
 TEMPLATES = jinja2.Environment(
     loader=jinja2.PackageLoader("poller.web", "templates"),

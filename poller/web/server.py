@@ -14,7 +14,7 @@ import uvicorn
 from poller.config import Settings
 from poller.errors import ConfigError
 from poller.paths import masked_database_url
-from poller.store.reading import open_read_only
+from poller.store.readonly import open_read_only
 from poller.web.app import Access, View, create_app
 
 logger = logging.getLogger(__name__)
