@@ -135,33 +135,27 @@ def read_within(db: Engine, seconds: float) -> Iterator[None]:
     (opened by open_read_only), connecting first when needed; a statement still running
     SECONDS after the start is interrupted, and StoreError raised."""
     db.connect(reuse_if_open=True)
-    if db.dialect == "postgresql":
-        try:
-            with db.atomic():
-                db.sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-                db.sql(f"SET LOCAL statement_timeout = {max(1, int(seconds * 1000))}")
-                yield
-        except peewee.OperationalError as exc:
-            if "statement timeout" not in str(exc):
-                raise StoreError(f"cannot read the database: {reason(exc)}") from None
-            raise StoreError(f"reading took longer than {seconds:g} s and was stopped") from None
-        except peewee.DatabaseError as exc:
-            raise StoreError(f"cannot read the database: {reason(exc)}") from None
-        return
-    deadline = time.monotonic() + seconds
-    connection = db.connection()
-    connection.set_progress_handler(lambda: time.monotonic() > deadline, 10_000)
+    postgres = db.dialect == "postgresql"
+    connection = None
+    if not postgres:  # SQLite has no statement timeout: a progress handler interrupts instead
+        deadline = time.monotonic() + seconds
+        connection = db.connection()
+        connection.set_progress_handler(lambda: time.monotonic() > deadline, 10_000)
     try:
         with db.atomic():
+            if postgres:
+                db.sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                db.sql(f"SET LOCAL statement_timeout = {max(1, int(seconds * 1000))}")
             yield
     except peewee.OperationalError as exc:
-        if "interrupted" not in str(exc):
-            raise StoreError(f"cannot read the database: {exc}") from None
-        raise StoreError(f"reading took longer than {seconds:g} s and was stopped") from None
+        if "statement timeout" in str(exc) or "interrupted" in str(exc):
+            raise StoreError(f"reading took longer than {seconds:g} s and was stopped") from None
+        raise StoreError(f"cannot read the database: {reason(exc)}") from None
     except peewee.DatabaseError as exc:
-        raise StoreError(f"cannot read the database: {exc}") from None
+        raise StoreError(f"cannot read the database: {reason(exc)}") from None
     finally:
-        connection.set_progress_handler(None, 0)
+        if connection is not None:
+            connection.set_progress_handler(None, 0)
 
 
 def _open_postgres_read_only(url: str, password: str | None) -> Engine:
