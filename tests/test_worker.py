@@ -260,8 +260,9 @@ def test_a_mail_whose_recording_fails_is_quarantined_alone(box, monkeypatch):
                              for n, subject in enumerate(("Disk full", "BOOM on SRV2", "CPU high"))))
     create = record._create
 
-    def failing_create(store, mailbox, decision, alert, now, attachments_dir):
-        made = create(store, mailbox, decision, alert, now, attachments_dir)  # written, then undone
+    def failing_create(store, number, mailbox, decision, alert, now, attachments_dir):
+        made = create(store, number, mailbox, decision, alert, now,
+                      attachments_dir)  # written, then undone
         if alert.title.startswith("BOOM"):
             raise RuntimeError("boom")
         return made
@@ -275,6 +276,8 @@ def test_a_mail_whose_recording_fails_is_quarantined_alone(box, monkeypatch):
     tickets = box.tickets()
     assert [t["title"] for t in tickets] == ["Disk full", "CPU high"]
     assert [t["udfs"] for t in tickets] == [{"Kaseya Alert ID": "0"}, {"Kaseya Alert ID": "2"}]
+    # the number the undone ticket had is handed out again
+    assert [t["number"][-5:] for t in tickets] == [".0001", ".0002"]
     assert [box.mailbox.where(uid) for uid in uids] == ["flagged", "Quarantine", "flagged"]
 
 

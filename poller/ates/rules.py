@@ -22,6 +22,7 @@ from poller.ates.decision import (
     StepKind,
     TicketFields,
 )
+from poller.ates.lookups import customer_key, device_keys, duplicate_key
 from poller.ates.policy import AtesSettings, MailboxSettings, Policy, TicketSettings
 from poller.ates.replies import answered, arrived, noted
 from poller.mail.parsed import FORWARDED_TYPES, Attachment, ParsedMessage
@@ -32,7 +33,7 @@ if TYPE_CHECKING:  # types only: the worker decides without loading the token re
     from poller.ates.directory import Directory, TicketRef
     from poller.ates.expected import Expectation
     from poller.ates.reading import Reading
-    from poller.ates.token import AtesToken, Sourced
+    from poller.ates.token import AtesToken
 
 
 def decide(reading: Reading, directory: Directory, policy: Policy) -> Decision:
@@ -194,7 +195,7 @@ def decide_alert(alert: Alert, directory: Directory, policy: Policy) -> Decision
         return Decision(Outcome.APPENDED, step, reason="duplicate alert", ticket_id=target_id,
                         **common)
     reason = "duplicate alert, action = new" if target_id is not None else "new alert"
-    key = _duplicate_key(token, policy) if policy.duplicates.action == "note" else None
+    key = duplicate_key(token, policy) if policy.duplicates.action == "note" else None
     return Decision(Outcome.CREATED, step, reason=reason, ticket_udfs=_ticket_udfs(token),
                     fields=ticket_fields(policy.tickets, token),
                     open_key=None if key is None else f"{key[0]}={key[1]}", **common)
@@ -242,10 +243,10 @@ def _organization(token: AtesToken, directory: Directory) -> tuple[int, str | No
     """Return (organization id, note or None, whether a real match was found)."""
     tried: list[str] = []
     steps: list[tuple[str, list[int]]] = []
-    if token.customer_id:
-        label = udf.label(token.customer_id.source, udf.CUSTOMER_ID)
-        what = f"{label} {token.customer_id.value!r}"
-        steps.append((what, directory.organizations_by_udf(label, token.customer_id.value)))
+    customer = customer_key(token)
+    if customer is not None:
+        what = f"{customer[0]} {customer[1]!r}"
+        steps.append((what, directory.organizations_by_udf(*customer)))
     if token.customer:
         what = f"organization name {token.customer!r}"
         steps.append((what, directory.organizations_by_name(token.customer)))
@@ -294,21 +295,16 @@ def _contact(
 def _device(
     token: AtesToken, directory: Directory, organization_id: int
 ) -> tuple[int | None, str | None]:
-    keys: list[tuple[Sourced, str]] = []
-    if token.device_id:
-        keys.append((token.device_id, udf.DEVICE_ID))
-    if token.device_guid:
-        keys.append((token.device_guid, udf.AGENT_GUID))
-    for key, kind in keys:
-        label = udf.label(key.source, kind)
-        found = directory.devices_by_udf(label, key.value)
+    keys = device_keys(token)
+    for label, value in keys:
+        found = directory.devices_by_udf(label, value)
         in_org = [d for d in found if d.organization_id == organization_id]
         chosen = in_org or found
         if len(chosen) == 1:
             return chosen[0].id, None
     if not keys:
         return None, None
-    wanted = " / ".join(f"{udf.label(k.source, kind)} {k.value!r}" for k, kind in keys)
+    wanted = " / ".join(f"{label} {value!r}" for label, value in keys)
     return None, f"No device with {wanted} is known; the ticket has no device."
 
 
@@ -327,21 +323,10 @@ def _ticket_number_target(
     return ref
 
 
-def _duplicate_key(token: AtesToken, policy: Policy) -> tuple[str, str] | None:
-    """Return (UDF label, value) that finds an open ticket of the same alert, if any applies."""
-    criteria = policy.duplicates.criteria
-    key: tuple[Sourced, str] | None = None
-    if token.alert_id and "alert_id" in criteria:
-        key = (token.alert_id, udf.ALERT_ID)
-    elif token.ticket_id and not token.alert_id and "external_ticket_id" in criteria:
-        key = (token.ticket_id, udf.TICKET_ID)
-    return None if key is None else (udf.label(key[0].source, key[1]), key[0].value)
-
-
 def _open_ticket_by_key(
     token: AtesToken, directory: Directory, policy: Policy, organization_id: int
 ) -> int | None:
-    key = _duplicate_key(token, policy)
+    key = duplicate_key(token, policy)
     if key is None:
         return None
     found = directory.open_tickets_by_udf(organization_id, *key)

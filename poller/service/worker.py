@@ -28,6 +28,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from poller.ates.decision import Decision, Outcome, StepKind
+from poller.ates.lookups import lookups_of
 from poller.ates.reading import Reading, refused_by_server, too_large
 from poller.ates.rules import decide, quarantined
 from poller.batches import UID_BATCH, sized_chunks
@@ -37,7 +38,7 @@ from poller.mail.headers import printable
 from poller.service.fetching import Fetcher
 from poller.service.pass_config import PassConfig
 from poller.service.steps import Due, MailboxSteps, StepsPort
-from poller.store.record import MessageKey, RecordedMeanwhile, Recorder
+from poller.store.record import LogRow, MessageKey, RecordedMeanwhile, Recorder
 from poller.store.store import Store
 
 if TYPE_CHECKING:
@@ -84,7 +85,7 @@ class PassResult:
 
 @dataclass(frozen=True)
 class Handled:
-    row_id: int
+    row: LogRow
     key: MessageKey
     decision: Decision
     ticket: str | None
@@ -198,12 +199,21 @@ class Worker:
             # the same alert at the same time.
             with self.store.db.atomic(lock_type="IMMEDIATE"):
                 self.store.check_fence()
-                for uid in todo:
-                    if self.stop.is_set():
-                        result.interrupted = True
-                        break
-                    done.append((uid, self._handle_one(uidvalidity, uid, readings[uid],
-                                                       isolate)))
+                self._recorder.begin()
+                self.store.read_ahead(lookups_of(readings.values(), self.config.policy))
+                # on PostgreSQL, writes whose result is not read wait for the next that is
+                # (not when mail by mail: a savepoint must see its own mail's error)
+                try:
+                    with nullcontext() if isolate else self.store.db.pipelined():
+                        for uid in todo:
+                            if self.stop.is_set():
+                                result.interrupted = True
+                                break
+                            done.append((uid, self._handle_one(uidvalidity, uid,
+                                                               readings[uid], isolate)))
+                        self._recorder.finish()
+                finally:
+                    self.store.forget_ahead()
             return done
 
         try:
@@ -234,7 +244,7 @@ class Worker:
             # they are due.
             if step.kind is not StepKind.NONE:
                 (flags if step.kind is StepKind.FLAG else self._moves).append(
-                    Due(item.row_id, uid, step))
+                    Due(item.row.id(), uid, step))
         steps.carry_out(flags)
         if len(self._moves) >= UID_BATCH:
             steps.carry_out(self._moves)
@@ -251,8 +261,9 @@ class Worker:
                          reading.fingerprint or f"uid:{name}:{folder}:{uidvalidity}:{uid}")
         try:
             with self.store.db.atomic() if isolate else nullcontext():
+                # in one go, the log row's id is read at the end (Recorder.finish)
                 return self._record(key, decide(reading, self.store, self.config.policy),
-                                    reading, now)
+                                    reading, now, wait=isolate)
         except RecordedMeanwhile:
             if not isolate:
                 raise  # the chunk is redone mail by mail, and this one decided again
@@ -271,11 +282,11 @@ class Worker:
             return self._record(key, decision, reading, now, with_alert=False)
 
     def _record(self, key: MessageKey, decision: Decision, reading: Reading, now: datetime,
-                with_alert: bool = True) -> Handled:
+                with_alert: bool = True, wait: bool = True) -> Handled:
         subject = reading.message.subject if reading.message else ""
-        row_id, ticket, decision = self._recorder.record(
-            key, decision, reading.alert if with_alert else None, now, subject)
-        return Handled(row_id, key, decision, ticket)
+        row, ticket, decision = self._recorder.record(
+            key, decision, reading.alert if with_alert else None, now, subject, wait)
+        return Handled(row, key, decision, ticket)
 
 
 def _refused(fetcher: Fetcher, uids: list[int]) -> dict[int, Reading]:

@@ -11,10 +11,12 @@ poller/store/__init__.py keeps peewee from importing it on its own.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
@@ -96,6 +98,12 @@ class SqliteEngine(_Translating, peewee.SqliteDatabase):
 
     dialect = "sqlite"
     poller_url = ""
+    # whether a statement's answer may be read later, saving a round trip (pipelined)
+    pipelines = False
+
+    def pipelined(self) -> contextlib.AbstractContextManager[None]:
+        """Nothing to do in a process's own database: see PostgresEngine.pipelined."""
+        return contextlib.nullcontext()
 
     def sql(self, text: str, params: tuple | list = ()) -> Any:
         """Run one statement written with `?` placeholders; return the cursor."""
@@ -158,6 +166,7 @@ class PostgresEngine(_Translating, peewee.PostgresqlDatabase):
 
     dialect = "postgresql"
     poller_url = ""
+    pipelines = True
 
     def init(self, database: str, **kwargs: Any) -> None:
         super().init(database, **kwargs)
@@ -172,6 +181,17 @@ class PostgresEngine(_Translating, peewee.PostgresqlDatabase):
         try:
             with peewee.__exception_wrapper__:
                 self.cursor().executemany(_pyformat(text), rows)
+        except peewee.PeeweeException as exc:
+            raise translated(exc) from exc
+
+    @contextlib.contextmanager
+    def pipelined(self) -> Iterator[None]:
+        """Send the statements of the block without waiting for each one's answer, until one
+        whose result is read (psycopg's pipeline mode): a statement whose result is not read
+        costs no round trip. An error may show at a later statement, or at the end."""
+        try:
+            with peewee.__exception_wrapper__, self.connection().pipeline():
+                yield
         except peewee.PeeweeException as exc:
             raise translated(exc) from exc
 

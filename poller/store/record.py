@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from poller.ates import events, udf
 from poller.ates.decision import (
@@ -23,6 +23,7 @@ from poller.ates.decision import (
 )
 from poller.store.database import EFFECT_OUTCOMES, iso
 from poller.store.engine import Engine
+from poller.store.numbers import TicketNumbers
 from poller.store.outbox import add_event
 from poller.store.store import Store
 
@@ -59,22 +60,55 @@ class Recorder:
         self.store = store
         self.attachments_dir = attachments_dir
         self.subscribed = subscribed
+        self._numbers = TicketNumbers()
+
+        self._unread: list[LogRow] = []
+
+    def begin(self) -> None:
+        """Start recording in a new transaction."""
+        self._numbers = TicketNumbers()
+        self._unread = []
+
+    def finish(self) -> None:
+        """Write what recording keeps until the end of a transaction, and read the ids of the
+        log rows; call it before the commit. Raises RecordedMeanwhile as record does."""
+        self._numbers.save(self.store.db)
+        for row in self._unread:
+            row.id()
+        self._unread = []
 
     def record(self, key: MessageKey, decision: Decision, alert: Alert | None, now: datetime,
-               subject: str = "") -> tuple[int, str | None, Decision]:
+               subject: str = "", wait: bool = True) -> tuple[LogRow, str | None, Decision]:
         """Apply the decision and log the mail in the caller's transaction; attachment
         content goes to files under attachments_dir when it is set; the event the change
         causes goes to the outbox when it is one of the subscribed. A reply (NOTED) adds its
         note to the ticket; expected mail (EXPECTED) records its arrival and completes the
         ticket its misses opened.
 
-        Returns the log row's id, the number of the ticket created or changed (or None) and
-        the decision as carried out: an append, when another worker opened the ticket of a
+        Returns the log row, the number of the ticket created or changed (or None) and the
+        decision as carried out: an append, when another worker opened the ticket of a
         CREATED decision's key meanwhile. Raises RecordedMeanwhile when another worker
-        recorded the same mail's effect meanwhile. The statements are plain SQL: they run
-        once or more per mail, and building them with peewee costs far more than executing
-        them.
+        recorded the same mail's effect meanwhile; without WAIT, the log row's id is read,
+        and RecordedMeanwhile raised, by finish (on PostgreSQL the statements then go on
+        without waiting for the answer). The statements are plain SQL: they run once or more
+        per mail, and building them with peewee costs far more than executing them.
         """
+        numbers = self._numbers.copy()
+        try:
+            row, ticket, decision = self._record(key, decision, alert, now, subject)
+            # SQLite has no round trips to save, and its unread statements would hold the
+            # savepoints and the commit of the transaction up
+            if wait or not self.store.db.pipelines or decision.outcome is Outcome.EXPECTED:
+                row.id()
+            else:
+                self._unread.append(row)
+            return row, ticket, decision
+        except BaseException:
+            self._numbers = numbers  # what this mail wrote is rolled back
+            raise
+
+    def _record(self, key: MessageKey, decision: Decision, alert: Alert | None, now: datetime,
+                subject: str) -> tuple[LogRow, str | None, Decision]:
         store, db = self.store, self.store.db
         stamp = iso(now)
         ticket: tuple[int, str] | None = None
@@ -82,17 +116,27 @@ class Recorder:
             for source in alert.token.sources():
                 store.ensure_source(source, now)
             if decision.outcome is Outcome.CREATED:
-                ticket = _create(store, key.mailbox, decision, alert, now, self.attachments_dir)
+                ticket = _create(store, self._numbers.next(db, now), key.mailbox, decision,
+                                 alert, now, self.attachments_dir)
                 if ticket is None:  # another worker opened the ticket of this key meanwhile
+                    self._numbers.unused(now)
                     decision = _appending(db, decision)
+                elif store.ahead is not None:
+                    store.ahead.opened(ticket[0], decision.organization_id,
+                                       [(udf.label(source, kind), value)
+                                        for source, kind, value in decision.ticket_udfs])
             if ticket is None:
                 ticket = _update(db, decision, alert, now, self.attachments_dir)
+                if decision.outcome is Outcome.COMPLETED and store.ahead is not None:
+                    store.ahead.closed(ticket[0])
             event = events.event_of(decision.outcome)
             if event in self.subscribed:
                 note = None if decision.outcome is Outcome.CREATED else alert.description or None
                 add_event(db, event, ticket[0], events.BY_ALERT, note, now)
         elif decision.outcome is Outcome.EXPECTED and decision.ticket_id is not None:
             ticket = _complete_missed(db, decision, subject, now)
+            if store.ahead is not None:
+                store.ahead.closed(ticket[0])
             if events.COMPLETED in self.subscribed:
                 add_event(db, events.COMPLETED, ticket[0], events.BY_ALERT, subject or None, now)
         elif decision.outcome is Outcome.NOTED and decision.reply is not None:
@@ -100,7 +144,7 @@ class Recorder:
             if events.NOTED in self.subscribed:
                 add_event(db, events.NOTED, ticket[0], events.BY_ALERT,
                           decision.reply.text or None, now)
-        rows = db.sql(
+        row = LogRow(store, key.fingerprint, db.sql(
             "INSERT INTO processed_message (mailbox, folder, uidvalidity, uid, message_id, "
             "fingerprint, subject, outcome, reason, ticket_id, action, purpose, mailbox_done, "
             "created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -109,32 +153,41 @@ class Recorder:
             (key.mailbox, key.folder, key.uidvalidity, key.uid, key.message_id, key.fingerprint,
              (alert.title if alert else subject)[:TITLE_LIMIT], decision.outcome.value,
              decision.reason, ticket[0] if ticket else decision.ticket_id, str(decision.step),
-             decision.step.purpose.value, decision.step.kind is StepKind.NONE, stamp, stamp)
-        ).fetchall()
-        if not rows:
-            raise RecordedMeanwhile(f"another worker recorded the same mail ({key.fingerprint}) "
-                                    "meanwhile: decide it again")
-        row_id = rows[0][0]
+             decision.step.purpose.value, decision.step.kind is StepKind.NONE, stamp, stamp)))
+        if store.ahead is not None:
+            store.ahead.logged(key.fingerprint)
         if decision.outcome is Outcome.EXPECTED:
             arrived = min(decision.arrived, now) if decision.arrived is not None else now
             db.sql("INSERT INTO expected_arrival (name, arrived, message_id) VALUES (?, ?, ?)",
-                   (decision.expected, iso(arrived), row_id))
-        return row_id, ticket[1] if ticket else None, decision
+                   (decision.expected, iso(arrived), row.id()))
+        return row, ticket[1] if ticket else None, decision
+
+
+class LogRow:
+    """The processed_message row of one mail, its id read when first asked for."""
+
+    def __init__(self, store: Store, fingerprint: str, cursor: Any):
+        self._store, self._fingerprint, self._cursor = store, fingerprint, cursor
+        self._id: int | None = None
+
+    def id(self) -> int:
+        """Return the row's id; raise RecordedMeanwhile when the row was not written, as
+        another worker recorded the same mail's effect meanwhile."""
+        if self._id is None:
+            rows = self._cursor.fetchall()
+            if not rows:
+                if self._store.ahead is not None:  # deciding again is to see the other's row
+                    self._store.ahead.logged(self._fingerprint)
+                raise RecordedMeanwhile(f"another worker recorded the same mail "
+                                        f"({self._fingerprint}) meanwhile: decide it again")
+            self._id, self._cursor = rows[0][0], None
+        return self._id
 
 
 def _insert(db: Engine, sql: str, params: tuple[object, ...]) -> int:
     """Run an INSERT … RETURNING id; return the id (the engines agree on RETURNING, not on
     lastrowid)."""
     return db.sql(sql, params).fetchall()[0][0]
-
-
-def next_ticket_number(db: Engine, now: datetime) -> str:
-    """Return the next number of the day, TYYYYMMDD.NNNN (local date, as Autotask shows it)."""
-    day = now.astimezone().strftime("%Y%m%d")
-    last = db.sql("INSERT INTO ticket_sequence (day, last) VALUES (?, 1) ON CONFLICT (day) "
-                  "DO UPDATE SET last = ticket_sequence.last + 1 RETURNING last",
-                  (day,)).fetchall()[0][0]
-    return f"T{day}.{last:04d}"
 
 
 def _appending(db: Engine, decision: Decision) -> Decision:
@@ -147,12 +200,11 @@ def _appending(db: Engine, decision: Decision) -> Decision:
                    reason="duplicate alert (its ticket was opened by another worker meanwhile)")
 
 
-def _create(store: Store, mailbox: str, decision: Decision, alert: Alert, now: datetime,
-            attachments_dir: Path | None) -> tuple[int, str] | None:
-    """Open the ticket; None when an open ticket of the organization has the decision's key
-    (a worker that decided at the same time won: its ticket is committed)."""
+def _create(store: Store, number: str, mailbox: str, decision: Decision, alert: Alert,
+            now: datetime, attachments_dir: Path | None) -> tuple[int, str] | None:
+    """Open the ticket NUMBER; None when an open ticket of the organization has the
+    decision's key (a worker that decided at the same time won: its ticket is committed)."""
     db = store.db
-    number = next_ticket_number(db, now)
     stamp = iso(now)
     fields = decision.fields
     rows = db.sql(
@@ -185,20 +237,20 @@ def _create(store: Store, mailbox: str, decision: Decision, alert: Alert, now: d
 
 def _update(db: Engine, decision: Decision, alert: Alert, now: datetime,
             attachments_dir: Path | None) -> tuple[int, str]:
-    found = db.sql("SELECT id, number FROM ticket WHERE id = ?",
-                   (decision.ticket_id,)).fetchone()
-    if found is None:
-        raise LookupError(f"ticket id {decision.ticket_id} does not exist")
-    ticket_id, number = found
     stamp = iso(now)
     if decision.outcome is Outcome.COMPLETED:
-        note = write_note(db, ticket_id, "resolution", alert.title, alert.description, now)
-        db.sql("UPDATE ticket SET status = ?, completed = ?, updated = ? WHERE id = ?",
-               (STATUS_COMPLETE, stamp, stamp, ticket_id))
+        kind, change = "resolution", db.sql(
+            f"UPDATE ticket SET status = '{STATUS_COMPLETE}', completed = ?, updated = ? "
+            "WHERE id = ? RETURNING id, number", (stamp, stamp, decision.ticket_id))
     else:
-        note = write_note(db, ticket_id, "duplicate", alert.title, alert.description, now)
-        db.sql("UPDATE ticket SET occurrences = occurrences + 1, updated = ? WHERE id = ?",
-               (stamp, ticket_id))
+        kind, change = "duplicate", db.sql(
+            "UPDATE ticket SET occurrences = occurrences + 1, updated = ? WHERE id = ? "
+            "RETURNING id, number", (stamp, decision.ticket_id))
+    found = change.fetchall()
+    if not found:
+        raise LookupError(f"ticket id {decision.ticket_id} does not exist")
+    ticket_id, number = found[0]
+    note = write_note(db, ticket_id, kind, alert.title, alert.description, now)
     _attach(db, ticket_id, note, decision, now, attachments_dir)
     return ticket_id, number
 

@@ -182,9 +182,11 @@ class ProcessedMessage(BaseModel):
     uidvalidity = IntegerField()
     uid = IntegerField()
     message_id = TextField(null=True, index=True)  # a reply's In-Reply-To finds its ticket
-    fingerprint = TextField(index=True)
+    # indexed in two halves, by whether the mail had an effect (database.py's SAME_MAIL_INDEX
+    # and EFFECTLESS_INDEX)
+    fingerprint = TextField()
     subject = TextField(default="")
-    outcome = TextField(index=True)
+    outcome = TextField()
     reason = TextField(default="")
     ticket = ForeignKeyField(Ticket, null=True, backref="messages", on_delete="SET NULL")
     action = TextField()  # flag | move:<folder> | none

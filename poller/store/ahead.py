@@ -1,0 +1,106 @@
+"""A chunk's look-ups read ahead: one query of each kind at the start of its transaction
+answers what decide will ask about every mail of the chunk (poller.ates.lookups), instead of a
+few statements per mail, each a round trip on PostgreSQL.
+
+The writes of the transaction change the answers they touch: a ticket opened or completed is
+added or taken out, a mail logged drops its answer (the look-up then asks the database again).
+What other processes commit meanwhile is settled as without reading ahead: by the unique
+indexes the writes meet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from poller.ates.decision import STATUS_COMPLETE, Outcome
+from poller.ates.directory import DeviceMatch, Earlier
+from poller.ates.lookups import Lookups, UdfKey
+from poller.batches import SQL_BATCH, chunks
+from poller.store.database import EFFECT_OUTCOMES
+from poller.store.engine import Engine
+
+
+class ReadAhead:
+    """The answers read ahead, by key; a key without an answer is asked of the database."""
+
+    def __init__(self) -> None:
+        self.earlier: dict[str, Earlier | None] = {}
+        self.organizations: dict[UdfKey, list[int]] = {}
+        self.devices: dict[UdfKey, list[DeviceMatch]] = {}
+        # (ticket id, organization id) of the open tickets, newest first
+        self.open_tickets: dict[UdfKey, list[tuple[int, int]]] = {}
+
+    def logged(self, fingerprint: str) -> None:
+        """A mail with this fingerprint was logged."""
+        self.earlier.pop(fingerprint, None)
+
+    def opened(self, ticket_id: int, organization_id: int, keys: Iterable[UdfKey]) -> None:
+        """A ticket of the organization with these (UDF label, value)s was opened."""
+        for key in keys:
+            if key in self.open_tickets:
+                self.open_tickets[key].insert(0, (ticket_id, organization_id))
+
+    def closed(self, ticket_id: int) -> None:
+        """The ticket was completed."""
+        for found in self.open_tickets.values():
+            found[:] = [entry for entry in found if entry[0] != ticket_id]
+
+
+def read_ahead(db: Engine, udf_id: Callable[[str, str], int | None],
+               wanted: Lookups) -> ReadAhead:
+    """Return the answers to the look-ups WANTED, read in one query per kind and SQL_BATCH
+    keys (UDF_ID gives the id of an (entity, label), None for a UDF that does not exist, whose
+    look-ups are left to the database)."""
+    ahead = ReadAhead()
+    for batch in chunks(sorted(wanted.fingerprints), SQL_BATCH):
+        ahead.earlier.update(dict.fromkeys(batch))
+        # as delivered_before chooses: a row with an effect first, then the earliest
+        for _half, fingerprint, row_id, ticket_id in sorted(db.sql(
+                f"SELECT 0, fingerprint, id, ticket_id FROM processed_message WHERE fingerprint "
+                f"IN ({_marks(batch)}) AND outcome IN {EFFECT_OUTCOMES} UNION ALL "
+                "SELECT 1, fingerprint, id, ticket_id FROM processed_message WHERE fingerprint "
+                f"IN ({_marks(batch)}) AND outcome NOT IN {EFFECT_OUTCOMES} "
+                f"AND outcome <> '{Outcome.QUARANTINED.value}'", (*batch, *batch)).fetchall(),
+                reverse=True):
+            ahead.earlier[fingerprint] = Earlier(row_id, ticket_id)
+    for (label, values), udf in _by_udf(wanted.organizations, "organization", udf_id):
+        ahead.organizations.update(((label, value), []) for value in values)
+        for value, entity_id in db.sql(
+                f"SELECT value, entity_id FROM udf_value WHERE udf_id = ? AND value IN "
+                f"({_marks(values)})", (udf, *values)).fetchall():
+            ahead.organizations[label, value].append(entity_id)
+    for (label, values), udf in _by_udf(wanted.devices, "device", udf_id):
+        ahead.devices.update(((label, value), []) for value in values)
+        for value, device_id, organization_id in db.sql(
+                "SELECT v.value, d.id, d.organization_id FROM udf_value v CROSS JOIN device d "
+                f"WHERE d.id = v.entity_id AND v.udf_id = ? AND v.value IN ({_marks(values)})",
+                (udf, *values)).fetchall():
+            ahead.devices[label, value].append(DeviceMatch(device_id, organization_id))
+    for (label, values), udf in _by_udf(wanted.open_tickets, "ticket", udf_id):
+        ahead.open_tickets.update(((label, value), []) for value in values)
+        for value, ticket_id, organization_id in db.sql(
+                "SELECT v.value, t.id, t.organization_id FROM udf_value v CROSS JOIN ticket t "
+                f"WHERE t.id = v.entity_id AND v.udf_id = ? AND v.value IN ({_marks(values)}) "
+                f"AND t.status <> '{STATUS_COMPLETE}' ORDER BY t.id DESC",
+                (udf, *values)).fetchall():
+            ahead.open_tickets[label, value].append((ticket_id, organization_id))
+    return ahead
+
+
+def _by_udf(keys: set[UdfKey], entity: str, udf_id: Callable[[str, str], int | None]
+            ) -> Iterable[tuple[tuple[str, list[str]], int]]:
+    """Yield ((label, values), UDF id) for the keys, grouped by label, SQL_BATCH values at a
+    time; labels without a UDF are left out."""
+    by_label: dict[str, list[str]] = {}
+    for label, value in sorted(keys):
+        by_label.setdefault(label, []).append(value)
+    for label, values in by_label.items():
+        udf = udf_id(entity, label)
+        if udf is None:
+            continue
+        for batch in chunks(values, SQL_BATCH):
+            yield (label, batch), udf
+
+
+def _marks(values: list) -> str:
+    return ", ".join("?" * len(values))

@@ -1,0 +1,97 @@
+"""A chunk's look-ups are read ahead, one query per kind (poller.store.ahead): the answers must
+be those the look-ups give one by one, also after what earlier mail of the same chunk wrote."""
+
+from __future__ import annotations
+
+from poller.ates.lookups import Lookups
+from poller.service.passes import opened_store
+from poller.store import engine
+from testkit.support import alert_mail, token
+
+
+def test_what_earlier_mail_of_a_chunk_wrote_is_seen_by_later_mail_of_it(box):
+    tok = token(CustomerID="Kaseya:100", AlertID="Kaseya:77")
+    first = alert_mail(subject="CPU high on SRV1", tok=tok, message_id="<a1@x>")
+    box.mailbox.add(first,
+                    alert_mail(subject="CPU high on SRV1", body="still high", tok=tok,
+                               message_id="<a2@x>"),
+                    alert_mail(subject="RESOLVED: CPU high on SRV1", tok=tok,
+                               message_id="<a3@x>"),
+                    alert_mail(subject="CPU high on SRV1", body="again", tok=tok,
+                               message_id="<a4@x>"),
+                    b"Received: from relay2 by mx; Sun, 29 Nov 2026 09:00:05 +0000\r\n" + first)
+    result = box.run()
+    assert box.outcomes() == ["created", "appended", "completed", "created", "duplicate"]
+    assert result.decided() == 5
+    first_ticket, second_ticket = box.tickets()
+    assert (first_ticket["status"], first_ticket["occurrences"]) == ("Complete", 2)
+    assert (second_ticket["status"], second_ticket["occurrences"]) == ("New", 1)
+
+
+def test_ticket_numbers_of_a_chunk_follow_on_and_the_next_pass_goes_on_from_them(box):
+    box.mailbox.add(*(alert_mail(tok=token(AlertID=f"Kaseya:{n}")) for n in range(3)))
+    box.run()
+    box.mailbox.add(alert_mail(tok=token(AlertID="Kaseya:9")))
+    box.run()
+    numbers = [t["number"] for t in box.tickets()]
+    assert numbers == [f"T20261129.{n:04d}" for n in (1, 2, 3, 4)]
+
+
+def test_a_chunk_asks_for_organizations_devices_and_open_tickets_once(box, monkeypatch):
+    box.mailbox.add(*(alert_mail(tok=token(CustomerID="Kaseya:100", DeviceID="Kaseya:123",
+                                           AlertID=f"Kaseya:{n % 7}")) for n in range(20)))
+    asked: list[str] = []
+    for engine_class in (engine.SqliteEngine, engine.PostgresEngine):
+        original = engine_class.sql
+
+        def counting(self, text, params=(), original=original):
+            if "FROM udf_value" in text:
+                asked.append(text)
+            return original(self, text, params)
+
+        monkeypatch.setattr(engine_class, "sql", counting)
+    assert box.run().counts == {"created": 7, "appended": 13}
+    assert len(asked) == 3  # one chunk: one query per kind, not three per mail
+
+
+def test_the_answers_read_ahead_are_those_of_the_lookups_one_by_one(box):
+    shared = token(CustomerID="Kaseya:100", DeviceID="Kaseya:123", AlertID="Kaseya:1")
+    first = alert_mail(tok=shared, message_id="<m1@x>")
+    box.mailbox.add(first, alert_mail(tok=shared, message_id="<m2@x>"),
+                    alert_mail(tok=token(CustomerID="Kaseya:200", AlertID="Kaseya:1")),
+                    alert_mail(subject="RESOLVED: x", tok=token(CustomerID="Kaseya:200",
+                                                                AlertID="Kaseya:1")),
+                    alert_mail(tok=token(CustomerID="Kaseya:200", AlertID="Kaseya:2")),
+                    alert_mail(tok=token(pw="wrong", AlertID="Kaseya:3"), message_id="<q@x>"),
+                    b"Received: from relay2 by mx; Sun, 29 Nov 2026 09:00:05 +0000\r\n" + first)
+    box.run()
+    with opened_store(box.settings) as store:
+        rows = store.db.sql("SELECT fingerprint FROM processed_message").fetchall()
+        fingerprints = {row[0] for row in rows} | {"never-seen"}
+        customers = {("Kaseya Customer ID", value) for value in ("100", "200", "300")}
+        devices = {("Kaseya Device ID", value) for value in ("123", "999")}
+        alerts = {("Kaseya Alert ID", value) for value in ("1", "2", "3", "4")}
+        one_by_one = _answers(store, fingerprints, customers, devices, alerts)
+        assert store.ahead is None
+        with store.db.atomic():
+            store.read_ahead(Lookups(fingerprints, customers, devices, alerts))
+            ahead = _answers(store, fingerprints, customers, devices, alerts)
+            store.forget_ahead()
+    assert ahead == one_by_one
+    # what the pass left to be told apart: an earlier delivery, a missing one; both
+    # organizations with alert 1 (one open, one completed), alert 2 open
+    assert one_by_one[0]["never-seen"] is None and any(one_by_one[0].values())
+    assert one_by_one[3][(1, "Kaseya Alert ID", "1")] != []
+    assert one_by_one[3][(2, "Kaseya Alert ID", "1")] == []
+    assert one_by_one[3][(2, "Kaseya Alert ID", "2")] != []
+
+
+def _answers(store, fingerprints, customers, devices, alerts):
+    organizations = (1, 2, 3)
+    return (
+        {fingerprint: store.delivered_before(fingerprint) for fingerprint in fingerprints},
+        {key: sorted(store.organizations_by_udf(*key)) for key in customers},
+        {key: sorted(store.devices_by_udf(*key), key=repr) for key in devices},
+        {(organization, *key): store.open_tickets_by_udf(organization, *key)
+         for organization in organizations for key in alerts},
+    )
