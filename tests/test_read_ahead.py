@@ -6,6 +6,7 @@ from __future__ import annotations
 from poller.ates.lookups import Lookups
 from poller.service.passes import opened_store
 from poller.store import engine
+from testkit.harness import Harness
 from testkit.support import alert_mail, token
 
 
@@ -95,3 +96,26 @@ def _answers(store, fingerprints, customers, devices, alerts):
         {(organization, *key): store.open_tickets_by_udf(organization, *key)
          for organization in organizations for key in alerts},
     )
+
+
+def test_a_long_chunk_searches_the_log_by_fingerprint_instead_of_walking_it(
+        tmp_path, reader, monkeypatch):
+    box = Harness(tmp_path, reader)  # SQLite's query plan (PostgreSQL's comes from statistics)
+    box.mailbox.add(*(alert_mail(tok=token(AlertID=f"Kaseya:{n}")) for n in range(30)))
+    box.run()
+    statements: list[tuple[str, tuple]] = []
+    original = engine.SqliteEngine.sql
+
+    def recording(self, text, params=()):
+        statements.append((text, tuple(params)))
+        return original(self, text, params)
+
+    with opened_store(box.settings) as store:
+        monkeypatch.setattr(engine.SqliteEngine, "sql", recording)
+        store.read_ahead(Lookups({f"fingerprint {n}" for n in range(400)}))
+        monkeypatch.undo()
+        ((text, params),) = [s for s in statements if "processed_message" in s[0]]
+        plan = [row[3] for row in store.db.sql(f"EXPLAIN QUERY PLAN {text}", params)]
+    assert not [step for step in plan if step.startswith("SCAN p")], plan
+    assert any("processed_message_same_mail" in step for step in plan), plan
+    assert any("processed_message_fingerprint_effectless" in step for step in plan), plan

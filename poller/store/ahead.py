@@ -54,13 +54,19 @@ def read_ahead(db: Engine, udf_id: Callable[[str, str], int | None],
     ahead = ReadAhead()
     for batch in chunks(sorted(wanted.fingerprints), SQL_BATCH):
         ahead.earlier.update(dict.fromkeys(batch))
-        # as delivered_before chooses: a row with an effect first, then the earliest
+        # The fingerprints are a table the log is joined to, not an IN list: given a long
+        # list, SQLite would rather scan the log by outcome than search each fingerprint.
+        # As delivered_before chooses: a row with an effect first, then the earliest.
+        wanted_rows = ", ".join(["(?)"] * len(batch))
         for _half, fingerprint, row_id, ticket_id in sorted(db.sql(
-                f"SELECT 0, fingerprint, id, ticket_id FROM processed_message WHERE fingerprint "
-                f"IN ({_marks(batch)}) AND outcome IN {EFFECT_OUTCOMES} UNION ALL "
-                "SELECT 1, fingerprint, id, ticket_id FROM processed_message WHERE fingerprint "
-                f"IN ({_marks(batch)}) AND outcome NOT IN {EFFECT_OUTCOMES} "
-                f"AND outcome <> '{Outcome.QUARANTINED.value}'", (*batch, *batch)).fetchall(),
+                f"WITH wanted (fingerprint) AS (VALUES {wanted_rows}) "
+                "SELECT 0, p.fingerprint, p.id, p.ticket_id FROM wanted w CROSS JOIN "
+                "processed_message p WHERE p.fingerprint = w.fingerprint "
+                f"AND p.outcome IN {EFFECT_OUTCOMES} UNION ALL "
+                "SELECT 1, p.fingerprint, p.id, p.ticket_id FROM wanted w CROSS JOIN "
+                "processed_message p WHERE p.fingerprint = w.fingerprint "
+                f"AND p.outcome NOT IN {EFFECT_OUTCOMES} "
+                f"AND p.outcome <> '{Outcome.QUARANTINED.value}'", batch).fetchall(),
                 reverse=True):
             ahead.earlier[fingerprint] = Earlier(row_id, ticket_id)
     for (label, values), udf in _by_udf(wanted.organizations, "organization", udf_id):
