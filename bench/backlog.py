@@ -69,6 +69,7 @@ class Results:
     pss_mib: list[float] = field(default_factory=list)
     empty_s: list[float] = field(default_factory=list)
     login_s: list[float] = field(default_factory=list)  # the empty pass's floor
+    sqlite: list[float] = field(default_factory=list)  # mails/s, --compare-sqlite
 
 
 def machine() -> str:
@@ -244,6 +245,18 @@ def check(account: ImapAccount, folder: str, url: str, history: int, backlog: Ba
         raise BenchError("wrong result: " + "; ".join(problems))
 
 
+def sqlite_rate(account: ImapAccount, folder: str, template: Path, work: Path, log: Path,
+                timeout: float, history: int, backlog: Backlog) -> float:
+    """Run the backlog once on a fresh SQLite copy of the template; return its mails/s."""
+    copy_folder(account, folder)
+    db = fresh_store(template, work, None)
+    config = write_settings(work / "settings-sqlite.ini", account, folder, db)
+    run = run_poller(config, log, timeout)
+    check(account, folder, db, history, backlog)
+    drop_folders(account, folder, f"{folder}-Quarantine")
+    return len(backlog.mails) / run.seconds
+
+
 def prepare_database(work: Path, store_size: int, seed: int) -> tuple[Path, int, float]:
     """Build the template database; return (path, highest history ticket id, seconds)."""
     started = time.perf_counter()
@@ -279,7 +292,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite",
                         help="the store: an SQLite file (default), or PostgreSQL on 127.0.0.1 "
                              "(a private server the benchmark starts)")
+    parser.add_argument("--compare-sqlite", action="store_true",
+                        help="with --database postgresql: each round also runs the backlog on "
+                             "SQLite, and the summary gives PostgreSQL's share of it")
     args = parser.parse_args(argv)
+    if args.compare_sqlite and args.database != "postgresql":
+        parser.error("--compare-sqlite goes with --database postgresql")
 
     print(f"machine: {machine()}; load average {os.getloadavg()[0]:.2f}", flush=True)
     # as an install does: with PYTHONDONTWRITEBYTECODE set, each run would compile every module
@@ -317,11 +335,18 @@ def main(argv: list[str] | None = None) -> int:
             login = login_floor(account, folder, log, args.timeout)
             check(account, folder, db, history, backlog)
             drop_folders(account, folder, f"{folder}-Quarantine")
+            compared = ""
+            if args.compare_sqlite:
+                lite = sqlite_rate(account, f"Lite{round_no}", template, work, log, args.timeout,
+                                   history, backlog)
+                compared = f", SQLite {lite:,.0f} mails/s (PostgreSQL {rate / lite:.0%} of it)"
+                if counted:
+                    results.sqlite.append(lite)
             print(f"{'round' if counted else 'warm-up'} {round_no}: floor {floor:,.0f} mails/s, "
                   f"poller {rate:,.0f} mails/s ({run.seconds:.2f} s, {run.cpu:.2f} s CPU, "
                   f"{rate / floor:.1%} of floor), peak RSS {run.rss_mib:.1f} MiB (both processes "
                   f"{run.pss_mib:.1f} MiB PSS), empty pass {empty:.3f} s ({empty / login:.2f}× "
-                  f"a bare login, {login:.3f} s); result ok", flush=True)
+                  f"a bare login, {login:.3f} s){compared}; result ok", flush=True)
             if counted:
                 results.floor.append(floor)
                 results.poller.append(rate)
@@ -358,6 +383,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  poller once            {summary(results.poller, '{:,.0f}')} mails/s")
     ratios = [p / f for p, f in zip(results.poller, results.floor, strict=True)]
     print(f"  poller / floor         {summary(ratios, '{:.1%}')}")
+    if results.sqlite:
+        print(f"  SQLite, same rounds    {summary(results.sqlite, '{:,.0f}')} mails/s")
+        shares = [p / s for p, s in zip(results.poller, results.sqlite, strict=True)]
+        print(f"  PostgreSQL / SQLite    {summary(shares, '{:.1%}')}")
     print(f"  poller peak RSS        {summary(results.rss_mib, '{:.1f}')} MiB (the larger process)")
     print(f"  both processes, PSS    {summary(results.pss_mib, '{:.1f}')} MiB (sampled every 50 ms)")
     print(f"  empty pass             {summary(results.empty_s, '{:.3f}')} s")
@@ -375,6 +404,7 @@ def main(argv: list[str] | None = None) -> int:
             "poller_mails_per_s": results.poller, "peak_rss_mib": results.rss_mib,
             "peak_pss_mib": results.pss_mib,
             "empty_pass_s": results.empty_s, "bare_login_s": results.login_s,
+            "sqlite_mails_per_s": results.sqlite,
         }, indent=2))
     return 0
 

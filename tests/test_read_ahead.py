@@ -72,11 +72,14 @@ def test_the_answers_read_ahead_are_those_of_the_lookups_one_by_one(box):
         customers = {("Kaseya Customer ID", value) for value in ("100", "200", "300")}
         devices = {("Kaseya Device ID", value) for value in ("123", "999")}
         alerts = {("Kaseya Alert ID", value) for value in ("1", "2", "3", "4")}
-        one_by_one = _answers(store, fingerprints, customers, devices, alerts)
+        emails = {"Jane@Two.example ", "fred@one.example", "nobody@x.example"}
+        names = {"Client One", "Client Two", "Nobody Ltd"}
+        keys = (fingerprints, customers, devices, alerts, emails, names)
+        one_by_one = _answers(store, *keys)
         assert store.ahead is None
         with store.db.atomic():
-            store.read_ahead(Lookups(fingerprints, customers, devices, alerts))
-            ahead = _answers(store, fingerprints, customers, devices, alerts)
+            store.read_ahead(Lookups(*keys))
+            ahead = _answers(store, *keys)
             store.forget_ahead()
     assert ahead == one_by_one
     # what the pass left to be told apart: an earlier delivery, a missing one; both
@@ -85,9 +88,11 @@ def test_the_answers_read_ahead_are_those_of_the_lookups_one_by_one(box):
     assert one_by_one[3][(1, "Kaseya Alert ID", "1")] != []
     assert one_by_one[3][(2, "Kaseya Alert ID", "1")] == []
     assert one_by_one[3][(2, "Kaseya Alert ID", "2")] != []
+    assert one_by_one[4]["Jane@Two.example "] != [] and one_by_one[4]["nobody@x.example"] == []
+    assert one_by_one[5]["Client One"] != [] and one_by_one[5]["Nobody Ltd"] == []
 
 
-def _answers(store, fingerprints, customers, devices, alerts):
+def _answers(store, fingerprints, customers, devices, alerts, emails, names):
     organizations = (1, 2, 3)
     return (
         {fingerprint: store.delivered_before(fingerprint) for fingerprint in fingerprints},
@@ -95,6 +100,8 @@ def _answers(store, fingerprints, customers, devices, alerts):
         {key: sorted(store.devices_by_udf(*key), key=repr) for key in devices},
         {(organization, *key): store.open_tickets_by_udf(organization, *key)
          for organization in organizations for key in alerts},
+        {email: sorted(store.contacts_by_email(email), key=repr) for email in emails},
+        {name: sorted(store.organizations_by_name(name)) for name in names},
     )
 
 

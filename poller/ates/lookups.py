@@ -53,12 +53,15 @@ def duplicate_key(token: AtesToken, policy: Policy) -> UdfKey | None:
 @dataclass
 class Lookups:
     """What decide will ask the store about a chunk of mail: earlier deliveries by
-    fingerprint, organizations, devices and open tickets by (UDF label, value)."""
+    fingerprint, organizations, devices and open tickets by (UDF label, value), contacts by
+    e-mail address (as contacts_by_email takes it) and organizations by name."""
 
     fingerprints: set[str] = field(default_factory=set)
     organizations: set[UdfKey] = field(default_factory=set)
     devices: set[UdfKey] = field(default_factory=set)
     open_tickets: set[UdfKey] = field(default_factory=set)
+    emails: set[str] = field(default_factory=set)
+    names: set[str] = field(default_factory=set)
 
 
 def lookups_of(readings: Iterable[Reading], policy: Policy) -> Lookups:
@@ -79,4 +82,8 @@ def lookups_of(readings: Iterable[Reading], policy: Policy) -> Lookups:
         duplicate = duplicate_key(token, policy)
         if duplicate is not None:
             wanted.open_tickets.add(duplicate)
+        if token.email:
+            wanted.emails.add(token.email)
+        if token.customer:
+            wanted.names.add(token.customer)
     return wanted

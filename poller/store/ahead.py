@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from poller.ates.decision import STATUS_COMPLETE, Outcome
-from poller.ates.directory import DeviceMatch, Earlier
+from poller.ates.directory import ContactMatch, DeviceMatch, Earlier
 from poller.ates.lookups import Lookups, UdfKey
 from poller.batches import SQL_BATCH, chunks
 from poller.store.database import EFFECT_OUTCOMES
@@ -29,6 +29,8 @@ class ReadAhead:
         self.devices: dict[UdfKey, list[DeviceMatch]] = {}
         # (ticket id, organization id) of the open tickets, newest first
         self.open_tickets: dict[UdfKey, list[tuple[int, int]]] = {}
+        self.contacts: dict[str, list[ContactMatch]] = {}  # by address, stripped, lower case
+        self.names: dict[str, list[int]] = {}  # organization ids by name
 
     def logged(self, fingerprint: str) -> None:
         """A mail with this fingerprint was logged."""
@@ -90,7 +92,34 @@ def read_ahead(db: Engine, udf_id: Callable[[str, str], int | None],
                 f"AND t.status <> '{STATUS_COMPLETE}' ORDER BY t.id DESC",
                 (udf, *values)).fetchall():
             ahead.open_tickets[label, value].append((ticket_id, organization_id))
+    _read_contacts(db, ahead, wanted.emails)
+    _read_names(db, ahead, wanted.names)
     return ahead
+
+
+def _read_contacts(db: Engine, ahead: ReadAhead, emails: set[str]) -> None:
+    addresses = sorted({email.strip().lower() for email in emails})
+    for batch in chunks(addresses, SQL_BATCH):
+        ahead.contacts.update((address, []) for address in batch)
+        marks = _marks(batch)
+        for contact_id, organization_id, *fields in db.sql(
+                "SELECT id, organization_id, email, email2, email3 FROM contact WHERE "
+                f"email IN ({marks}) OR email2 IN ({marks}) OR email3 IN ({marks}) ORDER BY id",
+                (*batch, *batch, *batch)).fetchall():
+            # as contacts_by_email: each address the contact has, by its first field that has it
+            for address in dict.fromkeys(fields):
+                if address in ahead.contacts:
+                    ahead.contacts[address].append(
+                        ContactMatch(contact_id, organization_id, fields.index(address) + 1))
+
+
+def _read_names(db: Engine, ahead: ReadAhead, names: set[str]) -> None:
+    for batch in chunks(sorted(names), SQL_BATCH):
+        ahead.names.update((name, []) for name in batch)
+        for name, organization_id in db.sql(
+                f"SELECT name, id FROM organization WHERE name IN ({_marks(batch)}) ORDER BY id",
+                batch).fetchall():
+            ahead.names[name].append(organization_id)
 
 
 def _by_udf(keys: set[UdfKey], entity: str, udf_id: Callable[[str, str], int | None]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -130,9 +131,11 @@ EFFECTLESS_INDEX = ("CREATE INDEX IF NOT EXISTS processed_message_fingerprint_ef
 
 def _one_fingerprint_index(db: Engine) -> None:
     """processed_message's fingerprints are in one of two partial indexes, not in a third,
-    full one; the index on outcome alone is gone ((outcome, created) serves its queries)."""
-    db.sql('DROP INDEX IF EXISTS "processed_message_fingerprint"')
-    db.sql('DROP INDEX IF EXISTS "processed_message_outcome"')
+    full one. Indexes that others begin with are gone: on processed_message.outcome
+    ((outcome, created) serves its queries) and on udf_value.udf_id."""
+    for index in ("processed_message_fingerprint", "processed_message_outcome",
+                  "udf_value_udf_id"):
+        db.sql(f'DROP INDEX IF EXISTS "{index}"')
     db.sql(EFFECTLESS_INDEX)
 
 
@@ -191,6 +194,7 @@ _opening = threading.Lock()
 _engines: dict[str, Engine] = {}
 
 
+@functools.lru_cache(maxsize=16)  # a mail's writes are stamped with one moment, several times
 def iso(moment: datetime) -> str:
     """Return an aware datetime as ISO-8601 UTC text, the one timestamp format of the schema."""
     return moment.astimezone(UTC).isoformat(timespec="seconds")

@@ -13,9 +13,9 @@ from poller.ates.expected import MISSED_TITLE, Expectation, missed_description
 from poller.ates.policy import TicketSettings
 from poller.store.database import iso
 from poller.store.engine import Engine
+from poller.store.notes import write_note
 from poller.store.numbers import next_ticket_number
 from poller.store.outbox import add_event
-from poller.store.record import write_note
 
 # "by" of the events a missed deadline causes
 BY_DEADLINE = "deadline"

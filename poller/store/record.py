@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import logging
-import os
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -23,14 +20,13 @@ from poller.ates.decision import (
 )
 from poller.store.database import EFFECT_OUTCOMES, iso
 from poller.store.engine import Engine
+from poller.store.notes import attach, note_with_id, write_note
 from poller.store.numbers import TicketNumbers
 from poller.store.outbox import add_event
 from poller.store.store import Store
 
 if TYPE_CHECKING:  # a type only: the worker records without loading the token reader
     from poller.ates.alert import Alert
-
-logger = logging.getLogger(__name__)
 
 
 class RecordedMeanwhile(Exception):  # noqa: N818 - a state, not a failure
@@ -224,6 +220,8 @@ def _create(store: Store, number: str, mailbox: str, decision: Decision, alert: 
     ticket_id = rows[0][0]
     if decision.new_contact is not None:  # made only for a ticket that is made
         contact_id = _create_contact(db, decision.organization_id, decision.new_contact, now)
+        if store.ahead is not None:
+            store.ahead.contacts.pop(decision.new_contact.email.strip().lower(), None)
         db.sql("UPDATE ticket SET contact_id = ? WHERE id = ?", (contact_id, ticket_id))
     for source, kind, value in decision.ticket_udfs:
         udf_id = store.udf_id("ticket", udf.label(source, kind), source, kind, now)
@@ -231,7 +229,7 @@ def _create(store: Store, number: str, mailbox: str, decision: Decision, alert: 
                (udf_id, ticket_id, value))
     for text in decision.notes:
         write_note(db, ticket_id, "system", "Alert processing", text, now)
-    _attach(db, ticket_id, None, decision, now, attachments_dir)
+    attach(db, ticket_id, None, decision, now, attachments_dir)
     return ticket_id, number
 
 
@@ -250,8 +248,10 @@ def _update(db: Engine, decision: Decision, alert: Alert, now: datetime,
     if not found:
         raise LookupError(f"ticket id {decision.ticket_id} does not exist")
     ticket_id, number = found[0]
-    note = write_note(db, ticket_id, kind, alert.title, alert.description, now)
-    _attach(db, ticket_id, note, decision, now, attachments_dir)
+    # the note's id only for the attachments that come with it
+    note = (note_with_id if decision.attachments else write_note)(
+        db, ticket_id, kind, alert.title, alert.description, now)
+    attach(db, ticket_id, note, decision, now, attachments_dir)
     return ticket_id, number
 
 
@@ -290,70 +290,3 @@ def _create_contact(db: Engine, organization_id: int | None, new: NewContact,
         db, "INSERT INTO contact (organization_id, first_name, last_name, email, created) "
         "VALUES (?, ?, ?, ?, ?) RETURNING id",
         (organization_id, new.first_name, new.last_name, new.email.strip().lower(), iso(now)))
-
-
-def write_note(db: Engine, ticket_id: int, kind: str, title: str, text: str,
-               now: datetime) -> int:
-    """Add a note to the ticket; return its id."""
-    return _insert(
-        db, "INSERT INTO ticket_note (ticket_id, kind, title, text, created) "
-        "VALUES (?, ?, ?, ?, ?) RETURNING id",
-        (ticket_id, kind, title[:TITLE_LIMIT], text, iso(now)))
-
-
-def _attach(db: Engine, ticket_id: int, note_id: int | None, decision: Decision,
-            now: datetime, directory: Path | None) -> None:
-    """Store the attachments the decision keeps, and a note for each one it refused."""
-    for text in decision.refused_attachments:
-        write_note(db, ticket_id, "system", "Attachment not stored", text, now)
-    for item in decision.attachments:
-        digest = hashlib.sha256(item.content).hexdigest()
-        content: bytes | None = item.content
-        path = None
-        if directory is not None:
-            content, path = None, str(content_file(directory, digest, item.content))
-        db.sql(
-            "INSERT INTO attachment (ticket_id, note_id, filename, content_type, size, sha256, "
-            "content, path, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (ticket_id, note_id, item.filename[:255], item.content_type, item.size, digest,
-             content, path, iso(now)),
-        )
-
-
-def content_file(directory: Path, digest: str, content: bytes) -> Path:
-    """Return the file that holds content at its content address under directory.
-
-    It is written unless a file of the right size is there already (one of another size was
-    cut short, or changed, and is written again): to a temporary file that is synced before it
-    is renamed into place, and the rename is synced too, so the file is on disk before the
-    decision that names it commits.
-    """
-    target = directory / digest[:2] / digest
-    try:
-        size = target.stat().st_size
-    except FileNotFoundError:
-        size = None
-    if size == len(content):
-        return target
-    if size is not None:
-        logger.warning("attachment file %s has %d bytes instead of %d; writing it again",
-                       target, size, len(content))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".tmp")
-    with tmp.open("wb") as handle:
-        handle.write(content)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, target)
-    for folder in (target.parent, directory):
-        _sync_folder(folder)
-    return target
-
-
-def _sync_folder(folder: Path) -> None:
-    """Make the entries of folder (a file renamed into it, a new sub-folder) durable."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -83,7 +83,8 @@ class UdfDefinition(BaseModel):
 
 class UdfValue(BaseModel):
     id = AutoField()
-    udf = ForeignKeyField(UdfDefinition, backref="values", on_delete="CASCADE")
+    # no index of its own: both of the indexes below begin with it
+    udf = ForeignKeyField(UdfDefinition, backref="values", on_delete="CASCADE", index=False)
     entity_id = IntegerField()  # organization.id, device.id or ticket.id, per udf.entity
     value = TextField()
 

@@ -106,10 +106,14 @@ class Store:
         return self._entities_by_udf("organization", label, value)
 
     def organizations_by_name(self, name: str) -> list[int]:
+        if self.ahead is not None and name in self.ahead.names:
+            return self.ahead.names[name]
         return [row[0] for row in self._rows("SELECT id FROM organization WHERE name = ?", (name,))]
 
     def contacts_by_email(self, email: str) -> list[ContactMatch]:
         address = email.strip().lower()
+        if self.ahead is not None and address in self.ahead.contacts:
+            return self.ahead.contacts[address]
         rows = self._rows(
             "SELECT id, organization_id, email, email2, email3 FROM contact "
             "WHERE email = ? OR email2 = ? OR email3 = ?", (address, address, address))

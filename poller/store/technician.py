@@ -12,8 +12,8 @@ from datetime import datetime
 from poller.ates import events
 from poller.ates.decision import STATUS_COMPLETE
 from poller.store.database import changing, iso
+from poller.store.notes import write_note
 from poller.store.outbox import add_event
-from poller.store.record import write_note
 from poller.store.store import Store
 
 
