@@ -6,11 +6,9 @@ expression, an unknown key."""
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from poller.config.sections import Section
 from poller.errors import ConfigError
@@ -48,6 +46,8 @@ def read_rules_settings(section: Section, base: Path) -> tuple[RulesSettings, Lo
     authserv_id = section.str("authserv_id", "") or ""
     timezone = section.str("timezone", "") or ""
     if timezone:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError  # (a pass without rules skips it)
+
         try:
             ZoneInfo(timezone)
         except (ZoneInfoNotFoundError, ValueError):
@@ -62,6 +62,8 @@ def read_rules_settings(section: Section, base: Path) -> tuple[RulesSettings, Lo
 
 def load_rules(path: Path, authserv_id: str = "") -> Loaded:
     """Read and check the rules file; raise ConfigError naming the file, rule and field."""
+    import tomllib
+
     from poller.ates.mailrules import RuleSet
 
     try:

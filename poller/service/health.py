@@ -24,11 +24,11 @@ from poller.paths import masked_database_url
 from poller.service.lock import PassLock
 from poller.service.standby import uses_lease
 from poller.service.webhooks import ping
-from poller.store import queries
 from poller.store.database import open_database, takes_a_write
 from poller.store.engine import Engine
 from poller.store.lease import active_instance
 from poller.store.readonly import read_only_database
+from poller.store.store import decided
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class MailboxState:
         [imap] name)."""
         if self.uidvalidity is None:
             return None
-        return len(self.uids) - len(queries.decided(db, mailbox, folder, self.uidvalidity,
+        return len(self.uids) - len(decided(db, mailbox, folder, self.uidvalidity,
                                                     list(self.uids)))
 
 

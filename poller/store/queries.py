@@ -45,18 +45,6 @@ class Totals:
     rejected_events: int = 0  # refused [webhook] max_attempts times, no longer tried
 
 
-def decided(db: Engine, mailbox: str, folder: str, uidvalidity: int, uids: list[int]) -> set[int]:
-    """Return those of the given UIDs that the processed-mail log of mailbox has a decision
-    for."""
-    found: set[int] = set()
-    for chunk in chunks(uids, SQL_BATCH):
-        found.update(uid for (uid,) in db.sql(
-            "SELECT uid FROM processed_message WHERE mailbox = ? AND folder = ? AND "
-            f"uidvalidity = ? AND uid IN ({', '.join('?' * len(chunk))})",
-            (mailbox, folder, uidvalidity, *chunk)).fetchall())
-    return found
-
-
 _PASS = "SELECT started, finished, seconds, ok, counts, error FROM pass_log WHERE mailbox = ?"
 
 

@@ -15,7 +15,6 @@ from poller.ates.decision import STATUS_COMPLETE, Outcome
 from poller.ates.directory import ContactMatch, DeviceMatch, Earlier, TicketRef
 from poller.ates.lookups import Lookups
 from poller.batches import SQL_BATCH, chunks
-from poller.store import queries
 from poller.store.ahead import ReadAhead, read_ahead
 from poller.store.database import EFFECT_OUTCOMES, iso
 from poller.store.engine import Engine
@@ -231,7 +230,7 @@ class Store:
 
     def decided(self, mailbox: str, folder: str, uidvalidity: int, uids: list[int]) -> set[int]:
         """Return those of the given UIDs that the log already has a decision for."""
-        return queries.decided(self.db, mailbox, folder, uidvalidity, uids)
+        return decided(self.db, mailbox, folder, uidvalidity, uids)
 
     def pending(self, mailbox: str, folder: str) -> list[PendingStep]:
         """Return the decisions of mailbox in folder whose mailbox step is not done, oldest
@@ -290,3 +289,15 @@ class Store:
         elif local[0][1] != self._local_name:
             self.db.sql("UPDATE organization SET name = ? WHERE id = ?",
                         (self._local_name, local[0][0]))
+
+
+def decided(db: Engine, mailbox: str, folder: str, uidvalidity: int, uids: list[int]) -> set[int]:
+    """Return those of the given UIDs that the processed-mail log of mailbox has a decision
+    for."""
+    found: set[int] = set()
+    for chunk in chunks(uids, SQL_BATCH):
+        found.update(uid for (uid,) in db.sql(
+            "SELECT uid FROM processed_message WHERE mailbox = ? AND folder = ? AND "
+            f"uidvalidity = ? AND uid IN ({', '.join('?' * len(chunk))})",
+            (mailbox, folder, uidvalidity, *chunk)).fetchall())
+    return found
