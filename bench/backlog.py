@@ -32,12 +32,11 @@ import os
 import platform
 import signal
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from imapclient import IMAPClient
@@ -46,6 +45,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from bench.report import Results, report  # noqa: E402
 from bench.stores import closing_postgres, fresh_store, store_result  # noqa: E402
 from testkit.dovecot import Dovecot, ImapAccount  # noqa: E402
 from testkit.postgres import Postgres  # noqa: E402
@@ -59,17 +59,6 @@ CHUNK = 200
 
 class BenchError(RuntimeError):
     """The benchmark could not run, or the worker's result was wrong."""
-
-
-@dataclass
-class Results:
-    floor: list[float] = field(default_factory=list)  # mails/s
-    poller: list[float] = field(default_factory=list)  # mails/s
-    rss_mib: list[float] = field(default_factory=list)
-    pss_mib: list[float] = field(default_factory=list)
-    empty_s: list[float] = field(default_factory=list)
-    login_s: list[float] = field(default_factory=list)  # the empty pass's floor
-    sqlite: list[float] = field(default_factory=list)  # mails/s, --compare-sqlite
 
 
 def machine() -> str:
@@ -270,11 +259,6 @@ def prepare_database(work: Path, store_size: int, seed: int) -> tuple[Path, int,
     return template, history, time.perf_counter() - started
 
 
-def summary(values: list[float], fmt: str) -> str:
-    return (f"{fmt.format(statistics.median(values))}  "
-            f"({fmt.format(min(values))} – {fmt.format(max(values))})")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mails", type=int, default=10_000, help="backlog size (default 10000)")
@@ -374,38 +358,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"profile of one poller run ({seconds:.2f} s while profiled) in {args.profile}",
                   flush=True)
 
-    if not results.poller:
-        return 0
-    print()
-    print(f"{len(backlog.mails):,} mails, store {history:,} tickets ({args.database}), "
-          f"{args.runs} runs: median (min – max)")
-    print(f"  floor, bare fetch      {summary(results.floor, '{:,.0f}')} mails/s")
-    print(f"  poller once            {summary(results.poller, '{:,.0f}')} mails/s")
-    ratios = [p / f for p, f in zip(results.poller, results.floor, strict=True)]
-    print(f"  poller / floor         {summary(ratios, '{:.1%}')}")
-    if results.sqlite:
-        print(f"  SQLite, same rounds    {summary(results.sqlite, '{:,.0f}')} mails/s")
-        shares = [p / s for p, s in zip(results.poller, results.sqlite, strict=True)]
-        print(f"  PostgreSQL / SQLite    {summary(shares, '{:.1%}')}")
-    print(f"  poller peak RSS        {summary(results.rss_mib, '{:.1f}')} MiB (the larger process)")
-    print(f"  both processes, PSS    {summary(results.pss_mib, '{:.1f}')} MiB (sampled every 50 ms)")
-    print(f"  empty pass             {summary(results.empty_s, '{:.3f}')} s")
-    print(f"  bare login, fresh      {summary(results.login_s, '{:.3f}')} s (import imapclient, "
-          "login, select, search, logout)")
-    empty_ratios = [e / f for e, f in zip(results.empty_s, results.login_s, strict=True)]
-    print(f"  empty pass / login     {summary(empty_ratios, '{:.2f}')}×")
-    print(f"  load average at the end {os.getloadavg()[0]:.2f} (other work on the machine skews "
-          "every number)")
-    if args.json:
-        args.json.write_text(json.dumps({
-            "machine": machine(), "database": args.database, "mails": len(backlog.mails),
-            "store_size": history,
-            "expected": dict(backlog.expected), "floor_mails_per_s": results.floor,
-            "poller_mails_per_s": results.poller, "peak_rss_mib": results.rss_mib,
-            "peak_pss_mib": results.pss_mib,
-            "empty_pass_s": results.empty_s, "bare_login_s": results.login_s,
-            "sqlite_mails_per_s": results.sqlite,
-        }, indent=2))
+    if results.poller:
+        report(results, args, len(backlog.mails), dict(backlog.expected), history, machine())
     return 0
 
 

@@ -20,6 +20,9 @@ Faults, each applied to one connection at most:
   is true for never reaches the server, and the proxy answers ``<tag> NO [SERVERBUG] …`` in
   the server's place (a server that refuses one message, or one folder).
 
+``hold()`` stops forwarding in both directions on every connection, as a network that holds
+packets; ``release()`` lets them through again.
+
 ``sent`` keeps what each client sent, to check what went over the wire.
 """
 
@@ -58,6 +61,8 @@ class TcpProxy:
         self._listener = socket.create_server((HOST, 0))
         self.port = self._listener.getsockname()[1]
         self._closed = False
+        self._flowing = threading.Event()
+        self._flowing.set()
         self._open: list[socket.socket] = []
         self._used: set[str] = set()
         threading.Thread(target=self._accept, daemon=True).start()
@@ -69,8 +74,16 @@ class TcpProxy:
                  tb: TracebackType | None) -> None:
         self.close()
 
+    def hold(self) -> None:
+        """Stop forwarding anything, both ways, until release()."""
+        self._flowing.clear()
+
+    def release(self) -> None:
+        self._flowing.set()
+
     def close(self) -> None:
         self._closed = True
+        self._flowing.set()
         self._listener.close()
         with self._lock:
             for sock in self._open:
@@ -132,6 +145,7 @@ class _Connection:
                 data = self.client.recv(65536)
             except OSError:
                 data = b""
+            p._flowing.wait()
             if not data:
                 _shut(self.server)
                 return
@@ -174,6 +188,7 @@ class _Connection:
                 data = self.server.recv(65536)
             except OSError:
                 data = b""
+            p._flowing.wait()
             if not data:
                 _shut(self.client)
                 return

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import signal
 import time
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -16,6 +17,7 @@ from poller.service.passes import open_store
 from poller.service.worker import Worker
 from poller.store.lease import LeaseLost, MailboxLease
 from testkit.harness import NOW, Harness
+from testkit.proxy import TcpProxy
 from testkit.serving import Child, wait_until
 from testkit.support import alert_mail, run_subprocess, token, write_settings
 from testkit.webhooks import HookedBox
@@ -110,6 +112,48 @@ def test_a_frozen_active_instance_is_replaced_and_stands_by_when_it_wakes(tmp_pa
                 child.signal(signal.SIGCONT)
                 child.signal(signal.SIGKILL)
                 child.wait(10)
+
+
+def test_an_active_instance_cut_off_from_the_database_is_replaced_and_stands_by_after(
+        tmp_path, imap_account, pg_url):
+    """The network between the active instance and the database holds every packet: the
+    server ends the silent lock session and a standby takes over; when the network is back,
+    the cut-off instance finds its lock gone, commits nothing, and stands by."""
+    parts = urlsplit(pg_url)
+    with TcpProxy(parts.port) as network:
+        cut_url = urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{network.port}"))
+        (tmp_path / "cut").mkdir()
+        (tmp_path / "direct").mkdir()
+        schedule = {"interval": "5"}
+        cut_config = write_settings(tmp_path / "cut", imap_account, database={"url": cut_url},
+                                    schedule=schedule)
+        config = write_settings(tmp_path / "direct", imap_account, database={"url": pg_url},
+                                schedule=schedule)
+        first = Child(cut_config, "serve")
+        second = None
+        try:
+            first.wait_for("active: serving mailbox", timeout=30)
+            second = Child(config, "serve")
+            second.wait_for("standby: mailbox", timeout=30)
+            network.hold()
+            cut = time.monotonic()
+            second.wait_for("active: serving mailbox", timeout=60)
+            assert time.monotonic() - cut < 60
+            imap_account.append("INBOX", alert_mail(tok=token(CustomerID="Kaseya:100",
+                                                              AlertID="Kaseya:7")))
+            wait_until(lambda: len(_tickets(config)) == 1, 30, lambda: second.log)
+            network.release()
+            first.wait_for("standby: mailbox", timeout=60)
+            time.sleep(6)  # an interval of both: nothing is doubled
+            assert [t["occurrences"] for t in _tickets(config)] == [1]
+            done = run_subprocess(config, "messages", "--json")
+            assert [m["outcome"] for m in json.loads(done.stdout)] == ["created"]
+        finally:
+            network.release()
+            for child in (first, second):
+                if child is not None and child.process.poll() is None:
+                    child.signal(signal.SIGKILL)
+                    child.wait(10)
 
 
 def test_a_holder_that_lost_the_lock_commits_nothing(tmp_path, pg_url, postgres):
