@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from poller.ates.lookups import Lookups
 from poller.service.passes import opened_store
-from poller.store import engine
+from poller.store import engine, record
+from poller.store.database import close_database
+from poller.store.engine import postgres_engine
 from testkit.harness import Harness
 from testkit.support import alert_mail, token
 
@@ -126,3 +128,72 @@ def test_a_long_chunk_searches_the_log_by_fingerprint_instead_of_walking_it(
     assert not [step for step in plan if step.startswith("SCAN p")], plan
     assert any("processed_message_same_mail" in step for step in plan), plan
     assert any("processed_message_fingerprint_effectless" in step for step in plan), plan
+
+
+def test_a_mail_whose_writes_are_rolled_back_leaves_no_answer_read_ahead_behind(
+        box, monkeypatch):
+    """The first alert's ticket is made, then its log row fails: the mail is quarantined and
+    its ticket rolled back, and neither the next alert (which may get the same ticket id) nor
+    the first alert's clear may take the rolled-back ticket for an open one."""
+    for engine_class in (engine.SqliteEngine, engine.PostgresEngine):
+        original = engine_class.sql
+
+        def failing(self, text, params=(), original=original):
+            if text.startswith("INSERT INTO processed_message") and \
+                    "<boom@x>" in params and "created" in params:
+                raise engine.DatabaseFailed("the log row cannot be written")
+            return original(self, text, params)
+
+        monkeypatch.setattr(engine_class, "sql", failing)
+    box.mailbox.add(
+        alert_mail(subject="Disk full on SRV1", message_id="<boom@x>",
+                   tok=token(CustomerID="Kaseya:100", AlertID="Kaseya:1")),
+        alert_mail(subject="CPU high on SRV2", message_id="<b@x>",
+                   tok=token(CustomerID="Kaseya:100", AlertID="Kaseya:2")),
+        alert_mail(subject="RESOLVED: Disk full on SRV1", message_id="<c@x>",
+                   tok=token(CustomerID="Kaseya:100", AlertID="Kaseya:1")))
+    box.run()
+    assert box.outcomes() == ["quarantined", "created", "skipped"]
+    (ticket,) = box.tickets()
+    assert (ticket["title"], ticket["status"]) == ("CPU high on SRV2", "New")
+
+
+def test_a_ticket_completed_elsewhere_while_a_chunk_is_decided_gets_no_occurrence(
+        tmp_path, reader, postgres, monkeypatch):
+    """On PostgreSQL nothing stops a technician (or another worker) from completing a ticket
+    while a chunk that read it as open is decided: the repeat of its alert is decided again
+    and opens a ticket of its own."""
+    url = postgres.database()
+    box = Harness(tmp_path, reader, url)
+    tok = token(CustomerID="Kaseya:100", AlertID="Kaseya:5")
+    box.mailbox.add(alert_mail(subject="Disk full", tok=tok))
+    box.run()
+    (first,) = box.tickets()
+    box.mailbox.add(alert_mail(subject="Other", tok=token(CustomerID="Kaseya:100",
+                                                          AlertID="Kaseya:6")),
+                    alert_mail(subject="Disk full", body="again", tok=tok))
+    original = record.Recorder.record
+    done: list[bool] = []
+
+    def record_then_complete(self, *args, **kwargs):
+        made = original(self, *args, **kwargs)
+        if not done:  # after the chunk's first mail, the technician completes the ticket
+            done.append(True)
+            other = postgres_engine(url)
+            try:
+                other.sql("UPDATE ticket SET status = 'Complete' WHERE number = ?",
+                          (first["number"],))
+            finally:
+                other.close()
+        return made
+
+    monkeypatch.setattr(record.Recorder, "record", record_then_complete)
+    try:
+        box.run()
+        tickets = {t["number"]: t for t in box.tickets()}
+    finally:
+        close_database(url)
+        postgres.drop(url)
+    assert tickets[first["number"]]["occurrences"] == 1
+    assert sorted((t["title"], t["status"]) for t in tickets.values()) == [
+        ("Disk full", "Complete"), ("Disk full", "New"), ("Other", "New")]

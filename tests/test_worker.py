@@ -307,3 +307,16 @@ def test_a_mail_over_the_time_budget_is_quarantined_and_the_pass_goes_on(tmp_pat
     assert row["uid"] == uids[1]
     assert row["reason"] == ("reading it took more than 1 s of CPU ([limits] max_read_seconds)")
     assert [box.mailbox.where(uid) for uid in uids] == ["flagged", "Quarantine", "flagged"]
+
+
+def test_nul_bytes_in_a_mail_do_not_stop_the_pass_on_either_engine(box):
+    """PostgreSQL's text cannot hold NUL, and anyone can send one: there it is stored as
+    U+FFFD (SQLite keeps it)."""
+    raw = alert_mail(subject="Disk\x00full", body="C: is\x00 full",
+                     message_id="<nul\x00@x>", tok=token(AlertID="Kaseya:0"))
+    box.mailbox.add(raw, b"Subject: hi\x00there\r\nMessage-ID: <n2\x00@x>\r\n\r\nno token\x00\r\n")
+    result = box.run()
+    assert result.counts == {"created": 1, "skipped": 1}
+    (ticket,) = box.tickets()
+    nul = "\x00" if box.database_url.startswith("sqlite") else "\ufffd"
+    assert (ticket["title"], ticket["description"]) == (f"Disk{nul}full", f"C: is{nul} full")

@@ -124,6 +124,15 @@ def _pyformat(text: str) -> str:
     return text.replace("%", "%%").replace("?", "%s")
 
 
+def _without_nul(params: tuple | list) -> tuple | list:
+    """Return the parameters with U+FFFD for each NUL in text: PostgreSQL's text cannot hold
+    one (SQLite's can), and mail can carry one anywhere (a subject, a body, a Message-ID)."""
+    if not any(type(value) is str and "\x00" in value for value in params):
+        return params
+    return [value.replace("\x00", "\ufffd") if type(value) is str else value
+            for value in params]
+
+
 @functools.cache
 def _psycopg3() -> type:
     """Return peewee's psycopg 3 adapter bound to psycopg, imported now (peewee did not import
@@ -174,13 +183,14 @@ class PostgresEngine(_Translating, peewee.PostgresqlDatabase):
 
     def sql(self, text: str, params: tuple | list = ()) -> Any:
         """Run one statement written with `?` placeholders; return the cursor."""
-        return self.execute_sql(_pyformat(text), params)
+        return self.execute_sql(_pyformat(text), _without_nul(params))
 
     def sql_many(self, text: str, rows: list[tuple]) -> None:
         """Run one statement once per row of parameters (psycopg pipelines them)."""
         try:
             with peewee.__exception_wrapper__:
-                self.cursor().executemany(_pyformat(text), rows)
+                self.cursor().executemany(_pyformat(text),
+                                          [_without_nul(row) for row in rows])
         except peewee.PeeweeException as exc:
             raise translated(exc) from exc
 

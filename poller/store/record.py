@@ -30,8 +30,9 @@ if TYPE_CHECKING:  # a type only: the worker records without loading the token r
 
 
 class RecordedMeanwhile(Exception):  # noqa: N818 - a state, not a failure
-    """Another worker committed the same mail's effect while this one decided it: the caller
-    rolls this mail back and decides it again (it is then a duplicate)."""
+    """Another worker committed what the decision rests on while this one decided it (the same
+    mail's effect, or the completion of the ticket it appends to or completes): the caller
+    rolls this mail back and decides it again (then a duplicate, or a ticket of its own)."""
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,10 @@ class Recorder:
                 self._unread.append(row)
             return row, ticket, decision
         except BaseException:
-            self._numbers = numbers  # what this mail wrote is rolled back
+            # What this mail wrote is rolled back: so are the numbers it took, and the answers
+            # read ahead that its writes changed (the rest of the chunk asks the database).
+            self._numbers = numbers
+            self.store.forget_ahead()
             raise
 
     def _record(self, key: MessageKey, decision: Decision, alert: Alert | None, now: datetime,
@@ -117,8 +121,9 @@ class Recorder:
                 if ticket is None:  # another worker opened the ticket of this key meanwhile
                     self._numbers.unused(now)
                     decision = _appending(db, decision)
-                elif store.ahead is not None:
-                    store.ahead.opened(ticket[0], decision.organization_id,
+                if store.ahead is not None:  # the ticket made, or the other worker's
+                    store.ahead.opened(ticket[0] if ticket else decision.ticket_id,
+                                       decision.organization_id,
                                        [(udf.label(source, kind), value)
                                         for source, kind, value in decision.ticket_udfs])
             if ticket is None:
@@ -235,17 +240,25 @@ def _create(store: Store, number: str, mailbox: str, decision: Decision, alert: 
 
 def _update(db: Engine, decision: Decision, alert: Alert, now: datetime,
             attachments_dir: Path | None) -> tuple[int, str]:
+    """Append to or complete the open ticket the decision names."""
     stamp = iso(now)
     if decision.outcome is Outcome.COMPLETED:
         kind, change = "resolution", db.sql(
             f"UPDATE ticket SET status = '{STATUS_COMPLETE}', completed = ?, updated = ? "
-            "WHERE id = ? RETURNING id, number", (stamp, stamp, decision.ticket_id))
+            f"WHERE id = ? AND status <> '{STATUS_COMPLETE}' RETURNING id, number",
+            (stamp, stamp, decision.ticket_id))
     else:
         kind, change = "duplicate", db.sql(
             "UPDATE ticket SET occurrences = occurrences + 1, updated = ? WHERE id = ? "
-            "RETURNING id, number", (stamp, decision.ticket_id))
+            f"AND status <> '{STATUS_COMPLETE}' RETURNING id, number",
+            (stamp, decision.ticket_id))
     found = change.fetchall()
     if not found:
+        if db.sql("SELECT 1 FROM ticket WHERE id = ?", (decision.ticket_id,)).fetchall():
+            # completed since the chunk's look-ups were read (on PostgreSQL, by another worker
+            # or a technician): decided on an open ticket, the mail is decided again
+            raise RecordedMeanwhile(f"ticket id {decision.ticket_id} was completed meanwhile: "
+                                    "decide the mail again")
         raise LookupError(f"ticket id {decision.ticket_id} does not exist")
     ticket_id, number = found[0]
     # the note's id only for the attachments that come with it
