@@ -1,6 +1,7 @@
 """The store: the schema (SQLite or PostgreSQL, poller.store.engine), opening (and upgrading) the
-database, the directory look-ups the rules ask for, recording a decision, the processed-mail and
-pass logs, the CSV importer, the read-only queries of the commands, and who serves a mailbox.
+database, the directory look-ups the rules ask for (one by one, or a chunk's read ahead),
+recording a decision (ticket numbers, notes and attachments), the processed-mail and pass logs,
+the CSV importer, the read-only queries of the commands, and who serves a mailbox.
 
 May import: poller.ates, poller.mail, poller.config, poller.errors, peewee and psycopg (the
 one layer that does; import-linter checks it; see pyproject.toml).

@@ -58,8 +58,7 @@ class Recorder:
         self.attachments_dir = attachments_dir
         self.subscribed = subscribed
         self._numbers = TicketNumbers()
-
-        self._unread: list[LogRow] = []
+        self._unread: list[LogRow] = []  # log rows whose id is read by finish
 
     def begin(self) -> None:
         """Start recording in a new transaction."""
@@ -85,7 +84,8 @@ class Recorder:
         Returns the log row, the number of the ticket created or changed (or None) and the
         decision as carried out: an append, when another worker opened the ticket of a
         CREATED decision's key meanwhile. Raises RecordedMeanwhile when another worker
-        recorded the same mail's effect meanwhile; without WAIT, the log row's id is read,
+        recorded the same mail's effect, or completed the ticket the decision appends to or
+        completes, meanwhile; without WAIT, the log row's id is read,
         and RecordedMeanwhile raised, by finish (on PostgreSQL the statements then go on
         without waiting for the answer). The statements are plain SQL: they run once or more
         per mail, and building them with peewee costs far more than executing them.

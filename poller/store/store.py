@@ -29,9 +29,9 @@ THREADED = (Outcome.CREATED, Outcome.APPENDED, Outcome.COMPLETED, Outcome.NOTED)
 THREADED_OUTCOMES = "(" + ", ".join(f"'{outcome.value}'" for outcome in THREADED) + ")"
 
 
-# The earliest row of a mail that had an effect on a ticket, else of one that had another
-# outcome but quarantined (each half is searched in its partial index: the WHERE terms are
-# those of the indexes, written out, as SQLite needs to use them).
+# The earliest log row of the mail among those that changed a ticket, else the earliest among
+# the others, quarantined ones aside. Each half is searched in its partial index: the WHERE
+# terms are those of the indexes, written out, as SQLite needs to see to use them.
 EARLIER = (
     "SELECT id, ticket_id FROM (SELECT 0 AS half, id, ticket_id FROM processed_message "
     f"WHERE fingerprint = ? AND outcome IN {EFFECT_OUTCOMES} UNION ALL "
@@ -141,7 +141,8 @@ class Store:
         # every ticket of the organization, which grows with the store. (The join condition
         # is in WHERE: PostgreSQL takes no ON after CROSS JOIN, and plans the join itself.)
         # The status is written out: SQLite prepares a statement again on every run when a
-        # parameter meets a column a partial index has in its WHERE (a third of its cost).
+        # parameter meets a column a partial index has in its WHERE (three quarters of its
+        # cost).
         rows = self._rows(
             "SELECT t.id FROM udf_value v CROSS JOIN ticket t "
             "WHERE t.id = v.entity_id AND v.udf_id = ? AND v.value = ? "
