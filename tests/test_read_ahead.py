@@ -8,6 +8,7 @@ from poller.service.passes import opened_store
 from poller.store import engine, record
 from poller.store.database import close_database
 from poller.store.engine import postgres_engine
+from poller.store.store import Store
 from testkit.harness import Harness
 from testkit.support import alert_mail, token
 
@@ -197,3 +198,53 @@ def test_a_ticket_completed_elsewhere_while_a_chunk_is_decided_gets_no_occurrenc
     assert tickets[first["number"]]["occurrences"] == 1
     assert sorted((t["title"], t["status"]) for t in tickets.values()) == [
         ("Disk full", "Complete"), ("Disk full", "New"), ("Other", "New")]
+
+
+def test_a_create_race_lost_while_the_ticket_id_is_not_yet_read_appends_to_the_winner(
+        tmp_path, reader, postgres, monkeypatch):
+    """On PostgreSQL a new ticket's id is read at the end of the chunk: when another worker
+    opened the same alert's ticket meanwhile, the chunk is decided again and the mail appends
+    to the winner's ticket."""
+    url = postgres.database()
+    box = Harness(tmp_path, reader, url)
+    box.mailbox.add(alert_mail(tok=token(CustomerID="Kaseya:100", AlertID="Kaseya:1")))
+    box.run()  # the store knows Kaseya's UDFs
+    box.mailbox.add(alert_mail(subject="Disk full", body="ours",
+                               tok=token(CustomerID="Kaseya:100", AlertID="Kaseya:7")))
+    original = Store.read_ahead
+    raced: list[bool] = []
+
+    def read_ahead_then_lose_the_race(self, wanted):
+        original(self, wanted)
+        if not raced:  # another worker commits the same alert's ticket after the look-ups
+            raced.append(True)
+            other = postgres_engine(url)
+            try:
+                with other.atomic():
+                    (org,) = other.sql("SELECT id FROM organization WHERE name = 'Client One'"
+                                       ).fetchone()
+                    (udf_id,) = other.sql("SELECT id FROM udf_definition WHERE label = "
+                                          "'Kaseya Alert ID'").fetchone()
+                    (ticket_id,) = other.sql(
+                        "INSERT INTO ticket (number, title, description, status, "
+                        "organization_id, occurrences, created, updated, open_key) VALUES "
+                        "('T20261129.0900', 'Disk full', 'theirs', 'New', ?, 1, ?, ?, "
+                        "'Kaseya Alert ID=7') RETURNING id",
+                        (org, "2026-11-29T10:00:00+00:00", "2026-11-29T10:00:00+00:00")
+                    ).fetchone()
+                    other.sql("INSERT INTO udf_value (udf_id, entity_id, value) "
+                              "VALUES (?, ?, '7')", (udf_id, ticket_id))
+            finally:
+                other.close()
+
+    monkeypatch.setattr(Store, "read_ahead", read_ahead_then_lose_the_race)
+    try:
+        box.run()
+        outcomes = box.outcomes()
+        tickets = {t["number"]: t for t in box.tickets()}
+    finally:
+        close_database(url)
+        postgres.drop(url)
+    assert outcomes == ["created", "appended"]
+    assert tickets["T20261129.0900"]["occurrences"] == 2
+    assert sorted(tickets) == ["T20261129.0001", "T20261129.0900"]

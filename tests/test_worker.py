@@ -260,9 +260,9 @@ def test_a_mail_whose_recording_fails_is_quarantined_alone(box, monkeypatch):
                              for n, subject in enumerate(("Disk full", "BOOM on SRV2", "CPU high"))))
     create = record._create
 
-    def failing_create(store, number, mailbox, decision, alert, now, attachments_dir):
-        made = create(store, number, mailbox, decision, alert, now,
-                      attachments_dir)  # written, then undone
+    def failing_create(store, number, mailbox, decision, alert, now, attachments_dir, wait):
+        made = create(store, number, mailbox, decision, alert, now, attachments_dir,
+                      wait)  # written, then undone
         if alert.title.startswith("BOOM"):
             raise RuntimeError("boom")
         return made

@@ -27,8 +27,9 @@ class ReadAhead:
         self.earlier: dict[str, Earlier | None] = {}
         self.organizations: dict[UdfKey, list[int]] = {}
         self.devices: dict[UdfKey, list[DeviceMatch]] = {}
-        # (ticket id, organization id) of the open tickets, newest first
-        self.open_tickets: dict[UdfKey, list[tuple[int, int]]] = {}
+        # (ticket id, organization id) of the open tickets, newest first; the id of a ticket
+        # the chunk made may be a function that reads it (poller.store.record.NewTicket)
+        self.open_tickets: dict[UdfKey, list[tuple[int | Callable[[], int], int]]] = {}
         self.contacts: dict[str, list[ContactMatch]] = {}  # by address, stripped, lower case
         self.names: dict[str, list[int]] = {}  # organization ids by name
 
@@ -36,11 +37,23 @@ class ReadAhead:
         """A mail with this fingerprint was logged."""
         self.earlier.pop(fingerprint, None)
 
-    def opened(self, ticket_id: int, organization_id: int, keys: Iterable[UdfKey]) -> None:
-        """A ticket of the organization with these (UDF label, value)s was opened."""
+    def opened(self, ticket: int | Callable[[], int], organization_id: int,
+               keys: Iterable[UdfKey]) -> None:
+        """A ticket (its id, or a function that reads it) of the organization with these (UDF
+        label, value)s was opened."""
         for key in keys:
             if key in self.open_tickets:
-                self.open_tickets[key].insert(0, (ticket_id, organization_id))
+                self.open_tickets[key].insert(0, (ticket, organization_id))
+
+    def open_ticket_ids(self, key: UdfKey, organization_id: int) -> list[int]:
+        """Return the ids of the organization's open tickets with the (UDF label, value) KEY,
+        newest first (reading the id of a ticket the chunk made, when it is asked for)."""
+        found = self.open_tickets[key]
+        for index, (ticket, organization) in enumerate(found):
+            if callable(ticket) and organization == organization_id:
+                found[index] = (ticket(), organization)
+        return [ticket for ticket, organization in found  # type: ignore[misc]
+                if organization == organization_id]
 
     def closed(self, ticket_id: int) -> None:
         """The ticket was completed."""

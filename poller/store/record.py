@@ -58,7 +58,8 @@ class Recorder:
         self.attachments_dir = attachments_dir
         self.subscribed = subscribed
         self._numbers = TicketNumbers()
-        self._unread: list[LogRow] = []  # log rows whose id is read by finish
+        # log rows and tickets whose id is read by finish
+        self._unread: list[LogRow | NewTicket] = []
 
     def begin(self) -> None:
         """Start recording in a new transaction."""
@@ -67,7 +68,8 @@ class Recorder:
 
     def finish(self) -> None:
         """Write what recording keeps until the end of a transaction, and read the ids of the
-        log rows; call it before the commit. Raises RecordedMeanwhile as record does."""
+        log rows and tickets; call it before the commit. Raises RecordedMeanwhile as record
+        does."""
         self._numbers.save(self.store.db)
         for row in self._unread:
             row.id()
@@ -91,14 +93,17 @@ class Recorder:
         per mail, and building them with peewee costs far more than executing them.
         """
         numbers = self._numbers.copy()
+        # SQLite has no round trips to save, and its unread statements would hold the
+        # savepoints and the commit of the transaction up
+        wait = wait or not self.store.db.pipelines
         try:
-            row, ticket, decision = self._record(key, decision, alert, now, subject)
-            # SQLite has no round trips to save, and its unread statements would hold the
-            # savepoints and the commit of the transaction up
-            if wait or not self.store.db.pipelines or decision.outcome is Outcome.EXPECTED:
+            row, ticket, decision, new = self._record(key, decision, alert, now, subject, wait)
+            if wait or decision.outcome is Outcome.EXPECTED:
                 row.id()
             else:
                 self._unread.append(row)
+            if new is not None and not wait:
+                self._unread.append(new)
             return row, ticket, decision
         except BaseException:
             # What this mail wrote is rolled back: so are the numbers it took, and the answers
@@ -108,32 +113,34 @@ class Recorder:
             raise
 
     def _record(self, key: MessageKey, decision: Decision, alert: Alert | None, now: datetime,
-                subject: str) -> tuple[LogRow, str | None, Decision]:
+                subject: str, wait: bool
+                ) -> tuple[LogRow, str | None, Decision, NewTicket | None]:
         store, db = self.store, self.store.db
         stamp = iso(now)
-        ticket: tuple[int, str] | None = None
+        ticket: tuple[int, str] | None = None  # (id, number) of the ticket changed
+        new: NewTicket | None = None  # the ticket made
         if alert is not None and decision.outcome in TICKET_OUTCOMES:
             for source in alert.token.sources():
                 store.ensure_source(source, now)
             if decision.outcome is Outcome.CREATED:
-                ticket = _create(store, self._numbers.next(db, now), key.mailbox, decision,
-                                 alert, now, self.attachments_dir)
-                if ticket is None:  # another worker opened the ticket of this key meanwhile
+                new = _create(store, self._numbers.next(db, now), key.mailbox, decision, alert,
+                              now, self.attachments_dir, wait)
+                if new is None:  # another worker opened the ticket of this key meanwhile
                     self._numbers.unused(now)
                     decision = _appending(db, decision)
                 if store.ahead is not None:  # the ticket made, or the other worker's
-                    store.ahead.opened(ticket[0] if ticket else decision.ticket_id,
+                    store.ahead.opened(new.id if new else decision.ticket_id,
                                        decision.organization_id,
                                        [(udf.label(source, kind), value)
                                         for source, kind, value in decision.ticket_udfs])
-            if ticket is None:
+            if new is None:
                 ticket = _update(db, decision, alert, now, self.attachments_dir)
                 if decision.outcome is Outcome.COMPLETED and store.ahead is not None:
                     store.ahead.closed(ticket[0])
             event = events.event_of(decision.outcome)
             if event in self.subscribed:
                 note = None if decision.outcome is Outcome.CREATED else alert.description or None
-                add_event(db, event, ticket[0], events.BY_ALERT, note, now)
+                add_event(db, event, new.id() if new else ticket[0], events.BY_ALERT, note, now)
         elif decision.outcome is Outcome.EXPECTED and decision.ticket_id is not None:
             ticket = _complete_missed(db, decision, subject, now)
             if store.ahead is not None:
@@ -145,15 +152,17 @@ class Recorder:
             if events.NOTED in self.subscribed:
                 add_event(db, events.NOTED, ticket[0], events.BY_ALERT,
                           decision.reply.text or None, now)
+        ticket_sql, ticket_param = (new.sql() if new else
+                                    ("?", ticket[0] if ticket else decision.ticket_id))
         row = LogRow(store, key.fingerprint, db.sql(
             "INSERT INTO processed_message (mailbox, folder, uidvalidity, uid, message_id, "
             "fingerprint, subject, outcome, reason, ticket_id, action, purpose, mailbox_done, "
-            "created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            f"created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, {ticket_sql}, ?, ?, ?, ?, ?) "
             f"ON CONFLICT (fingerprint) WHERE outcome IN {EFFECT_OUTCOMES} DO NOTHING "
             "RETURNING id",
             (key.mailbox, key.folder, key.uidvalidity, key.uid, key.message_id, key.fingerprint,
              (alert.title if alert else subject)[:TITLE_LIMIT], decision.outcome.value,
-             decision.reason, ticket[0] if ticket else decision.ticket_id, str(decision.step),
+             decision.reason, ticket_param, str(decision.step),
              decision.step.purpose.value, decision.step.kind is StepKind.NONE, stamp, stamp)))
         if store.ahead is not None:
             store.ahead.logged(key.fingerprint)
@@ -161,7 +170,44 @@ class Recorder:
             arrived = min(decision.arrived, now) if decision.arrived is not None else now
             db.sql("INSERT INTO expected_arrival (name, arrived, message_id) VALUES (?, ?, ?)",
                    (decision.expected, iso(arrived), row.id()))
-        return row, ticket[1] if ticket else None, decision
+        return row, new.number if new else ticket[1] if ticket else None, decision, new
+
+
+class NewTicket:
+    """A ticket just inserted: its number, and its id, read from the INSERT when first asked
+    for (what follows names the ticket by its number, so on PostgreSQL it need not wait)."""
+
+    def __init__(self, number: str, cursor: Any):
+        self.number, self._cursor = number, cursor
+        self._id: int | None = None
+
+    def read(self) -> int | None:
+        """Return the ticket's id, or None when it was not inserted: an open ticket of the
+        organization had the decision's key (another worker's, committed meanwhile)."""
+        if self._cursor is not None:
+            rows, self._cursor = self._cursor.fetchall(), None
+            self._id = rows[0][0] if rows else None
+        return self._id
+
+    @property
+    def known(self) -> bool:
+        """Whether the ticket's id has been read (and the ticket inserted)."""
+        return self._cursor is None and self._id is not None
+
+    def sql(self) -> tuple[str, int | str]:
+        """Return how a statement names the ticket, and the parameter that goes with it: its
+        id once read, else its number (so as not to wait for the id)."""
+        if self._cursor is None and self._id is not None:
+            return "?", self._id
+        return "(SELECT id FROM ticket WHERE number = ?)", self.number
+
+    def id(self) -> int:
+        """Return the ticket's id; raise RecordedMeanwhile when it was not inserted."""
+        ticket_id = self.read()
+        if ticket_id is None:
+            raise RecordedMeanwhile("another worker opened the ticket of this alert meanwhile: "
+                                    "decide the mail again")
+        return ticket_id
 
 
 class LogRow:
@@ -202,13 +248,15 @@ def _appending(db: Engine, decision: Decision) -> Decision:
 
 
 def _create(store: Store, number: str, mailbox: str, decision: Decision, alert: Alert,
-            now: datetime, attachments_dir: Path | None) -> tuple[int, str] | None:
-    """Open the ticket NUMBER; None when an open ticket of the organization has the
-    decision's key (a worker that decided at the same time won: its ticket is committed)."""
+            now: datetime, attachments_dir: Path | None, wait: bool) -> NewTicket | None:
+    """Open the ticket NUMBER. With WAIT, or when a contact, notes or attachments come with
+    it, its id is read at once, and None returned when an open ticket of the organization has
+    the decision's key (a worker that decided at the same time won: its ticket is committed);
+    else that shows when the id is asked for."""
     db = store.db
     stamp = iso(now)
     fields = decision.fields
-    rows = db.sql(
+    new = NewTicket(number, db.sql(
         "INSERT INTO ticket (number, title, description, status, organization_id, contact_id, "
         "device_id, occurrences, created, updated, mailbox, queue, priority, source, "
         "issue_type, sub_issue, open_key) "
@@ -218,24 +266,31 @@ def _create(store: Store, number: str, mailbox: str, decision: Decision, alert: 
         (number, alert.title, alert.description, STATUS_NEW, decision.organization_id,
          decision.contact_id, decision.device_id, stamp, stamp, mailbox, fields.queue,
          fields.priority, fields.source, fields.issue_type, fields.sub_issue,
-         decision.open_key),
-    ).fetchall()
-    if not rows:
+         decision.open_key)))
+    more = bool(decision.new_contact or decision.notes or decision.attachments
+                or decision.refused_attachments)
+    if (wait or more) and new.read() is None:
         return None
-    ticket_id = rows[0][0]
+    for source, kind, value in decision.ticket_udfs:
+        udf_id = store.udf_id("ticket", udf.label(source, kind), source, kind, now)
+        if new.known:
+            db.sql("INSERT INTO udf_value (udf_id, entity_id, value) VALUES (?, ?, ?)",
+                   (udf_id, new.id(), value))
+        else:  # by its number: a ticket that was not inserted gets no value
+            db.sql("INSERT INTO udf_value (udf_id, entity_id, value) "
+                   "SELECT ?, id, ? FROM ticket WHERE number = ?", (udf_id, value, new.number))
+    if not more:
+        return new
+    ticket_id = new.id()
     if decision.new_contact is not None:  # made only for a ticket that is made
         contact_id = _create_contact(db, decision.organization_id, decision.new_contact, now)
         if store.ahead is not None:
             store.ahead.contacts.pop(decision.new_contact.email.strip().lower(), None)
         db.sql("UPDATE ticket SET contact_id = ? WHERE id = ?", (contact_id, ticket_id))
-    for source, kind, value in decision.ticket_udfs:
-        udf_id = store.udf_id("ticket", udf.label(source, kind), source, kind, now)
-        db.sql("INSERT INTO udf_value (udf_id, entity_id, value) VALUES (?, ?, ?)",
-               (udf_id, ticket_id, value))
     for text in decision.notes:
         write_note(db, ticket_id, "system", "Alert processing", text, now)
     attach(db, ticket_id, None, decision, now, attachments_dir)
-    return ticket_id, number
+    return new
 
 
 def _update(db: Engine, decision: Decision, alert: Alert, now: datetime,

@@ -132,8 +132,7 @@ class Store:
 
     def open_tickets_by_udf(self, organization_id: int, label: str, value: str) -> list[int]:
         if self.ahead is not None and (label, value) in self.ahead.open_tickets:
-            return [ticket for ticket, organization in self.ahead.open_tickets[label, value]
-                    if organization == organization_id]
+            return self.ahead.open_ticket_ids((label, value), organization_id)
         udf_id = self._known_udf("ticket", label)
         if udf_id is None:
             return []
