@@ -4,8 +4,14 @@ few statements per mail, each a round trip on PostgreSQL.
 
 The writes of the transaction change the answers they touch: a ticket opened or completed is
 added or taken out, a mail logged drops its answer (the look-up then asks the database again).
-What other processes commit meanwhile is settled as without reading ahead: by the unique
-indexes the writes meet.
+What other processes commit meanwhile is settled by the unique indexes the writes meet. A
+look-up the read-ahead has no answer for runs the same queries for its one key
+(poller.store.store), so each rule's SQL is here only.
+
+Statuses and outcomes are written out in the SQL, not bound: SQLite prepares a statement again
+on every run when a bound value meets a column that a partial index filters on. CROSS JOIN
+makes SQLite start from the (udf, value) index (left to itself it walks every ticket of the
+organization); the join condition is in WHERE, as PostgreSQL takes no ON after CROSS JOIN.
 """
 
 from __future__ import annotations
@@ -48,7 +54,7 @@ class ReadAhead:
     def open_ticket_ids(self, key: UdfKey, organization_id: int) -> list[int]:
         """Return the ids of the organization's open tickets with the (UDF label, value) KEY,
         newest first (reading the id of a ticket the chunk made, when it is asked for)."""
-        found = self.open_tickets[key]
+        found = self.open_tickets.get(key, [])  # none: the ticket UDF does not exist yet
         for index, (ticket, organization) in enumerate(found):
             if callable(ticket) and organization == organization_id:
                 found[index] = (ticket(), organization)

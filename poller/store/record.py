@@ -98,12 +98,10 @@ class Recorder:
         wait = wait or not self.store.db.pipelines
         try:
             row, ticket, decision, new = self._record(key, decision, alert, now, subject, wait)
-            if wait or decision.outcome is Outcome.EXPECTED:
+            if wait:
                 row.id()
             else:
-                self._unread.append(row)
-            if new is not None and not wait:
-                self._unread.append(new)
+                self._unread += [row] if new is None else [row, new]
             return row, ticket, decision
         except BaseException:
             # What this mail wrote is rolled back: so are the numbers it took, and the answers

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from poller.ates import udf
-from poller.ates.decision import STATUS_COMPLETE, Outcome
+from poller.ates.decision import Outcome
 from poller.ates.directory import ContactMatch, DeviceMatch, Earlier, TicketRef
 from poller.ates.lookups import Lookups
 from poller.batches import SQL_BATCH, chunks
 from poller.store.ahead import ReadAhead, read_ahead
-from poller.store.database import EFFECT_OUTCOMES, iso
+from poller.store.database import iso
 from poller.store.engine import Engine
 from poller.store.lease import check_fence
 
@@ -25,19 +25,10 @@ LOCAL_ID = 0  # the id of the MSP's own organization in a store that passes made
 # The outcomes whose mail a reply may answer: the mail a ticket was made from, appended,
 # completed or noted with.
 THREADED = (Outcome.CREATED, Outcome.APPENDED, Outcome.COMPLETED, Outcome.NOTED)
-# written out in the statements, not bound (see open_tickets_by_udf)
+# written out in the statements, not bound (see poller.store.ahead)
 THREADED_OUTCOMES = "(" + ", ".join(f"'{outcome.value}'" for outcome in THREADED) + ")"
-
-
-# The earliest log row of the mail among those that changed a ticket, else the earliest among
-# the others, quarantined ones aside. Each half is searched in its partial index: the WHERE
-# terms are those of the indexes, written out, as SQLite needs to see to use them.
-EARLIER = (
-    "SELECT id, ticket_id FROM (SELECT 0 AS half, id, ticket_id FROM processed_message "
-    f"WHERE fingerprint = ? AND outcome IN {EFFECT_OUTCOMES} UNION ALL "
-    "SELECT 1 AS half, id, ticket_id FROM processed_message WHERE fingerprint = ? "
-    f"AND outcome NOT IN {EFFECT_OUTCOMES} AND outcome <> '{Outcome.QUARANTINED.value}') "
-    "AS earlier ORDER BY half, id LIMIT 1")
+# the ReadAhead answers of a Lookups field whose name differs
+_ANSWERS = {"fingerprints": "earlier", "emails": "contacts"}
 
 
 @dataclass(frozen=True)
@@ -83,6 +74,14 @@ class Store:
     def forget_ahead(self) -> None:
         self.ahead = None
 
+    def _answered(self, field: str, key: object) -> ReadAhead:
+        """Return the read-ahead when it answers KEY of FIELD (a field of Lookups), else the
+        answer for that one key, read now."""
+        ahead = self.ahead
+        if ahead is not None and key in getattr(ahead, _ANSWERS.get(field, field)):
+            return ahead
+        return read_ahead(self.db, self._known_udf, Lookups(**{field: {key}}))
+
     def close(self) -> None:
         if not self.db.is_closed():
             self.db.close()
@@ -99,55 +98,27 @@ class Store:
                 f"organization {organization_id}"
         return self._org_names[organization_id]
 
+    # The look-ups below are answered from the chunk's read-ahead when it has the key, else by
+    # the same queries for just this key (poller.store.ahead): each rule's SQL is written once.
+
     def organizations_by_udf(self, label: str, value: str) -> list[int]:
-        if self.ahead is not None and (label, value) in self.ahead.organizations:
-            return self.ahead.organizations[label, value]
-        return self._entities_by_udf("organization", label, value)
+        key = (label, value)
+        return self._answered("organizations", key).organizations.get(key, [])
 
     def organizations_by_name(self, name: str) -> list[int]:
-        if self.ahead is not None and name in self.ahead.names:
-            return self.ahead.names[name]
-        return [row[0] for row in self._rows("SELECT id FROM organization WHERE name = ?", (name,))]
+        return self._answered("names", name).names[name]
 
     def contacts_by_email(self, email: str) -> list[ContactMatch]:
         address = email.strip().lower()
-        if self.ahead is not None and address in self.ahead.contacts:
-            return self.ahead.contacts[address]
-        rows = self._rows(
-            "SELECT id, organization_id, email, email2, email3 FROM contact "
-            "WHERE email = ? OR email2 = ? OR email3 = ?", (address, address, address))
-        return [ContactMatch(contact_id, org_id, list(emails).index(address) + 1)
-                for contact_id, org_id, *emails in rows]
+        return self._answered("emails", address).contacts[address]
 
     def devices_by_udf(self, label: str, value: str) -> list[DeviceMatch]:
-        if self.ahead is not None and (label, value) in self.ahead.devices:
-            return self.ahead.devices[label, value]
-        udf_id = self._known_udf("device", label)
-        if udf_id is None:
-            return []
-        rows = self._rows(
-            "SELECT d.id, d.organization_id FROM udf_value v CROSS JOIN device d "
-            "WHERE d.id = v.entity_id AND v.udf_id = ? AND v.value = ?", (udf_id, value))
-        return [DeviceMatch(*row) for row in rows]
+        key = (label, value)
+        return self._answered("devices", key).devices.get(key, [])
 
     def open_tickets_by_udf(self, organization_id: int, label: str, value: str) -> list[int]:
-        if self.ahead is not None and (label, value) in self.ahead.open_tickets:
-            return self.ahead.open_ticket_ids((label, value), organization_id)
-        udf_id = self._known_udf("ticket", label)
-        if udf_id is None:
-            return []
-        # CROSS JOIN makes SQLite start from the (udf, value) index; left to itself it walks
-        # every ticket of the organization, which grows with the store. (The join condition
-        # is in WHERE: PostgreSQL takes no ON after CROSS JOIN, and plans the join itself.)
-        # The status is written out: SQLite prepares a statement again on every run when a
-        # parameter meets a column a partial index has in its WHERE (three quarters of its
-        # cost).
-        rows = self._rows(
-            "SELECT t.id FROM udf_value v CROSS JOIN ticket t "
-            "WHERE t.id = v.entity_id AND v.udf_id = ? AND v.value = ? "
-            f"AND t.organization_id = ? AND t.status <> '{STATUS_COMPLETE}' ORDER BY t.id DESC",
-            (udf_id, value, organization_id))
-        return [row[0] for row in rows]
+        key = (label, value)
+        return self._answered("open_tickets", key).open_ticket_ids(key, organization_id)
 
     def ticket_by_number(self, number: str) -> TicketRef | None:
         rows = self._rows("SELECT id, number, organization_id, status FROM ticket WHERE number = ?",
@@ -171,14 +142,6 @@ class Store:
         rows = self._rows("SELECT t.id, t.number, t.organization_id, t.status FROM expected_mail "
                           "e JOIN ticket t ON t.id = e.ticket_id WHERE e.name = ?", (name,))
         return TicketRef(*rows[0]) if rows else None
-
-    def _entities_by_udf(self, entity: str, label: str, value: str) -> list[int]:
-        udf_id = self._known_udf(entity, label)
-        if udf_id is None:
-            return []
-        rows = self._rows("SELECT entity_id FROM udf_value WHERE udf_id = ? AND value = ?",
-                          (udf_id, value))
-        return [row[0] for row in rows]
 
     def _all_udfs(self) -> dict[tuple[str, str], int]:
         return {(entity, label): udf_id for udf_id, entity, label in
@@ -258,10 +221,7 @@ class Store:
 
     def delivered_before(self, fingerprint: str) -> Earlier | None:
         """Return the earlier log row of the same mail if it had an effect, else None."""
-        if self.ahead is not None and fingerprint in self.ahead.earlier:
-            return self.ahead.earlier[fingerprint]
-        rows = self._rows(EARLIER, (fingerprint, fingerprint))
-        return Earlier(*rows[0]) if rows else None
+        return self._answered("fingerprints", fingerprint).earlier[fingerprint]
 
     def mark_done(self, row_ids: list[int], now: datetime) -> None:
         """Record that the mailbox step of these log rows has happened."""
