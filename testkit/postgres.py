@@ -17,6 +17,8 @@ import socket
 import subprocess
 import tempfile
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 USER = "postgres"
@@ -94,6 +96,19 @@ class Postgres:
         name = f"t{next(self._counter)}_{uuid.uuid4().hex[:8]}"
         self.admin(f'CREATE DATABASE "{name}"')
         return self.url(name)
+
+    @contextmanager
+    def scratch_database(self) -> Iterator[str]:
+        """Give the block an empty database (its URL); afterwards this process's engine for
+        it is closed and the database dropped."""
+        url = self.database()
+        try:
+            yield url
+        finally:
+            from poller.store.database import close_database
+
+            close_database(url)
+            self.drop(url)
 
     def drop(self, url: str) -> None:
         name = url.rsplit("/", 1)[1]

@@ -107,14 +107,16 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield f"sqlite:///{tmp_path}/tickets.db"
         return
     server: Postgres = request.getfixturevalue("postgres")
-    url = server.database()
-    try:
+    with server.scratch_database() as url:
         yield url
-    finally:
-        from poller.store.database import close_database
 
-        close_database(url)
-        server.drop(url)
+
+@pytest.fixture
+def pg_url(postgres: Postgres) -> Iterator[str]:
+    """The URL of a new, empty database of its own on the session's PostgreSQL (dropped
+    afterwards), for tests of what only PostgreSQL does."""
+    with postgres.scratch_database() as url:
+        yield url
 
 
 @pytest.fixture

@@ -43,8 +43,7 @@ def test_sqlite_to_postgresql_and_back_carries_everything_on(tmp_path, postgres,
     source = _store(tmp_path, f"sqlite:///{tmp_path}/tickets.db")
     on_sqlite = _shown(source)
     assert len(on_sqlite[0]) == 2 and len(on_sqlite[1]) == 4
-    pg = postgres.database()
-    try:
+    with postgres.scratch_database() as pg:
         code, out, err = _copy(source, pg, capsys)
         assert code == 0, err
         assert "the row counts match" in out
@@ -72,11 +71,6 @@ def test_sqlite_to_postgresql_and_back_carries_everything_on(tmp_path, postgres,
         source.configure(webhook=HOOK)
         assert _shown(source) == on_pg
         assert on_pg[0][0]["attachments"][0]["filename"] == "log.txt"
-    finally:
-        from poller.store.database import close_database
-
-        close_database(pg)
-        postgres.drop(pg)
 
 
 def test_a_target_that_holds_rows_is_refused_and_left_as_it_was(tmp_path, database_url,

@@ -6,7 +6,6 @@ from __future__ import annotations
 from poller.ates.lookups import Lookups
 from poller.service.passes import opened_store
 from poller.store import engine, record
-from poller.store.database import close_database
 from poller.store.engine import postgres_engine
 from poller.store.store import Store
 from testkit.harness import Harness
@@ -160,11 +159,11 @@ def test_a_mail_whose_writes_are_rolled_back_leaves_no_answer_read_ahead_behind(
 
 
 def test_a_ticket_completed_elsewhere_while_a_chunk_is_decided_gets_no_occurrence(
-        tmp_path, reader, postgres, monkeypatch):
+        tmp_path, reader, pg_url, monkeypatch):
     """On PostgreSQL nothing stops a technician (or another worker) from completing a ticket
     while a chunk that read it as open is decided: the repeat of its alert is decided again
     and opens a ticket of its own."""
-    url = postgres.database()
+    url = pg_url
     box = Harness(tmp_path, reader, url)
     tok = token(CustomerID="Kaseya:100", AlertID="Kaseya:5")
     box.mailbox.add(alert_mail(subject="Disk full", tok=tok))
@@ -189,23 +188,19 @@ def test_a_ticket_completed_elsewhere_while_a_chunk_is_decided_gets_no_occurrenc
         return made
 
     monkeypatch.setattr(record.Recorder, "record", record_then_complete)
-    try:
-        box.run()
-        tickets = {t["number"]: t for t in box.tickets()}
-    finally:
-        close_database(url)
-        postgres.drop(url)
+    box.run()
+    tickets = {t["number"]: t for t in box.tickets()}
     assert tickets[first["number"]]["occurrences"] == 1
     assert sorted((t["title"], t["status"]) for t in tickets.values()) == [
         ("Disk full", "Complete"), ("Disk full", "New"), ("Other", "New")]
 
 
 def test_a_create_race_lost_while_the_ticket_id_is_not_yet_read_appends_to_the_winner(
-        tmp_path, reader, postgres, monkeypatch):
+        tmp_path, reader, pg_url, monkeypatch):
     """On PostgreSQL a new ticket's id is read at the end of the chunk: when another worker
     opened the same alert's ticket meanwhile, the chunk is decided again and the mail appends
     to the winner's ticket."""
-    url = postgres.database()
+    url = pg_url
     box = Harness(tmp_path, reader, url)
     box.mailbox.add(alert_mail(tok=token(CustomerID="Kaseya:100", AlertID="Kaseya:1")))
     box.run()  # the store knows Kaseya's UDFs
@@ -238,13 +233,9 @@ def test_a_create_race_lost_while_the_ticket_id_is_not_yet_read_appends_to_the_w
                 other.close()
 
     monkeypatch.setattr(Store, "read_ahead", read_ahead_then_lose_the_race)
-    try:
-        box.run()
-        outcomes = box.outcomes()
-        tickets = {t["number"]: t for t in box.tickets()}
-    finally:
-        close_database(url)
-        postgres.drop(url)
+    box.run()
+    outcomes = box.outcomes()
+    tickets = {t["number"]: t for t in box.tickets()}
     assert outcomes == ["created", "appended"]
     assert tickets["T20261129.0900"]["occurrences"] == 2
     assert sorted(tickets) == ["T20261129.0001", "T20261129.0900"]

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import signal
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -23,31 +25,35 @@ from testkit.support import alert_mail, run_subprocess, token, write_settings
 from testkit.webhooks import HookedBox
 
 
-@pytest.fixture
-def pg_url(postgres):
-    url = postgres.database()
-    yield url
-    from poller.store.database import close_database
-
-    close_database(url)
-    postgres.drop(url)
-
-
 def _tickets(config) -> list[dict]:
     done = run_subprocess(config, "tickets", "--json")
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
 
+@contextmanager
+def _active_and_standby(first_config, second_config) -> Iterator[tuple[Child, Child]]:
+    """`serve` with each settings file: the first active, the second a standby; both killed
+    after the block (a frozen one too)."""
+    children: list[Child] = []
+    try:
+        children.append(Child(first_config, "serve"))
+        children[0].wait_for("active: serving mailbox", timeout=30)
+        children.append(Child(second_config, "serve"))
+        children[1].wait_for("standby: mailbox", timeout=30)
+        yield children[0], children[1]
+    finally:
+        for child in children:
+            if child.process.poll() is None:
+                child.signal(signal.SIGCONT)
+                child.signal(signal.SIGKILL)
+                child.wait(10)
+
+
 def test_a_standby_takes_over_within_seconds_of_a_kill_9(tmp_path, imap_account, pg_url):
     config = write_settings(tmp_path, imap_account, database={"url": pg_url},
                             schedule={"interval": "5"})
-    first = Child(config, "serve")
-    second = None
-    try:
-        first.wait_for("active: serving mailbox", timeout=30)
-        second = Child(config, "serve")
-        second.wait_for("standby: mailbox", timeout=30)
+    with _active_and_standby(config, config) as (first, second):
         assert f"pid {first.process.pid}" in second.log
 
         # `once` on a mailbox another instance serves: exit 0, saying who serves it
@@ -75,23 +81,13 @@ def test_a_standby_takes_over_within_seconds_of_a_kill_9(tmp_path, imap_account,
         assert [t["occurrences"] for t in _tickets(config)] == [1]
         status = json.loads(run_subprocess(config, "status", "--no-mailbox", "--json").stdout)
         assert status["active_instance"]["pid"] == second.process.pid
-    finally:
-        for child in (first, second):
-            if child is not None and child.process.poll() is None:
-                child.signal(signal.SIGKILL)
-                child.wait(10)
 
 
 def test_a_frozen_active_instance_is_replaced_and_stands_by_when_it_wakes(tmp_path, imap_account,
                                                                         pg_url):
     config = write_settings(tmp_path, imap_account, database={"url": pg_url},
                             schedule={"interval": "5"})
-    first = Child(config, "serve")
-    second = None
-    try:
-        first.wait_for("active: serving mailbox", timeout=30)
-        second = Child(config, "serve")
-        second.wait_for("standby: mailbox", timeout=30)
+    with _active_and_standby(config, config) as (first, second):
         first.signal(signal.SIGSTOP)  # frozen: its sessions fall silent
         frozen = time.monotonic()
         second.wait_for("active: serving mailbox", timeout=60)
@@ -106,12 +102,6 @@ def test_a_frozen_active_instance_is_replaced_and_stands_by_when_it_wakes(tmp_pa
         assert [t["occurrences"] for t in _tickets(config)] == [1]
         done = run_subprocess(config, "messages", "--json")
         assert [m["outcome"] for m in json.loads(done.stdout)] == ["created"]
-    finally:
-        for child in (first, second):
-            if child is not None and child.process.poll() is None:
-                child.signal(signal.SIGCONT)
-                child.signal(signal.SIGKILL)
-                child.wait(10)
 
 
 def test_an_active_instance_cut_off_from_the_database_is_replaced_and_stands_by_after(
@@ -129,12 +119,7 @@ def test_an_active_instance_cut_off_from_the_database_is_replaced_and_stands_by_
                                     schedule=schedule)
         config = write_settings(tmp_path / "direct", imap_account, database={"url": pg_url},
                                 schedule=schedule)
-        first = Child(cut_config, "serve")
-        second = None
-        try:
-            first.wait_for("active: serving mailbox", timeout=30)
-            second = Child(config, "serve")
-            second.wait_for("standby: mailbox", timeout=30)
+        with _active_and_standby(cut_config, config) as (first, second):
             network.hold()
             cut = time.monotonic()
             second.wait_for("active: serving mailbox", timeout=60)
@@ -148,12 +133,6 @@ def test_an_active_instance_cut_off_from_the_database_is_replaced_and_stands_by_
             assert [t["occurrences"] for t in _tickets(config)] == [1]
             done = run_subprocess(config, "messages", "--json")
             assert [m["outcome"] for m in json.loads(done.stdout)] == ["created"]
-        finally:
-            network.release()
-            for child in (first, second):
-                if child is not None and child.process.poll() is None:
-                    child.signal(signal.SIGKILL)
-                    child.wait(10)
 
 
 def test_a_holder_that_lost_the_lock_commits_nothing(tmp_path, pg_url, postgres):

@@ -30,15 +30,8 @@ def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
     if request.param == "sqlite":
         yield None
         return
-    server = request.getfixturevalue("postgres")
-    url = server.database()
-    try:
+    with request.getfixturevalue("postgres").scratch_database() as url:
         yield url
-    finally:
-        from poller.store.database import close_database
-
-        close_database(url)
-        server.drop(url)
 
 
 @pytest.fixture(scope="module")
