@@ -1,3 +1,3 @@
-from poller.cli import main
+from poller.cli import console
 
-raise SystemExit(main())
+console()

@@ -5,6 +5,6 @@ at the boundary, and nowhere else.
 May import: everything in poller.
 """
 
-from poller.cli.main import main
+from poller.cli.main import console, main
 
-__all__ = ["main"]
+__all__ = ["console", "main"]
