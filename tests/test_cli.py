@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from poller.cli.commands import COMMANDS, command
-from poller.cli.main import build_parser, main
+from poller.cli.main import build_parser, command_named, main
 from testkit.support import PW, REPO, alert_mail, token
 
 SETTINGS = f"""
@@ -57,6 +57,33 @@ def test_every_command_has_help_with_an_example(command, capsys):
 def test_every_command_of_the_parser_is_dispatched_to_a_function():
     assert sorted(COMMANDS) == subcommands()
     assert all(callable(command(name)) for name in COMMANDS)
+
+
+LINES = [
+    ["once"], ["--config", "x.ini", "-vv", "serve"], ["--config=once", "--log-format", "json", "check"],
+    ["-q", "status", "--max-age", "60", "--json"], ["requeue", "--all"], ["requeue", "<a@b>", "<c@d>"],
+    ["import", "devices", "d.csv", "--column", "A=name", "--dry-run"], ["tickets", "--status", "New"],
+    ["ticket", "note", "T20261127.0001", "called", "them"], ["outbox", "retry", "--failed"],
+    ["messages", "--limit", "5", "--since", "2026-12-01"], ["parse", "a.eml"],
+    ["copy-database", "sqlite:///x.db"], ["rules", "test", "a.eml", "--json"], ["web", "--port", "1"],
+]
+
+
+@pytest.mark.parametrize("argv", LINES, ids=lambda argv: next(w for w in argv if w in COMMANDS))
+def test_the_parser_of_one_command_reads_its_line_as_the_whole_parser_does(argv):
+    name = command_named(argv)
+    assert name == next(word for word in argv if word in COMMANDS)
+    assert vars(build_parser(name).parse_args(argv)) == vars(build_parser().parse_args(argv))
+
+
+@pytest.mark.parametrize("argv", [[], ["-h"], ["-h", "once"], ["--config"], ["bogus"], ["-x", "once"],
+                                  ["--log-format", "xml", "once"]])
+def test_a_line_without_a_clear_command_gets_the_whole_parser(argv):
+    assert command_named(argv) is None
+
+
+def test_every_line_is_tested_with_its_command_alone():
+    assert sorted({next(w for w in argv if w in COMMANDS) for argv in LINES}) == subcommands()
 
 
 def test_a_cron_pass_imports_neither_serve_nor_the_other_commands_nor_unconfigured_parts():

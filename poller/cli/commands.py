@@ -9,10 +9,12 @@ from __future__ import annotations
 import argparse
 import importlib
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from poller.config import Settings, load_settings
+if TYPE_CHECKING:
+    from poller.config import Settings
 
-Command = Callable[[Settings, argparse.Namespace], int]
+Command = Callable[["Settings", argparse.Namespace], int]
 
 # command → (module in poller.cli, function)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -41,5 +43,7 @@ def command(name: str) -> Command:
 
 def run(args: argparse.Namespace) -> int:
     """Load the settings and run the command named in args; return its exit code."""
+    from poller.config import load_settings  # not for --help and --version
+
     settings = load_settings(args.config)
     return command(args.command)(settings, args)
