@@ -6,8 +6,9 @@ from dataclasses import replace
 
 import pytest
 
-from poller.ates.decision import FLAG, NOTHING, Outcome, Step, StepKind, TicketFields
+from poller.ates.decision import TicketFields
 from poller.ates.directory import ContactMatch, DeviceMatch, Earlier, TicketRef
+from poller.ates.outcomes import FLAG, NOTHING, Outcome, Step, StepKind
 from poller.ates.policy import (
     AtesSettings,
     LimitSettings,

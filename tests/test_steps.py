@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from poller.ates.decision import FLAG, Purpose, Step, StepKind
+from poller.ates.outcomes import FLAG, Purpose, Step, StepKind
 from poller.ates.policy import MailboxSettings
 from poller.batches import refused_items
 from poller.service.steps import Due, MailboxSteps

@@ -11,9 +11,12 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from poller.ates.decision import STATUS_COMPLETE, Outcome
-from poller.ates.directory import TicketRef
+from poller.ates.outcomes import STATUS_COMPLETE, Outcome
+
+if TYPE_CHECKING:
+    from poller.ates.directory import TicketRef
 
 CREATED = "created"
 APPENDED = "appended"

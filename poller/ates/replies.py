@@ -7,7 +7,8 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from poller.ates.decision import STATUS_COMPLETE, Decision, Outcome, Reply, Step
+from poller.ates.decision import Decision, Reply
+from poller.ates.outcomes import STATUS_COMPLETE, Outcome, Step
 
 if TYPE_CHECKING:  # types only: the worker decides without loading the token reader or RE2
     from poller.ates.directory import Directory, TicketRef

@@ -10,19 +10,9 @@ import hmac
 from typing import TYPE_CHECKING
 
 from poller.ates import udf
-from poller.ates.decision import (
-    FLAG,
-    NOTHING,
-    STATUS_COMPLETE,
-    Decision,
-    NewContact,
-    Outcome,
-    Purpose,
-    Step,
-    StepKind,
-    TicketFields,
-)
+from poller.ates.decision import Decision, NewContact, TicketFields
 from poller.ates.lookups import customer_key, device_keys, duplicate_key
+from poller.ates.outcomes import FLAG, NOTHING, STATUS_COMPLETE, Outcome, Purpose, Step, StepKind
 from poller.ates.policy import AtesSettings, MailboxSettings, Policy, TicketSettings
 from poller.ates.replies import answered, arrived, noted
 from poller.mail.parsed import FORWARDED_TYPES, Attachment, ParsedMessage

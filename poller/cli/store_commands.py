@@ -6,7 +6,7 @@ import argparse
 import json
 from dataclasses import asdict
 
-from poller.ates.decision import Outcome
+from poller.ates.outcomes import Outcome
 from poller.ates.rules import decide
 from poller.cli.exits import EXIT_OK
 from poller.cli.output import dumps, show

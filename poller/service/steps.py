@@ -15,7 +15,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Protocol
 
-from poller.ates.decision import Purpose, Step, StepKind
+from poller.ates.outcomes import Purpose, Step, StepKind
 from poller.ates.policy import MailboxSettings
 from poller.ates.rules import plan
 from poller.batches import UID_BATCH, chunks, refused_items

@@ -27,8 +27,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from poller.ates.decision import Decision, Outcome, StepKind
+from poller.ates.decision import Decision
 from poller.ates.lookups import lookups_of
+from poller.ates.outcomes import Outcome, StepKind
 from poller.ates.reading import Reading, refused_by_server, too_large
 from poller.ates.rules import decide, quarantined
 from poller.batches import UID_BATCH, sized_chunks

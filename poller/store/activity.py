@@ -12,7 +12,7 @@ from __future__ import annotations
 import statistics
 from datetime import UTC, datetime, timedelta
 
-from poller.ates.decision import TICKET_OUTCOMES
+from poller.ates.outcomes import TICKET_OUTCOMES
 from poller.store.browse import rows
 from poller.store.database import iso
 from poller.store.engine import Engine

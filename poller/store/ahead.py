@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from poller.ates.decision import STATUS_COMPLETE, Outcome
 from poller.ates.directory import ContactMatch, DeviceMatch, Earlier
 from poller.ates.lookups import Lookups, UdfKey
+from poller.ates.outcomes import STATUS_COMPLETE, Outcome
 from poller.batches import SQL_BATCH, chunks
 from poller.store.database import EFFECT_OUTCOMES
 from poller.store.engine import Engine

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from poller.ates.decision import STATUS_COMPLETE, Outcome
+from poller.ates.outcomes import STATUS_COMPLETE, Outcome
 from poller.store.engine import Engine
 from poller.store.outbox import DROPPED, FAILED, PENDING, REJECTED
 

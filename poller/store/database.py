@@ -11,7 +11,7 @@ from pathlib import Path
 
 import peewee
 
-from poller.ates.decision import STATUS_COMPLETE
+from poller.ates.outcomes import STATUS_COMPLETE
 from poller.errors import StoreError
 from poller.paths import sqlite_file
 from poller.store.engine import (

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from poller.ates import events
-from poller.ates.decision import STATUS_COMPLETE, STATUS_NEW
 from poller.ates.expected import MISSED_TITLE, Expectation, missed_description
+from poller.ates.outcomes import STATUS_COMPLETE, STATUS_NEW
 from poller.ates.policy import TicketSettings
 from poller.store.database import iso
 from poller.store.engine import Engine

@@ -8,7 +8,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
-from poller.ates.decision import STATUS_COMPLETE, Outcome
+from poller.ates.outcomes import STATUS_COMPLETE, Outcome
 from poller.batches import SQL_BATCH, chunks
 from poller.store.database import iso
 from poller.store.engine import Engine

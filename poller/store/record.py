@@ -8,16 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from poller.ates import events, udf
-from poller.ates.decision import (
-    STATUS_COMPLETE,
-    STATUS_NEW,
-    TICKET_OUTCOMES,
-    TITLE_LIMIT,
-    Decision,
-    NewContact,
-    Outcome,
-    StepKind,
-)
+from poller.ates.decision import TITLE_LIMIT, Decision, NewContact
+from poller.ates.outcomes import STATUS_COMPLETE, STATUS_NEW, TICKET_OUTCOMES, Outcome, StepKind
 from poller.store.database import EFFECT_OUTCOMES, iso
 from poller.store.engine import Engine
 from poller.store.notes import attach, note_with_id, write_note

@@ -20,7 +20,7 @@ from peewee import (
     TextField,
 )
 
-from poller.ates.decision import STATUS_COMPLETE, STATUS_NEW
+from poller.ates.outcomes import STATUS_COMPLETE, STATUS_NEW
 
 database = DatabaseProxy()
 

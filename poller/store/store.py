@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from poller.ates import udf
-from poller.ates.decision import Outcome
 from poller.ates.directory import ContactMatch, DeviceMatch, Earlier, TicketRef
 from poller.ates.lookups import Lookups
+from poller.ates.outcomes import Outcome
 from poller.batches import SQL_BATCH, chunks
 from poller.store.ahead import ReadAhead, read_ahead
 from poller.store.database import iso

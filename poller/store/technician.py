@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from poller.ates import events
-from poller.ates.decision import STATUS_COMPLETE
+from poller.ates.outcomes import STATUS_COMPLETE
 from poller.store.database import changing, iso
 from poller.store.notes import write_note
 from poller.store.outbox import add_event

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 
-from poller.ates.decision import STATUS_COMPLETE
+from poller.ates.outcomes import STATUS_COMPLETE
 from poller.store.engine import Engine
 
 # A ticket's UDF values as one JSON object (text) by label, e.g. {"Kaseya Alert ID": "8932"}.

@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
-from poller.ates.decision import STATUS_COMPLETE, STATUS_NEW
+from poller.ates.outcomes import STATUS_COMPLETE, STATUS_NEW
 from poller.errors import StoreError
 from poller.store import activity, browse
 from poller.store.engine import Engine
