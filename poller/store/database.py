@@ -23,16 +23,6 @@ from poller.store.engine import (
     reason,
     shown,
 )
-from poller.store.schema import (
-    MODELS,
-    ExpectedArrival,
-    ExpectedMail,
-    Lease,
-    Outbox,
-    ProcessedMessage,
-    Standby,
-    Ticket,
-)
 from poller.store.views import create_views
 
 SQLITE_PRAGMAS = {
@@ -54,7 +44,13 @@ SCHEMA_VERSION = 10
 UNNAMED_MAILBOX = "(before several mailboxes)"
 
 
+# The steps below import the models as they run: opening a database of the current version
+# does not load them (peewee's model classes are a tenth of what an empty pass imports).
+
+
 def _create_missing_tables(db: Engine) -> None:
+    from poller.store.schema import MODELS
+
     existing = set(db.get_tables())
     db.create_tables([m for m in MODELS if m._meta.table_name not in existing])
 
@@ -63,6 +59,8 @@ def _mailboxes_and_ticket_fields(db: Engine) -> None:
     """Several mailboxes in one database: the processed-mail and pass logs name the mailbox
     (rows from before are named by step 5), and the exactly-once key includes it. Tickets get
     the fields their mailbox gives them, and the token's SubIssue."""
+    from poller.store.schema import ProcessedMessage
+
     for column in ("mailbox", "queue", "priority", "source", "issue_type", "sub_issue"):
         _add_column(db, "ticket", column, "TEXT")
     for table in ("processed_message", "pass_log"):
@@ -80,6 +78,8 @@ def _add_column(db: Engine, table: str, column: str, definition: str) -> None:
 
 def _add_outbox(db: Engine) -> None:
     """The event outbox of round-trip closure (the views come with every upgrade)."""
+    from poller.store.schema import Outbox
+
     db.create_tables([Outbox], safe=True)
 
 
@@ -111,6 +111,8 @@ def _race_free_keys(db: Engine) -> None:
     """Tickets get the key that no two open tickets of an organization share (older tickets
     have none: they are found by their UDF values as before); a mail has one effect; the
     tables of who serves a mailbox (poller.store.lease)."""
+    from poller.store.schema import Lease, Standby
+
     _add_column(db, "ticket", "open_key", "TEXT")
     db.sql(OPEN_KEY_INDEX)
     # Should an older release have logged two effects of one mail, the later rows get a
@@ -152,6 +154,8 @@ def _message_id_index(db: Engine) -> None:
 
 def _expected_mail(db: Engine) -> None:
     """The [[expect]] entries' windows, misses and arrivals."""
+    from poller.store.schema import ExpectedArrival, ExpectedMail
+
     db.create_tables([ExpectedMail, ExpectedArrival], safe=True)
 
 
@@ -169,6 +173,8 @@ def _name_the_unnamed_log(db: Engine) -> None:
 
 def _activity_indexes(db: Engine) -> None:
     """Indexes for looking at alerts over time and at open tickets by organization or device."""
+    from poller.store.schema import ProcessedMessage, Ticket
+
     for model in (Ticket, ProcessedMessage):
         model._schema.create_indexes(safe=True)
 
@@ -300,6 +306,8 @@ def _upgrade(db: Engine) -> None:
                              f"ates-poller's {SCHEMA_VERSION}: upgrade ates-poller")
         if version == SCHEMA_VERSION:
             return
+        from poller.store.schema import MODELS
+
         with db.bind_ctx(MODELS):  # the models' DDL, on this engine
             if "processed_message" not in db.get_tables():
                 db.create_tables(MODELS)
