@@ -7,9 +7,10 @@ from datetime import UTC, datetime
 
 from poller.config import load_settings
 from poller.service.pass_config import PassConfig
+from poller.service.pass_result import PassResult
 from poller.service.passes import opened_store
 from poller.service.reader import Reader
-from poller.service.worker import PassResult, Worker
+from poller.service.worker import Worker
 from poller.store import queries
 from poller.store.importer import import_file
 from testkit.fake_mailbox import FakeMailbox

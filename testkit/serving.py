@@ -18,12 +18,12 @@ from testkit.support import REPO
 # Prelude that makes each mail take DELAY seconds, so a test can act in the middle of a pass.
 SLOW = """
 import time
-import poller.service.worker as _w
-_original = _w.Worker._handle_one
+import poller.service.handling as _h
+_original = _h.NewMail._handle_one
 def _slow(self, *args, **kwargs):
     time.sleep({delay})
     return _original(self, *args, **kwargs)
-_w.Worker._handle_one = _slow
+_h.NewMail._handle_one = _slow
 """
 
 

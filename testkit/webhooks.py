@@ -9,8 +9,9 @@ from pathlib import Path
 from poller.config import load_settings
 from poller.service.delivery import DeliveryRun, deliver_pending
 from poller.service.pass_config import PassConfig
+from poller.service.pass_result import PassResult
 from poller.service.passes import opened_store
-from poller.service.worker import PassResult, Worker
+from poller.service.worker import Worker
 from poller.store import queries
 from poller.store.importer import import_file
 from testkit.fake_mailbox import FakeMailbox

@@ -33,7 +33,7 @@ def test_the_per_mail_log_line_and_the_listings_escape_control_characters(tmp_pa
                                                                          capsys):
     box = Harness(tmp_path)
     box.mailbox.add(_hostile(alert_mail(tok=token(AlertID="Kaseya:1"))))
-    with caplog.at_level(logging.INFO, logger="poller.service.worker"):
+    with caplog.at_level(logging.INFO, logger="poller.service.handling"):
         assert box.run().counts == {"created": 1}
     (line,) = [r.getMessage() for r in caplog.records if "outcome=" in r.getMessage()]
     assert "message_id=<a\\x1b]0;pwned\\x07b@x>" in line

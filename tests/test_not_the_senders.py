@@ -77,7 +77,7 @@ def _forward() -> bytes:
         "thunderbird", "apple-forward", "html-cite", "subject-re", "subject-fw", "subject-aw"])
 def test_a_token_that_is_not_the_senders_creates_and_appends_nothing(box, raw, why, caplog):
     (uid,) = box.mailbox.add(raw)
-    with caplog.at_level(logging.INFO, logger="poller.service.worker"):
+    with caplog.at_level(logging.INFO, logger="poller.service.handling"):
         result = box.run()
     assert result.counts == {"skipped": 1}
     (ticket,) = box.tickets()

@@ -6,8 +6,8 @@ test_refusals_imap.py."""
 from __future__ import annotations
 
 from poller.errors import MailboxUnavailable
+from poller.service.pass_result import PassResult
 from poller.service.passes import opened_store
-from poller.service.worker import PassResult
 from poller.store import queries
 from testkit.harness import Harness
 from testkit.support import alert_mail, token

@@ -68,8 +68,8 @@ def test_idle_is_renewed_and_comes_back_after_its_connection_is_cut(tmp_path, im
 # mail goes on once the stop request is seen.
 TERM_WITH_THE_7TH_MAIL_IN_HAND = """
 import os, signal, time
-import poller.service.worker as _w
-_original = _w.Worker._handle_one
+import poller.service.handling as _h
+_original = _h.NewMail._handle_one
 _calls = []
 def _handle(self, *args, **kwargs):
     _calls.append(1)
@@ -78,7 +78,7 @@ def _handle(self, *args, **kwargs):
         while not self.stop.is_set():
             time.sleep(0.01)
     return _original(self, *args, **kwargs)
-_w.Worker._handle_one = _handle
+_h.NewMail._handle_one = _handle
 """
 
 

@@ -31,7 +31,8 @@ from poller.errors import (
 )
 from poller.imap.mailbox import Mailbox
 from poller.service.pass_config import PassConfig
-from poller.service.worker import PassResult, Worker
+from poller.service.pass_result import PassResult
+from poller.service.worker import Worker
 from poller.store.database import open_database
 from poller.store.lease import LeaseLost
 from poller.store.store import Store

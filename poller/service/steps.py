@@ -17,7 +17,6 @@ from typing import Protocol
 
 from poller.ates.outcomes import Purpose, Step, StepKind
 from poller.ates.policy import MailboxSettings
-from poller.ates.rules import plan
 from poller.batches import UID_BATCH, chunks, refused_items
 from poller.clock import Clock
 from poller.errors import MailboxError, MailboxUnavailable
@@ -78,6 +77,8 @@ class MailboxSteps:
         done = [row.row_id for row in pending
                 if row.uidvalidity != uidvalidity or row.uid not in present]
         due, replanned = [], []
+        from poller.ates.rules import plan  # the rules load when there is a step to plan
+
         for row in current:
             if row.uid not in present:
                 continue  # already moved, or gone; a folder recreated has another uidvalidity
