@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 
-from poller.mail.headers import printable
+from poller.mail.printable import printable
 from testkit.harness import Harness
 from testkit.support import alert_mail, poller, token
 

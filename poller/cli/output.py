@@ -14,7 +14,7 @@ import re
 import sys
 from datetime import UTC, datetime
 
-from poller.mail.headers import printable
+from poller.mail.printable import printable
 
 # What JSON output writes as \uXXXX besides what json.dumps escapes: DEL and C1 controls, the
 # line and paragraph separators, the bidi marks, embeddings, overrides and isolates.

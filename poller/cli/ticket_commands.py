@@ -11,7 +11,7 @@ from poller.cli.exits import EXIT_CONFIG, EXIT_OK
 from poller.cli.output import dumps, show
 from poller.clock import utc_now
 from poller.config import Settings
-from poller.mail.headers import printable
+from poller.mail.printable import printable
 from poller.service.delivery import deliver_pending
 from poller.service.passes import opened_store
 from poller.store import outbox, queries, technician

@@ -7,7 +7,7 @@ import logging
 from dataclasses import dataclass, field
 
 from poller.imap.mailbox import Mailbox
-from poller.mail.headers import printable
+from poller.mail.printable import printable
 
 logger = logging.getLogger("poller")
 

@@ -10,7 +10,6 @@ References are taken from the raw header block here.
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 
 # a header name at the start of a line (the look-behind keeps a search linear too)
@@ -111,18 +110,3 @@ def split_headers(raw: bytes) -> Split:
 
 def _unfolded(parts: list[bytes]) -> str:
     return " ".join(b" ".join(parts).decode("utf-8", "replace").split())
-
-
-def printable(text: str, keep: str = "") -> str:
-    """Return text fit for one log line or a terminal: characters that do not print (control
-    characters such as ESC or CR, line breaks, bidi overrides) are written as escapes (\\x1b);
-    keep names characters to leave as they are ("\\n" for a text of several lines)."""
-    if text.isprintable():
-        return text
-    return "".join(c if c in keep or not _hidden(c) else c.encode("unicode_escape").decode("ascii")
-                   for c in text)
-
-
-def _hidden(char: str) -> bool:
-    category = unicodedata.category(char)
-    return category[0] == "C" or category in ("Zl", "Zp")

@@ -32,7 +32,7 @@ from poller.ates.rules import decide, quarantined
 from poller.batches import UID_BATCH, sized_chunks
 from poller.clock import Clock
 from poller.errors import StoreUnavailable
-from poller.mail.headers import printable
+from poller.mail.printable import printable
 from poller.service.fetching import Fetcher, Fetching
 from poller.service.pass_config import PassConfig
 from poller.service.steps import Due, MailboxSteps

@@ -27,7 +27,7 @@ from typing import IO, TYPE_CHECKING
 import poller
 from poller.ates.reading import Reading
 from poller.errors import ReaderError
-from poller.mail.headers import printable
+from poller.mail.printable import printable
 from poller.service.reading_helper import PAGE, READY, receive, send
 
 if TYPE_CHECKING:

@@ -29,7 +29,7 @@ from poller.config.webhook import WebhookSettings
 from poller.deadline import Stopped
 from poller.deadline import post as bounded_post
 from poller.errors import WebhookRefused, WebhookUnreachable
-from poller.mail.headers import printable
+from poller.mail.printable import printable
 from poller.store.database import iso
 
 # Bytes of an answer read (and thrown away): receivers say what they want in the status line.

@@ -9,16 +9,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from poller.ates import udf
-from poller.ates.directory import ContactMatch, DeviceMatch, Earlier, TicketRef
-from poller.ates.lookups import Lookups
 from poller.ates.outcomes import Outcome
 from poller.batches import SQL_BATCH, chunks
-from poller.store.ahead import ReadAhead, read_ahead
 from poller.store.database import iso
 from poller.store.engine import Engine
 from poller.store.lease import check_fence
+
+if TYPE_CHECKING:
+    from poller.ates.directory import ContactMatch, DeviceMatch, Earlier, TicketRef
+    from poller.ates.lookups import Lookups
+    from poller.store.ahead import ReadAhead
 
 LOCAL_ID = 0  # the id of the MSP's own organization in a store that passes made
 
@@ -69,6 +72,8 @@ class Store:
     def read_ahead(self, wanted: Lookups) -> None:
         """Answer the look-ups WANTED from now on with what the database says now (call it in
         the transaction that decides, and forget_ahead when it ends)."""
+        from poller.store.ahead import read_ahead  # not for a pass without mail
+
         self.ahead = read_ahead(self.db, self._known_udf, wanted)
 
     def forget_ahead(self) -> None:
@@ -80,6 +85,9 @@ class Store:
         ahead = self.ahead
         if ahead is not None and key in getattr(ahead, _ANSWERS.get(field, field)):
             return ahead
+        from poller.ates.lookups import Lookups
+        from poller.store.ahead import read_ahead
+
         return read_ahead(self.db, self._known_udf, Lookups(**{field: {key}}))
 
     def close(self) -> None:
@@ -123,7 +131,7 @@ class Store:
     def ticket_by_number(self, number: str) -> TicketRef | None:
         rows = self._rows("SELECT id, number, organization_id, status FROM ticket WHERE number = ?",
                           (number.strip(),))
-        return TicketRef(*rows[0]) if rows else None
+        return _ticket(rows)
 
     def ticket_by_message_ids(self, message_ids: tuple[str, ...]) -> TicketRef | None:
         """Return the ticket a mail with one of these Message-IDs was made from, appended or
@@ -135,13 +143,13 @@ class Store:
             "SELECT t.id, t.number, t.organization_id, t.status FROM processed_message p "
             f"JOIN ticket t ON t.id = p.ticket_id WHERE p.message_id IN ({marks}) "
             f"AND p.outcome IN {THREADED_OUTCOMES} ORDER BY p.id DESC LIMIT 1", message_ids)
-        return TicketRef(*rows[0]) if rows else None
+        return _ticket(rows)
 
     def missed_ticket(self, name: str) -> TicketRef | None:
         """Return the ticket the misses of the [[expect]] entry opened, or None."""
         rows = self._rows("SELECT t.id, t.number, t.organization_id, t.status FROM expected_mail "
                           "e JOIN ticket t ON t.id = e.ticket_id WHERE e.name = ?", (name,))
-        return TicketRef(*rows[0]) if rows else None
+        return _ticket(rows)
 
     def _all_udfs(self) -> dict[tuple[str, str], int]:
         return {(entity, label): udf_id for udf_id, entity, label in
@@ -249,6 +257,14 @@ class Store:
         elif local[0][1] != self._local_name:
             self.db.sql("UPDATE organization SET name = ? WHERE id = ?",
                         (self._local_name, local[0][0]))
+
+
+def _ticket(rows: list[tuple]) -> TicketRef | None:
+    """Return the ticket of the first of ROWS (id, number, organization_id, status), if any."""
+    # The look-ups' types load with the first mail that needs them, not with every pass.
+    from poller.ates.directory import TicketRef
+
+    return TicketRef(*rows[0]) if rows else None
 
 
 def decided(db: Engine, mailbox: str, folder: str, uidvalidity: int, uids: list[int]) -> set[int]:
