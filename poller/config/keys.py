@@ -9,8 +9,6 @@ likely is a value that went missing.
 
 from __future__ import annotations
 
-import difflib
-
 KEYS: dict[str, tuple[str, ...]] = {
     "imap": ("host", "port", "security", "username", "auth", "password", "password_file",
              "folder", "name", "cafile", "verify", "timeout", "search", "fetch_chunk"),
@@ -72,11 +70,11 @@ def unknown_key(section: str, key: str) -> str:
     elsewhere = [name for name, keys in KEYS.items() if key in keys]
     if elsewhere:
         hint = f"`{key}` belongs in [{elsewhere[0]}]"
-    elif difflib.get_close_matches(key, KEYS[section], n=1, cutoff=0.6):
+    elif _close(key, list(KEYS[section]), 0.6):
         hint = _closest(key, list(KEYS[section]), "{}")
     else:  # a typo of a key of another section?
         other = {k: name for name, keys in KEYS.items() for k in keys if name != section}
-        found = difflib.get_close_matches(key, list(other), n=1, cutoff=0.75)
+        found = _close(key, list(other), 0.75)
         hint = (f"did you mean `{found[0]}` in [{other[found[0]]}]?" if found
                 else _closest(key, list(KEYS[section]), "{}"))
     return f"[{section}] {key}: unknown key ({hint})"
@@ -92,9 +90,15 @@ def unknown_variable(name: str) -> str:
 
 def _closest(word: str, known: list[str], shape: str, *, listed: bool = True) -> str:
     """Return "did you mean `…`?" for the closest of KNOWN, else (LISTED) the known names."""
-    found = difflib.get_close_matches(word, known, n=1, cutoff=0.6) or \
-        difflib.get_close_matches(word.lower(), [k.lower() for k in known], n=1, cutoff=0.6)
+    found = _close(word, known, 0.6) or _close(word.lower(), [k.lower() for k in known], 0.6)
     if found:
         best = next((k for k in known if k.lower() == found[0].lower()), found[0])
         return f"did you mean `{shape.format(best)}`?"
     return "known: " + ", ".join(shape.format(k) for k in known) if listed else ""
+
+
+def _close(word: str, known: list[str], cutoff: float) -> list[str]:
+    """Return the one of KNOWN closest to WORD, in a list, if any is close enough."""
+    import difflib  # only to word an error: settings that load never need it
+
+    return difflib.get_close_matches(word, known, n=1, cutoff=cutoff)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,7 +96,7 @@ def default_lock_file(database_url: str, mailbox_key: str) -> str:
     path = sqlite_file(database_url)
     if path is not None:
         return f"{path}.{_LOCK_NAME_RE.sub('_', mailbox_key)[:80]}-{digest}.lock"
-    return str(Path(tempfile.gettempdir()) / f"ates-poller-{digest}.lock")
+    return str(_temp_dir() / f"ates-poller-{digest}.lock")
 
 
 def outbox_lock_file(database_url: str) -> str:
@@ -107,6 +106,11 @@ def outbox_lock_file(database_url: str) -> str:
     if path is not None:
         return f"{path}.outbox.lock"
     digest = hashlib.sha256(database_url.encode("utf-8")).hexdigest()[:16]
-    return str(Path(tempfile.gettempdir()) / f"ates-poller-outbox-{digest}.lock")
+    return str(_temp_dir() / f"ates-poller-outbox-{digest}.lock")
 
 
+def _temp_dir() -> Path:
+    """Return the directory for lock files of a database that is no SQLite file."""
+    import tempfile  # not for the usual lock beside an SQLite file
+
+    return Path(tempfile.gettempdir())

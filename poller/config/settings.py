@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
 import re
@@ -350,6 +349,8 @@ def _loopback(host: str) -> bool:
     localhost counts as remote)."""
     if host.lower() == "localhost" or host.lower().endswith(".localhost"):
         return True
+    import ipaddress  # only for a webhook on plain http
+
     try:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
