@@ -52,6 +52,9 @@ class FakeMailbox:
     def existing(self, uids: list[int]) -> set[int]:
         return {uid for uid in uids if uid in self.mails}
 
+    def larger(self, uids: list[int], size: int) -> set[int]:
+        return {uid for uid in uids if uid in self.mails and len(self.mails[uid]) > size}
+
     def sizes(self, uids: list[int]) -> dict[int, int]:
         self.sized.append(list(uids))
         return {uid: len(self.mails[uid]) for uid in uids if uid in self.mails}

@@ -294,6 +294,21 @@ def test_sizes_come_first_in_one_fetch_and_chunks_are_cut_by_bytes(box):
     assert box.mailbox.fetched == [uids[:2], [uids[2]], [uids[3]], [uids[4]]]
 
 
+def test_only_mail_larger_than_its_share_of_a_chunk_has_its_size_fetched(box):
+    # halves of 512 KiB in chunks of 4: a mail's share is 128 KiB
+    box.configure(imap={"fetch_chunk": "4"}, limits={"max_fetch_bytes": str(1024 * 1024)})
+
+    def mail(n: int, kib: int) -> bytes:
+        return alert_mail(body=("x" * 70 + "\n") * (kib * 1024 // 71),
+                          tok=token(AlertID=f"Kaseya:{n}"))
+
+    uids = box.mailbox.add(mail(1, 1), mail(2, 200), mail(3, 1), mail(4, 1), mail(5, 1))
+    assert box.run().counts == {"created": 5}
+    assert box.mailbox.sized == [[uids[1]]]
+    # the small ones count as 128 KiB each: 128 + 200 + 128, then 128 more would be over 512
+    assert box.mailbox.fetched == [uids[:3], uids[3:]]
+
+
 def test_a_mail_over_the_time_budget_is_quarantined_and_the_pass_goes_on(tmp_path):
     with Reader(misreading.read) as reader:
         box = Harness(tmp_path, reader, limits={"max_read_seconds": "1"})

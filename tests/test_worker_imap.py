@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import pytest
 
+from poller.config import load_settings
+from poller.imap.mailbox import Mailbox
 from testkit.proxy import TcpProxy
 from testkit.support import (
     alert_mail,
@@ -178,3 +180,18 @@ def test_a_target_that_is_the_watched_folder_on_the_server_is_refused_not_looped
     capsys.readouterr()
     assert poller(config, "status", "--no-mailbox") == 1
     assert "that is the watched folder itself" in capsys.readouterr().out
+
+
+def test_the_server_names_the_mail_larger_than_a_size(tmp_path, server_account):
+    """What a pass fetches the size of (poller.service.fetching): the mail the server finds
+    LARGER, of the UIDs asked about."""
+    for body in ("small", "x" * 20_000, "small too"):
+        server_account.append("INBOX", alert_mail(body=body))
+    settings = load_settings(write_settings(tmp_path, server_account))
+    with Mailbox(settings.imap) as mailbox:
+        mailbox.select("INBOX")
+        uids = mailbox.search("ALL")
+        assert len(uids) == 3
+        assert mailbox.larger(uids, 10_000) == {uids[1]}
+        assert mailbox.larger([uids[0], uids[2]], 10_000) == set()
+        assert mailbox.larger(uids, 100) == set(uids)

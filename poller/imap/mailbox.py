@@ -244,6 +244,11 @@ class Mailbox:
             uids = self._client().search(f"{criteria} NOT DELETED")
         return sorted(uids)
 
+    def larger(self, uids: list[int], size: int) -> set[int]:
+        """Return those of UIDS (lowest first) that are larger than SIZE bytes: one SEARCH,
+        however many UIDs."""
+        return set(self.search(f"UID {uids[0]}:{uids[-1]} LARGER {size}")).intersection(uids)
+
     def sizes(self, uids: list[int]) -> dict[int, int]:
         """Return RFC822.SIZE for each UID that still exists."""
         out: dict[int, int] = {}

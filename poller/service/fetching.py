@@ -25,6 +25,7 @@ LOSSES = 2
 
 
 class Fetching(Protocol):
+    def larger(self, uids: list[int], size: int) -> set[int]: ...
     def sizes(self, uids: list[int]) -> dict[int, int]: ...
     def fetch(self, uids: list[int]) -> dict[int, bytes]: ...
 
@@ -38,9 +39,20 @@ class Fetcher:
         self.lost = lost
         self.refused: dict[int, str] = {}
 
-    def sizes(self, uids: list[int]) -> dict[int, int]:
-        """Return RFC822.SIZE of each UID still there and not refused."""
-        return self._refusing(self.mailbox.sizes, uids)
+    def sizes(self, uids: list[int], bound: int) -> dict[int, int]:
+        """Return the size of each UID (lowest first), as far as the pass needs it: BOUND for
+        mail no larger (a SEARCH finds the larger ones: FETCHing 10,000 sizes took a backlog's
+        worker a twentieth of its time), RFC822.SIZE for the rest that are still there and not
+        refused."""
+        try:
+            larger = self.mailbox.larger(uids, bound) if uids else set()
+        except MailboxUnavailable:
+            raise
+        except MailboxError:  # a server that cannot SEARCH so: every size is fetched
+            return self._refusing(self.mailbox.sizes, uids)
+        sizes = dict.fromkeys((uid for uid in uids if uid not in larger), bound)
+        sizes.update(self._refusing(self.mailbox.sizes, [uid for uid in uids if uid in larger]))
+        return sizes
 
     def fetch(self, uids: list[int]) -> dict[int, bytes]:
         """Return the raw mail of each UID still there and not refused."""

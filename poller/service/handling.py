@@ -76,7 +76,9 @@ class NewMail:
         result = self.result
         limits = self.config.policy.limits
         fetcher = Fetcher(self.mailbox, result.lost)
-        sizes = fetcher.sizes(new)
+        # what each mail may take of a chunk's half of the budget, when chunks are full
+        share = min(limits.max_fetch_bytes // 2 // self.config.fetch_chunk, limits.max_message_bytes)
+        sizes = fetcher.sizes(new, share)
         unread = {uid: too_large(size, limits.max_message_bytes) for uid, size in sizes.items()
                   if size > limits.max_message_bytes}
         unread.update(_refused(fetcher, new))
