@@ -136,15 +136,16 @@ def test_a_mail_whose_writes_are_rolled_back_leaves_no_answer_read_ahead_behind(
     its ticket rolled back, and neither the next alert (which may get the same ticket id) nor
     the first alert's clear may take the rolled-back ticket for an open one."""
     for engine_class in (engine.SqliteEngine, engine.PostgresEngine):
-        original = engine_class.sql
+        for method in ("sql", "insert"):
+            original = getattr(engine_class, method)
 
-        def failing(self, text, params=(), original=original):
-            if text.startswith("INSERT INTO processed_message") and \
-                    "<boom@x>" in params and "created" in params:
-                raise engine.DatabaseFailed("the log row cannot be written")
-            return original(self, text, params)
+            def failing(self, text, params=(), original=original):
+                if text.startswith("INSERT INTO processed_message") and \
+                        "<boom@x>" in params and "created" in params:
+                    raise engine.DatabaseFailed("the log row cannot be written")
+                return original(self, text, params)
 
-        monkeypatch.setattr(engine_class, "sql", failing)
+            monkeypatch.setattr(engine_class, method, failing)
     box.mailbox.add(
         alert_mail(subject="Disk full on SRV1", message_id="<boom@x>",
                    tok=token(CustomerID="Kaseya:100", AlertID="Kaseya:1")),

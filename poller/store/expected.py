@@ -135,10 +135,10 @@ def _create(db: Engine, entry: Expectation, text: str, mailbox: str,
         if device is None:
             notes.append(f"No device {entry.device!r} in the organization; the ticket has none.")
     stamp = iso(now)
-    ticket_id = db.sql(
+    ticket_id = db.insert(
         "INSERT INTO ticket (number, title, description, status, organization_id, device_id, "
         "occurrences, created, updated, mailbox, queue, priority, source, issue_type) "
-        "VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        "VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?)",
         (next_ticket_number(db, now), MISSED_TITLE.format(name=entry.name), text, STATUS_NEW,
          organization, device, stamp, stamp, mailbox, tickets.queue or None,
          entry.priority or tickets.priority or None, tickets.source or None,

@@ -42,7 +42,7 @@ def _write(store: Store, plan: Plan, now: datetime) -> None:
     table = {"organizations": "organization", "devices": "device", "contacts": "contact"}[
         plan.kind]
     stamp = iso(now)
-    sql = store.db.sql
+    sql, insert = store.db.sql, store.db.insert
     for row in plan.rows:
         entity_id = row.entity_id
         # the column names come from import_plan.FIXED, never from the file
@@ -52,9 +52,9 @@ def _write(store: Store, plan: Plan, now: datetime) -> None:
                      "devices": {"organization_id": row.organization_id},
                      "contacts": {"organization_id": row.organization_id}}[plan.kind]
             names = [*columns, *extra, "created"]
-            entity_id = sql(f"INSERT INTO {table} ({', '.join(names)}) VALUES "
-                            f"({', '.join('?' * len(names))}) RETURNING id",
-                            (*row.values.values(), *extra.values(), stamp)).fetchall()[0][0]
+            entity_id = insert(f"INSERT INTO {table} ({', '.join(names)}) VALUES "
+                               f"({', '.join('?' * len(names))})",
+                               (*row.values.values(), *extra.values(), stamp)).fetchall()[0][0]
         elif columns:
             sql(f"UPDATE {table} SET {', '.join(f'{c} = ?' for c in columns)} WHERE id = ?",
                 (*row.values.values(), entity_id))

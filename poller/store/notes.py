@@ -26,8 +26,8 @@ def write_note(db: Engine, ticket_id: int, kind: str, title: str, text: str,
 def note_with_id(db: Engine, ticket_id: int, kind: str, title: str, text: str,
                   now: datetime) -> int:
     """Add a note to the ticket; return its id."""
-    return db.sql("INSERT INTO ticket_note (ticket_id, kind, title, text, created) "
-                  "VALUES (?, ?, ?, ?, ?) RETURNING id",
+    return db.insert("INSERT INTO ticket_note (ticket_id, kind, title, text, created) "
+                     "VALUES (?, ?, ?, ?, ?)",
                   (ticket_id, kind, title[:TITLE_LIMIT], text, iso(now))).fetchall()[0][0]
 
 

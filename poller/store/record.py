@@ -144,12 +144,11 @@ class Recorder:
                           decision.reply.text or None, now)
         ticket_sql, ticket_param = (new.sql() if new else
                                     ("?", ticket[0] if ticket else decision.ticket_id))
-        row = LogRow(store, key.fingerprint, db.sql(
+        row = LogRow(store, key.fingerprint, db.insert(
             "INSERT INTO processed_message (mailbox, folder, uidvalidity, uid, message_id, "
             "fingerprint, subject, outcome, reason, ticket_id, action, purpose, mailbox_done, "
             f"created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, {ticket_sql}, ?, ?, ?, ?, ?) "
-            f"ON CONFLICT (fingerprint) WHERE outcome IN {EFFECT_OUTCOMES} DO NOTHING "
-            "RETURNING id",
+            f"ON CONFLICT (fingerprint) WHERE outcome IN {EFFECT_OUTCOMES} DO NOTHING",
             (key.mailbox, key.folder, key.uidvalidity, key.uid, key.message_id, key.fingerprint,
              (alert.title if alert else subject)[:TITLE_LIMIT], decision.outcome.value,
              decision.reason, ticket_param, str(decision.step),
@@ -221,12 +220,6 @@ class LogRow:
         return self._id
 
 
-def _insert(db: Engine, sql: str, params: tuple[object, ...]) -> int:
-    """Run an INSERT … RETURNING id; return the id (the engines agree on RETURNING, not on
-    lastrowid)."""
-    return db.sql(sql, params).fetchall()[0][0]
-
-
 def _appending(db: Engine, decision: Decision) -> Decision:
     """Return the decision to append to the open ticket that won the race for decision's key
     (it is committed: the INSERT that lost waited for it)."""
@@ -246,13 +239,13 @@ def _create(store: Store, number: str, mailbox: str, decision: Decision, alert: 
     db = store.db
     stamp = iso(now)
     fields = decision.fields
-    new = NewTicket(number, db.sql(
+    new = NewTicket(number, db.insert(
         "INSERT INTO ticket (number, title, description, status, organization_id, contact_id, "
         "device_id, occurrences, created, updated, mailbox, queue, priority, source, "
         "issue_type, sub_issue, open_key) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
         f"ON CONFLICT (organization_id, open_key) WHERE status <> '{STATUS_COMPLETE}' "
-        "DO NOTHING RETURNING id",
+        "DO NOTHING",
         (number, alert.title, alert.description, STATUS_NEW, decision.organization_id,
          decision.contact_id, decision.device_id, stamp, stamp, mailbox, fields.queue,
          fields.priority, fields.source, fields.issue_type, fields.sub_issue,
@@ -344,7 +337,8 @@ def _note_reply(db: Engine, decision: Decision, now: datetime) -> tuple[int, str
 
 def _create_contact(db: Engine, organization_id: int | None, new: NewContact,
                     now: datetime) -> int:
-    return _insert(
-        db, "INSERT INTO contact (organization_id, first_name, last_name, email, created) "
-        "VALUES (?, ?, ?, ?, ?) RETURNING id",
-        (organization_id, new.first_name, new.last_name, new.email.strip().lower(), iso(now)))
+    return db.insert(
+        "INSERT INTO contact (organization_id, first_name, last_name, email, created) "
+        "VALUES (?, ?, ?, ?, ?)",
+        (organization_id, new.first_name, new.last_name, new.email.strip().lower(),
+         iso(now))).fetchall()[0][0]
