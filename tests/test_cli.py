@@ -99,7 +99,8 @@ def test_a_cron_pass_imports_neither_serve_nor_the_other_commands_nor_unconfigur
                 "poller.service.health", "poller.cli.service_commands", "mailparser",
                 "poller.service.scheduler", "poller.store.technician", "poller.service.handling",
                 "poller.service.reader", "poller.ates.rules", "poller.ates.decision",
-                "poller.store.record", "poller.store.schema", "poller.mail.parsed"}
+                "poller.store.record", "poller.store.schema", "poller.mail.parsed",
+                "poller.store.views"}
     assert loaded & unwanted == set()
 
 

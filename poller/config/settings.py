@@ -36,12 +36,12 @@ from poller.config.source import SettingsSource
 from poller.config.web import WebSettings, read_web_settings
 from poller.config.webhook import WebhookSettings, masked_url, read_webhook_settings
 from poller.errors import ConfigError
+from poller.folders import same_folder
+from poller.paths import POSTGRES_SCHEMES, anchored, anchored_sqlite_url, masked_database_url
 
 if TYPE_CHECKING:  # loaded with a rules file only
     from poller.ates.expected import Expectation
     from poller.ates.mailrules import RuleSet
-from poller.folders import same_folder
-from poller.paths import POSTGRES_SCHEMES, anchored, anchored_sqlite_url, masked_database_url
 
 logger = logging.getLogger(__name__)
 

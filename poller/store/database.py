@@ -23,7 +23,6 @@ from poller.store.engine import (
     reason,
     shown,
 )
-from poller.store.views import create_views
 
 SQLITE_PRAGMAS = {
     "journal_mode": "wal",
@@ -316,5 +315,7 @@ def _upgrade(db: Engine) -> None:
             else:
                 for step in range(version + 1, SCHEMA_VERSION + 1):
                     MIGRATIONS[step](db)
+        from poller.store.views import create_views
+
         create_views(db)
         _set_version(db, SCHEMA_VERSION)
