@@ -74,11 +74,12 @@ class Worker:
         decided = self.store.decided(config.name, config.folder, uidvalidity, uids)
         new = [uid for uid in uids if uid not in decided]
         if new:
-            from poller.service.handling import NewMail  # what an empty pass does not need
-
-            mail = NewMail(config, self.mailbox, self.store, self.clock, self.stop, steps, result)
             with self._reading() as reader:
-                reader.start()  # it starts while the sizes and the first chunk are fetched
+                reader.start()  # it starts while the rest is loaded and the first chunk fetched
+                from poller.service.handling import NewMail  # what an empty pass does not need
+
+                mail = NewMail(config, self.mailbox, self.store, self.clock, self.stop, steps,
+                               result)
                 mail.handle(uidvalidity, new, reader)
             steps.carry_out(mail.moves)
         result.seconds = time.monotonic() - started
