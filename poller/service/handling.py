@@ -7,8 +7,10 @@ the end of the pass), (3) the log rows are marked done. A crash between any two 
 repaired by the next pass: a mail with a log row is never decided again, and a row whose
 mailbox step is not done has that step repeated, planned from the settings of the day.
 
-Memory is bounded by bytes: the sizes of the new mail are fetched first, and chunks are cut at
-half of [limits] max_fetch_bytes, so that the chunk in hand and the one read ahead fit in it.
+Memory is bounded by bytes: the sizes of the new mail are learnt first (a SEARCH names the mail
+larger than its share of a chunk, whose sizes are fetched; poller.service.fetching), and chunks
+are cut at half of [limits] max_fetch_bytes, so that the chunk in hand and the one read ahead
+fit in it.
 Mail is read in a helper process (poller.service.reader), each within [limits]
 max_read_seconds. Mail the server will not hand over is quarantined (poller.service.fetching).
 Loaded by a pass that finds new mail: the rules, the recorder and the helper's readings are
@@ -77,7 +79,8 @@ class NewMail:
         limits = self.config.policy.limits
         fetcher = Fetcher(self.mailbox, result.lost)
         # what each mail may take of a chunk's half of the budget, when chunks are full
-        share = min(limits.max_fetch_bytes // 2 // self.config.fetch_chunk, limits.max_message_bytes)
+        share = min(limits.max_fetch_bytes // 2 // self.config.fetch_chunk,
+                    limits.max_message_bytes)
         sizes = fetcher.sizes(new, share)
         unread = {uid: too_large(size, limits.max_message_bytes) for uid, size in sizes.items()
                   if size > limits.max_message_bytes}
