@@ -122,7 +122,8 @@ def test_without_the_driver_a_postgresql_url_says_what_to_install(tmp_path):
 
 
 def test_an_sqlite_pass_does_not_import_the_driver(tmp_path):
-    config = write_settings(tmp_path, None)  # the database opened, the mailbox unreachable
+    # the database opened, the mailbox unreachable (and not tried again)
+    config = write_settings(tmp_path, None, retry={"attempts": "1"})
     done = run_subprocess(config, "once", prelude=(
         "import atexit, sys\n"
         "atexit.register(lambda: print('driver:', 'psycopg' in sys.modules, file=sys.stderr))"))
